@@ -1,0 +1,3 @@
+//! A batteries-included starter for embedded Shopify apps.
+
+pub mod shopify;

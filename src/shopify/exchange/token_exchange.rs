@@ -1,0 +1,192 @@
+//! `exchange_using_token_exchange`: a session token in, an Admin API access token out.
+
+use serde_json::{Value, json};
+
+use super::{
+    exchange_failure, expiry, network_failure, oauth_error, redact_token_body, retry_after,
+    string_member,
+};
+use crate::shopify::ShopifyApp;
+use crate::shopify::model::{
+    AccessMode, AccessToken, HttpLog, IdTokenDetails, Log, Res, TokenExchangeResult, User,
+    json_truthy,
+};
+use crate::shopify::protocol;
+use crate::shopify::shop::{SHOP_SUFFIX, shop_domain_from_dest};
+
+const ATTEMPTS: usize = 3;
+
+impl ShopifyApp {
+    /// Exchanges a verified, exchangeable session token for an access token of `access_mode`.
+    ///
+    /// `expiring` asks for an expiring offline token with a refresh token (online tokens
+    /// always expire). A rejected session token answers with `invalid_token_response`, so the
+    /// client fetches a fresh one and retries.
+    pub async fn exchange_using_token_exchange(
+        &self,
+        access_mode: AccessMode,
+        id_token: &IdTokenDetails,
+        invalid_token_response: Option<Res>,
+        expiring: bool,
+    ) -> TokenExchangeResult {
+        let config_error = |detail: &str| {
+            exchange_failure(
+                None,
+                "configuration_error",
+                detail,
+                protocol::configuration_error(),
+                Vec::new(),
+            )
+        };
+        if access_mode == AccessMode::Online && !expiring {
+            return config_error("online access tokens always expire: expiring must be true");
+        }
+        if !id_token.exchangeable {
+            return config_error("this session token cannot be exchanged");
+        }
+        if id_token.token.is_empty() {
+            return config_error("the session token is empty");
+        }
+        let Some(domain) = id_token
+            .claims
+            .get("dest")
+            .and_then(Value::as_str)
+            .and_then(shop_domain_from_dest)
+        else {
+            return config_error("the session token's dest is not a myshopify.com shop");
+        };
+        let shop = domain[..domain.len() - SHOP_SUFFIX.len()].to_owned();
+
+        let requested_token_type = match access_mode {
+            AccessMode::Online => "urn:shopify:params:oauth:token-type:online-access-token",
+            AccessMode::Offline => "urn:shopify:params:oauth:token-type:offline-access-token",
+        };
+        let body = json!({
+            "client_id": self.config.client_id,
+            "client_secret": self.config.client_secret,
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": id_token.token,
+            "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+            "requested_token_type": requested_token_type,
+            "expiring": u8::from(expiring),
+        });
+
+        let mut http_logs = Vec::new();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let response = match self.post_oauth(&domain, &body).await {
+                Ok(response) => response,
+                Err(error) => return network_failure(shop, error, http_logs),
+            };
+            let logged = Res {
+                body: redact_token_body(&response.body),
+                ..response.clone()
+            };
+            if response.status == 200 {
+                let now = self.clock.now();
+                let Some(access_token) =
+                    parse_access_token(&response.body, &shop, access_mode, now)
+                else {
+                    http_logs.push(HttpLog::new(
+                        "exchange_error",
+                        "Shopify's answer is not a token",
+                        logged,
+                    ));
+                    return exchange_failure(
+                        Some(shop),
+                        "exchange_error",
+                        "Shopify's answer is not a token",
+                        Res::new(500, ""),
+                        http_logs,
+                    );
+                };
+                http_logs.push(HttpLog::new("success", "token exchange succeeded", logged));
+                return TokenExchangeResult {
+                    ok: true,
+                    shop: Some(shop),
+                    log: Log::new(
+                        "success",
+                        format!(
+                            "exchanged the session token for an {} access token",
+                            access_mode.as_str()
+                        ),
+                    ),
+                    response: Res::new(200, ""),
+                    access_token: Some(access_token),
+                    http_logs,
+                };
+            }
+            if response.status == 429 {
+                if attempt < ATTEMPTS {
+                    let wait = retry_after(&response);
+                    http_logs.push(HttpLog::new(
+                        "rate_limited_retry",
+                        format!("rate limited; retrying in {}s", wait.as_secs_f64()),
+                        logged,
+                    ));
+                    self.clock.sleep(wait).await;
+                    continue;
+                }
+                http_logs.push(HttpLog::new(
+                    "rate_limit_exceeded",
+                    "still rate limited after 3 attempts",
+                    logged,
+                ));
+                return exchange_failure(
+                    Some(shop),
+                    "rate_limit_exceeded",
+                    "still rate limited after 3 attempts",
+                    protocol::too_many_requests(),
+                    http_logs,
+                );
+            }
+            let error = oauth_error(&response.body);
+            let (code, answer) = match error.as_str() {
+                "invalid_subject_token" => (
+                    "invalid_subject_token",
+                    invalid_token_response.unwrap_or_else(|| Res::new(401, "")),
+                ),
+                "invalid_client" => ("invalid_client", Res::new(500, "")),
+                _ => ("exchange_error", Res::new(500, "")),
+            };
+            let detail = format!(
+                "token exchange failed with HTTP {} ({error})",
+                response.status
+            );
+            http_logs.push(HttpLog::new(code, detail.clone(), logged));
+            return exchange_failure(Some(shop), code, &detail, answer, http_logs);
+        }
+    }
+}
+
+/// Builds the access token from a `200` body; `None` when the body is not a token object.
+fn parse_access_token(
+    body: &str,
+    shop: &str,
+    access_mode: AccessMode,
+    now: time::OffsetDateTime,
+) -> Option<AccessToken> {
+    let json: Value = serde_json::from_str(body).ok().filter(Value::is_object)?;
+    let user = match (access_mode, json.get("associated_user")) {
+        (AccessMode::Online, Some(associated)) if json_truthy(associated) => {
+            let mut user: User = serde_json::from_value(associated.clone()).ok()?;
+            user.scope = string_member(&json, "associated_user_scope");
+            Some(user)
+        }
+        _ => None,
+    };
+    Some(AccessToken {
+        shop: shop.to_owned(),
+        token: string_member(&json, "access_token"),
+        expires: expiry(&json, "expires_in", now).ok()?,
+        scope: string_member(&json, "scope"),
+        access_mode,
+        refresh_token: json
+            .get("refresh_token")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        refresh_token_expires: expiry(&json, "refresh_token_expires_in", now).ok()?,
+        user,
+    })
+}

@@ -1,0 +1,3 @@
+//! App Home helpers: the patch-id-token page and the two redirects.
+
+mod patch_id_token;

@@ -1,0 +1,134 @@
+//! The upstream side: one shared HTTP client for every call to Shopify, behind a small
+//! transport trait so that the core stays framework-agnostic and testable.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use super::model::Res;
+
+/// A boxed future, for object-safe async traits.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The User-Agent of every request the core sends.
+pub const USER_AGENT: &str = concat!("shopify-app-rust v", env!("CARGO_PKG_VERSION"));
+
+/// A request to Shopify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamRequest {
+    /// Always `POST` today.
+    pub method: &'static str,
+    /// The full URL.
+    pub url: String,
+    /// Headers in the order sent.
+    pub headers: Vec<(String, String)>,
+    /// The JSON body text.
+    pub body: String,
+}
+
+/// Why a request got no HTTP answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// The connection could not be made.
+    #[error("could not connect")]
+    Connect,
+    /// No answer in time.
+    #[error("timed out")]
+    Timeout,
+    /// The connection failed while sending or reading.
+    #[error("connection failed")]
+    Io,
+}
+
+/// Sends requests to Shopify. The response's header names are lowercase.
+pub trait Transport: Send + Sync {
+    /// Sends one request and returns the answer, whatever its status.
+    fn send(&self, request: UpstreamRequest) -> BoxFuture<'_, Result<Res, TransportError>>;
+}
+
+/// The production transport: one `reqwest` client with connection reuse, timeouts and no
+/// redirect following (a redirect would carry tokens to another host).
+#[derive(Debug, Clone)]
+pub struct ReqwestTransport {
+    client: reqwest::Client,
+}
+
+impl ReqwestTransport {
+    /// Builds the shared client.
+    pub fn new() -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()?;
+        Ok(Self { client })
+    }
+}
+
+impl Transport for ReqwestTransport {
+    fn send(&self, request: UpstreamRequest) -> BoxFuture<'_, Result<Res, TransportError>> {
+        Box::pin(async move {
+            let method = reqwest::Method::from_bytes(request.method.as_bytes())
+                .map_err(|_| TransportError::Io)?;
+            let mut builder = self.client.request(method, &request.url).body(request.body);
+            for (name, value) in &request.headers {
+                builder = builder.header(name, value);
+            }
+            let response = builder.send().await.map_err(classify)?;
+            let status = response.status().as_u16();
+            let headers = response
+                .headers()
+                .iter()
+                .map(|(name, value)| {
+                    (
+                        name.as_str().to_owned(),
+                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let body = response.text().await.map_err(classify)?;
+            Ok(Res {
+                status,
+                body,
+                headers,
+            })
+        })
+    }
+}
+
+fn classify(error: reqwest::Error) -> TransportError {
+    if error.is_timeout() {
+        TransportError::Timeout
+    } else if error.is_connect() {
+        TransportError::Connect
+    } else {
+        TransportError::Io
+    }
+}
+
+/// Where a shop's Admin API lives: `https://{shop}` in production, a local fake in tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShopOrigin(String);
+
+impl ShopOrigin {
+    /// The placeholder replaced by the shop's domain.
+    pub const PLACEHOLDER: &'static str = "{shop}";
+
+    /// An origin template such as `http://127.0.0.1:9999` or `https://{shop}`.
+    pub fn new(template: impl Into<String>) -> Self {
+        Self(template.into().trim_end_matches('/').to_owned())
+    }
+
+    /// The URL of `path` on the shop whose (already validated) domain is `shop_domain`.
+    pub fn url(&self, shop_domain: &str, path: &str) -> String {
+        format!("{}{path}", self.0.replace(Self::PLACEHOLDER, shop_domain))
+    }
+}
+
+impl Default for ShopOrigin {
+    fn default() -> Self {
+        Self::new("https://{shop}")
+    }
+}

@@ -1,0 +1,200 @@
+//! `verify_app_home_req`: the App Home page and the fetch requests it makes.
+
+use serde_json::Value;
+
+use crate::shopify::ShopifyApp;
+use crate::shopify::id_token;
+use crate::shopify::model::{IdTokenDetails, Log, Req, Res, ResultWithExchangeableIdToken};
+use crate::shopify::protocol::{self, LINK_HEADER, RETRY_HEADER};
+use crate::shopify::shop::{SHOP_SUFFIX, shop_domain_from_dest};
+use crate::shopify::urls::{UrlParts, first_value, parse_query, quote_all};
+
+impl ShopifyApp {
+    /// Verifies an App Home request: a document load carrying `id_token` in its query, or a
+    /// fetch request carrying `Authorization: Bearer <id token>`.
+    ///
+    /// A document load without a usable token is redirected to `patch_id_token_path`, where
+    /// App Bridge fetches a fresh token and comes back.
+    pub fn verify_app_home_req(
+        &self,
+        req: &Req,
+        patch_id_token_path: &str,
+    ) -> ResultWithExchangeableIdToken {
+        if patch_id_token_path.is_empty() {
+            return failure(
+                "configuration_error",
+                "the patch-id-token page path is required",
+                protocol::configuration_error(),
+            );
+        }
+        if req.url.is_empty() {
+            return failure(
+                "configuration_error",
+                "the request URL is required",
+                protocol::configuration_error(),
+            );
+        }
+        let authorization = req
+            .header("authorization")
+            .filter(|value| !value.is_empty());
+        let is_fetch = authorization.is_some();
+        let redirect = || patch_id_token_redirect(&req.url, patch_id_token_path);
+
+        let token = match authorization {
+            None => {
+                let query = parse_query(&UrlParts::parse(&req.url).query, true);
+                match first_value(&query, "id_token").filter(|token| !token.is_empty()) {
+                    Some(token) => token.to_owned(),
+                    None => {
+                        return failure(
+                            "redirect_to_patch_id_token_page",
+                            "document request without a session token: bounce to the patch-id-token page",
+                            redirect(),
+                        );
+                    }
+                }
+            }
+            Some(value) => match value.strip_prefix("Bearer ") {
+                None => {
+                    return failure(
+                        "invalid_id_token",
+                        "the Authorization header is not a Bearer token",
+                        protocol::unauthorized_retry(),
+                    );
+                }
+                Some("") => {
+                    return failure(
+                        "missing_authorization_and_id_token",
+                        "the Authorization header carries no token",
+                        protocol::unauthorized(),
+                    );
+                }
+                Some(token) => token.to_owned(),
+            },
+        };
+
+        let claims = match id_token::decode(&token, &self.config, self.now_unix()) {
+            Ok(claims) => claims,
+            Err(_) if !is_fetch => {
+                return failure(
+                    "redirect_to_patch_id_token_page",
+                    "the session token in the URL is not valid: bounce to the patch-id-token page",
+                    redirect(),
+                );
+            }
+            Err(error) => {
+                return failure(
+                    error.code(),
+                    "the session token is not valid",
+                    protocol::unauthorized_retry(),
+                );
+            }
+        };
+
+        if claims.get("aud").and_then(Value::as_str).unwrap_or("") != self.config.client_id {
+            let response = if is_fetch {
+                protocol::unauthorized_retry()
+            } else {
+                protocol::unauthorized()
+            };
+            return failure(
+                "invalid_aud",
+                "the session token was issued for another app",
+                response,
+            );
+        }
+
+        let Some(domain) = claims
+            .get("dest")
+            .and_then(Value::as_str)
+            .and_then(shop_domain_from_dest)
+        else {
+            return failure(
+                "invalid_shop",
+                "the session token's dest is not a myshopify.com shop",
+                protocol::bad_request(),
+            );
+        };
+        let shop = domain[..domain.len() - SHOP_SUFFIX.len()].to_owned();
+        let user_id = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
+        let id_token = Some(IdTokenDetails {
+            exchangeable: true,
+            token,
+            claims,
+        });
+
+        let (log, response, invalid_token_response) = if is_fetch {
+            (
+                Log::new("verified", "App Home fetch request verified"),
+                Res::new(200, ""),
+                Res::new(401, "").with_header(RETRY_HEADER, "1"),
+            )
+        } else {
+            (
+                Log::new(
+                    "verified",
+                    "App Home document request verified; send the response headers with the page",
+                ),
+                Res::new(200, "")
+                    .with_header(
+                        "Content-Security-Policy",
+                        protocol::frame_ancestors(&domain),
+                    )
+                    .with_header("Link", LINK_HEADER),
+                redirect(),
+            )
+        };
+        ResultWithExchangeableIdToken {
+            ok: true,
+            shop: Some(shop),
+            log,
+            response,
+            user_id,
+            id_token,
+            invalid_token_response: Some(invalid_token_response),
+        }
+    }
+}
+
+/// The 302 to the patch-id-token page, carrying the current query (minus `id_token`) and the
+/// path to come back to in `shopify-reload`.
+fn patch_id_token_redirect(url: &str, patch_id_token_path: &str) -> Res {
+    let parts = UrlParts::parse(url);
+    let clean_query = parts
+        .query
+        .split('&')
+        .filter(|piece| !piece.starts_with("id_token="))
+        .collect::<Vec<_>>()
+        .join("&")
+        .trim_start_matches('&')
+        .to_owned();
+    let reload_path = if clean_query.is_empty() {
+        parts.path.clone()
+    } else {
+        format!("{}?{clean_query}", parts.path)
+    };
+    let carried = if clean_query.is_empty() {
+        String::new()
+    } else {
+        format!("{clean_query}&")
+    };
+    let location = format!(
+        "{}://{}{patch_id_token_path}?{carried}shopify-reload={}",
+        parts.scheme,
+        parts.netloc,
+        quote_all(&reload_path)
+    );
+    Res::new(302, "").with_header("Location", location)
+}
+
+fn failure(code: &'static str, detail: &str, response: Res) -> ResultWithExchangeableIdToken {
+    ResultWithExchangeableIdToken {
+        ok: false,
+        shop: None,
+        log: Log::new(code, detail),
+        response,
+        user_id: None,
+        id_token: None,
+        invalid_token_response: None,
+    }
+}
