@@ -246,7 +246,8 @@ pub struct User {
 }
 
 /// An Admin API access token obtained by token exchange, refresh or authorization code.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Its `Debug` output hides the token and the refresh token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessToken {
     /// The shop's name (`s1` for `s1.myshopify.com`).
     pub shop: String,
@@ -266,6 +267,24 @@ pub struct AccessToken {
     pub refresh_token_expires: Option<OffsetDateTime>,
     /// The staff member of an online token.
     pub user: Option<User>,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("shop", &self.shop)
+            .field("token", &"[REDACTED]")
+            .field("expires", &self.expires)
+            .field("scope", &self.scope)
+            .field("access_mode", &self.access_mode)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("refresh_token_expires", &self.refresh_token_expires)
+            .field("user", &self.user)
+            .finish()
+    }
 }
 
 /// An access token obtained with the client-credentials grant (always offline).
@@ -352,6 +371,54 @@ pub(crate) fn json_truthy(value: &Value) -> bool {
     }
 }
 
+/// A JSON value as an integer, the way Python's `int()` converts it in Shopify's reference:
+/// integers, floats (truncated toward zero), booleans (0/1) and [`python_int_str`] strings.
+pub(crate) fn python_int(value: &Value) -> Option<i128> {
+    match value {
+        Value::Bool(flag) => Some(i128::from(*flag)),
+        Value::Number(number) => number
+            .as_i64()
+            .map(i128::from)
+            .or_else(|| number.as_u64().map(i128::from))
+            .or_else(|| {
+                number
+                    .as_f64()
+                    .filter(|f| f.is_finite())
+                    .map(|f| f.trunc() as i128)
+            }),
+        Value::String(text) => python_int_str(text),
+        _ => None,
+    }
+}
+
+/// Text as an integer with Python's `int()` syntax: surrounding whitespace, an optional sign,
+/// decimal digits with single underscores between them. Values beyond `i128` saturate (Python
+/// integers are unbounded, so they still compare as huge rather than failing).
+pub(crate) fn python_int_str(text: &str) -> Option<i128> {
+    let text = text.trim();
+    let (negative, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let valid = !digits.is_empty()
+        && !digits.starts_with('_')
+        && !digits.ends_with('_')
+        && !digits.contains("__")
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '_');
+    if !valid {
+        return None;
+    }
+    let magnitude = digits
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .fold(0i128, |acc, digit| {
+            acc.saturating_mul(10)
+                .saturating_add(i128::from(digit - b'0'))
+        });
+    Some(if negative { -magnitude } else { magnitude })
+}
+
 /// Serde for `Option<OffsetDateTime>` as `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds).
 pub mod iso_seconds {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -396,5 +463,36 @@ pub mod iso_seconds {
     ) -> Result<Option<OffsetDateTime>, D::Error> {
         let text: Option<String> = Option::deserialize(deserializer)?;
         Ok(text.as_deref().and_then(parse))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn converts_integers_like_python() {
+        assert_eq!(python_int(&json!(5)), Some(5));
+        assert_eq!(python_int(&json!(5.9)), Some(5));
+        assert_eq!(python_int(&json!(-5.9)), Some(-5));
+        assert_eq!(python_int(&json!(true)), Some(1));
+        assert_eq!(python_int(&json!(" +1_750_000_000 ")), Some(1_750_000_000));
+        assert_eq!(python_int_str("-42"), Some(-42));
+        assert_eq!(python_int_str(&"9".repeat(60)), Some(i128::MAX));
+        for bad in [
+            json!(""),
+            json!(" "),
+            json!("+"),
+            json!("1.5"),
+            json!("0x10"),
+            json!("1__0"),
+            json!("_1"),
+            json!("1_"),
+            json!(null),
+            json!([1]),
+        ] {
+            assert_eq!(python_int(&bad), None, "{bad}");
+        }
     }
 }

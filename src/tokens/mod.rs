@@ -1,0 +1,85 @@
+//! Token storage: a [`TokenRepository`] trait with a SQLite implementation, and
+//! [`OfflineTokens`], which hands out a valid offline token per shop, exchanging or
+//! refreshing it as needed, one refresh at a time.
+
+mod offline;
+mod sqlite;
+
+pub use offline::{OfflineTokens, TokenError};
+pub use sqlite::SqliteTokenRepository;
+
+use time::OffsetDateTime;
+
+use crate::shopify::http::BoxFuture;
+use crate::shopify::model::{AccessMode, AccessToken};
+
+/// What identifies a stored token: the shop, the mode, and the staff member for online tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TokenKey {
+    /// The shop's name (`s1`).
+    pub shop: String,
+    /// Offline or online.
+    pub access_mode: AccessMode,
+    /// The staff member's id (0 for offline tokens).
+    pub user_id: i64,
+}
+
+impl TokenKey {
+    /// The key of a shop's offline token.
+    pub fn offline(shop: &str) -> Self {
+        Self {
+            shop: shop.to_owned(),
+            access_mode: AccessMode::Offline,
+            user_id: 0,
+        }
+    }
+
+    /// The key a token is stored under.
+    pub fn of(token: &AccessToken) -> Self {
+        Self {
+            shop: token.shop.clone(),
+            access_mode: token.access_mode,
+            user_id: token.user.as_ref().map_or(0, |user| user.id),
+        }
+    }
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+#[error("token storage failed: {0}")]
+pub struct StoreError(#[from] pub sqlx::Error);
+
+/// Where access tokens live. Implementations must make [`save_refreshed`] and the lease
+/// operations atomic, so that refresh stays single-flight across processes.
+///
+/// [`save_refreshed`]: TokenRepository::save_refreshed
+pub trait TokenRepository: Send + Sync {
+    /// The token stored under `key`.
+    fn load(&self, key: &TokenKey) -> BoxFuture<'_, Result<Option<AccessToken>, StoreError>>;
+    /// Stores `token`, replacing any token under the same key.
+    fn save(&self, token: &AccessToken) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Replaces the token under `token`'s key only if its refresh token is still
+    /// `previous_refresh_token`. Returns whether it was replaced.
+    fn save_refreshed(
+        &self,
+        previous_refresh_token: &str,
+        token: &AccessToken,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// Deletes the token under `key`.
+    fn delete(&self, key: &TokenKey) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Deletes every token of `shop`. Returns how many were deleted.
+    fn delete_shop(&self, shop: &str) -> BoxFuture<'_, Result<u64, StoreError>>;
+    /// Records new granted scopes on every token of `shop`.
+    fn update_scopes(&self, shop: &str, scopes: &str) -> BoxFuture<'_, Result<u64, StoreError>>;
+    /// Takes the refresh lease of `key` for `holder` until `until`, if nobody else holds a
+    /// live one. Returns whether it was taken.
+    fn try_lease(
+        &self,
+        key: &TokenKey,
+        holder: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// Gives the lease back.
+    fn release_lease(&self, key: &TokenKey, holder: &str) -> BoxFuture<'_, Result<(), StoreError>>;
+}

@@ -1,0 +1,28 @@
+// App Home: the "Generate a product" button. App Bridge adds the session token
+// (Authorization: Bearer ...) to same-origin fetch requests, and retries them with a
+// fresh token when the server answers 401 with X-Shopify-Retry-Invalid-Session-Request.
+const button = document.getElementById("create-product");
+
+button.addEventListener("click", async () => {
+  button.loading = true;
+  try {
+    const response = await fetch("/api/products", { method: "POST" });
+    const body = await response.json();
+    if (!response.ok) {
+      const message = (body.errors || []).map((e) => e.message).join(", ") || response.statusText;
+      shopify.toast.show(`Could not create the product: ${message}`, { isError: true });
+      return;
+    }
+    const product = body.product;
+    document.getElementById("product-title").textContent = product.title;
+    const id = product.id.split("/").pop();
+    document.getElementById("product-link").href = `shopify://admin/products/${id}`;
+    document.getElementById("product-json").textContent = JSON.stringify(product, null, 2);
+    document.getElementById("product-section").hidden = false;
+    shopify.toast.show("Product created");
+  } catch (error) {
+    shopify.toast.show("Network error", { isError: true });
+  } finally {
+    button.loading = false;
+  }
+});

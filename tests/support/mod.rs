@@ -1,0 +1,430 @@
+//! Test support: a fake Shopify (a real HTTP server on 127.0.0.1), session-token signing,
+//! and the app wired to both over a temporary SQLite file.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Request, Response, StatusCode};
+use axum::routing::post;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use shopify_app_rust::config::Config;
+use shopify_app_rust::shopify::clock::{Clock, ManualClock};
+use shopify_app_rust::shopify::http::BoxFuture;
+use shopify_app_rust::{AppState, app, db};
+use time::OffsetDateTime;
+use tower::ServiceExt;
+
+pub const API_KEY: &str = "test-api-key";
+pub const API_SECRET: &str = "test-api-secret";
+pub const OLD_API_SECRET: &str = "test-old-secret";
+pub const APP_URL: &str = "https://app.example.com";
+pub const SHOP: &str = "s1";
+pub const SHOP_DOMAIN: &str = "s1.myshopify.com";
+/// The frozen "now" of the tests' clock (2025-06-15T15:06:40Z).
+pub const NOW: i64 = 1_750_000_000;
+
+/// Which fake endpoint a request reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `/admin/oauth/access_token`.
+    Token,
+    /// `/admin/api/{version}/graphql.json`.
+    Graphql,
+}
+
+/// A request the fake received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub endpoint: Endpoint,
+    pub shop: String,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Recorded {
+    pub fn grant_type(&self) -> &str {
+        self.body["grant_type"].as_str().unwrap_or_default()
+    }
+}
+
+/// A scripted answer.
+#[derive(Debug, Clone)]
+pub struct Scripted {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Scripted {
+    pub fn json(status: u16, body: Value) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string(),
+        }
+    }
+
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: String::new(),
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+#[derive(Default)]
+struct FakeState {
+    requests: Mutex<Vec<Recorded>>,
+    scripts: Mutex<HashMap<Endpoint, VecDeque<Scripted>>>,
+    issued: Mutex<u32>,
+    /// Real delay before answering a refresh, to widen the window for racing requests.
+    refresh_delay: Mutex<Duration>,
+}
+
+/// A fake Shopify: OAuth token endpoint and Admin GraphQL, with scripted answers.
+#[derive(Clone)]
+pub struct FakeShopify {
+    /// `http://127.0.0.1:PORT/{shop}`, for `SHOPIFY_SHOP_ORIGIN`.
+    pub origin: String,
+    state: Arc<FakeState>,
+}
+
+impl FakeShopify {
+    pub async fn start() -> Self {
+        let state = Arc::new(FakeState::default());
+        let router = Router::new()
+            .route("/{shop}/admin/oauth/access_token", post(token_endpoint))
+            .route(
+                "/{shop}/admin/api/{version}/graphql.json",
+                post(graphql_endpoint),
+            )
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        Self {
+            origin: format!("http://{address}/{{shop}}"),
+            state,
+        }
+    }
+
+    /// Queues answers for an endpoint; once they run out, the default behaviour resumes.
+    pub fn script(&self, endpoint: Endpoint, answers: impl IntoIterator<Item = Scripted>) {
+        self.state
+            .scripts
+            .lock()
+            .unwrap()
+            .entry(endpoint)
+            .or_default()
+            .extend(answers);
+    }
+
+    pub fn set_refresh_delay(&self, delay: Duration) {
+        *self.state.refresh_delay.lock().unwrap() = delay;
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    pub fn count(&self, grant_type: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.endpoint == Endpoint::Token && r.grant_type() == grant_type)
+            .count()
+    }
+
+    pub fn exchanges(&self) -> usize {
+        self.count("urn:ietf:params:oauth:grant-type:token-exchange")
+    }
+
+    pub fn refreshes(&self) -> usize {
+        self.count("refresh_token")
+    }
+
+    pub fn graphql_requests(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.endpoint == Endpoint::Graphql)
+            .collect()
+    }
+}
+
+fn record(
+    state: &FakeState,
+    endpoint: Endpoint,
+    shop: String,
+    path: String,
+    headers: HeaderMap,
+    body: &Bytes,
+) -> Option<Scripted> {
+    let body = serde_json::from_slice(body).unwrap_or(Value::Null);
+    state.requests.lock().unwrap().push(Recorded {
+        endpoint,
+        shop,
+        path,
+        headers,
+        body,
+    });
+    state
+        .scripts
+        .lock()
+        .unwrap()
+        .get_mut(&endpoint)
+        .and_then(VecDeque::pop_front)
+}
+
+fn respond(answer: Scripted) -> Response<Body> {
+    let mut response = Response::builder().status(answer.status);
+    for (name, value) in &answer.headers {
+        response = response.header(name, value);
+    }
+    response.body(Body::from(answer.body)).unwrap()
+}
+
+async fn token_endpoint(
+    State(state): State<Arc<FakeState>>,
+    Path(shop): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
+    let path = format!("/{shop}/admin/oauth/access_token");
+    if let Some(answer) = record(&state, Endpoint::Token, shop, path, headers, &body) {
+        return respond(answer);
+    }
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if request["grant_type"] == "refresh_token" {
+        let delay = *state.refresh_delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
+    }
+    let serial = {
+        let mut issued = state.issued.lock().unwrap();
+        *issued += 1;
+        *issued
+    };
+    respond(Scripted::json(
+        200,
+        json!({
+            "access_token": format!("shpat_fake_{serial}"),
+            "scope": "write_products",
+            "expires_in": 3600,
+            "refresh_token": format!("shprt_fake_{serial}"),
+            "refresh_token_expires_in": 7_776_000,
+        }),
+    ))
+}
+
+async fn graphql_endpoint(
+    State(state): State<Arc<FakeState>>,
+    Path((shop, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
+    let path = format!("/{shop}/admin/api/{version}/graphql.json");
+    if let Some(answer) = record(&state, Endpoint::Graphql, shop, path, headers, &body) {
+        return respond(answer);
+    }
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let title = request["variables"]["product"]["title"].clone();
+    respond(Scripted::json(
+        200,
+        json!({
+            "data": {"productCreate": {
+                "product": {"id": "gid://shopify/Product/1", "title": title, "handle": "fake", "status": "ACTIVE"},
+                "userErrors": []
+            }},
+            "extensions": {"cost": {"requestedQueryCost": 10, "actualQueryCost": 10,
+                "throttleStatus": {"maximumAvailable": 2000.0, "currentlyAvailable": 1990, "restoreRate": 100.0}}}
+        }),
+    ))
+}
+
+/// A manual clock whose sleeps also yield for a real millisecond, so that tasks polling a
+/// lease let the holder finish, while the suite never waits for the time it pretends.
+pub struct TestClock(pub ManualClock);
+
+impl Clock for TestClock {
+    fn now(&self) -> OffsetDateTime {
+        self.0.now()
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.0.sleep(duration).await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        })
+    }
+}
+
+/// The app under test: the real router over a temporary SQLite file and a fake Shopify.
+pub struct TestApp {
+    pub state: AppState,
+    pub shopify: FakeShopify,
+    pub clock: Arc<TestClock>,
+    pub database_url: String,
+    _dir: tempfile::TempDir,
+}
+
+pub fn test_config(shopify: &FakeShopify, database_url: &str, extra: &[(&str, &str)]) -> Config {
+    let mut vars: HashMap<String, String> = [
+        ("SHOPIFY_API_KEY", API_KEY),
+        ("SHOPIFY_API_SECRET", API_SECRET),
+        ("SHOPIFY_APP_URL", APP_URL),
+        ("SHOPIFY_SHOP_ORIGIN", shopify.origin.as_str()),
+        ("DATABASE_URL", database_url),
+        ("SCOPES", "write_products"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Config::from_vars(vars).unwrap()
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    pub async fn start_with(extra: &[(&str, &str)]) -> Self {
+        let shopify = FakeShopify::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = format!("sqlite:{}", dir.path().join("data/app.db").display());
+        Self::on_database(shopify, dir, database_url, extra).await
+    }
+
+    async fn on_database(
+        shopify: FakeShopify,
+        dir: tempfile::TempDir,
+        database_url: String,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        let clock = Arc::new(TestClock(ManualClock::at(NOW)));
+        let pool = db::connect(&database_url).await.unwrap();
+        let state = AppState::new(
+            test_config(&shopify, &database_url, extra),
+            pool,
+            clock.clone(),
+        )
+        .unwrap();
+        Self {
+            state,
+            shopify,
+            clock,
+            database_url,
+            _dir: dir,
+        }
+    }
+
+    /// A second app process (own pool, own in-process locks) on the same database and fake.
+    pub async fn second_process(&self) -> AppState {
+        let pool = db::connect(&self.database_url).await.unwrap();
+        AppState::new(
+            test_config(&self.shopify, &self.database_url, &[]),
+            pool,
+            self.clock.clone(),
+        )
+        .unwrap()
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        send(&self.state, request).await
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now().unix_timestamp()
+    }
+}
+
+/// Runs one request through the whole router.
+pub async fn send(state: &AppState, request: Request<Body>) -> TestResponse {
+    let response = app(state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    TestResponse {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl TestResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// Claims of a valid App Home session token for `s1`, issued at `now`.
+pub fn claims(now: i64) -> Value {
+    json!({
+        "iss": format!("https://{SHOP_DOMAIN}/admin"),
+        "dest": format!("https://{SHOP_DOMAIN}"),
+        "aud": API_KEY,
+        "sub": "42",
+        "exp": now + 60,
+        "nbf": now - 5,
+        "iat": now - 5,
+        "jti": "jti-1",
+        "sid": "sid-1",
+    })
+}
+
+/// Signs claims as Shopify does (HS256 with the app's secret).
+pub fn sign(claims: &Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// A valid session token for `s1` at `now`.
+pub fn session_token(now: i64) -> String {
+    sign(&claims(now), API_SECRET)
+}
+
+/// The query Shopify adds to an App Home document load.
+pub fn document_query(id_token: &str) -> String {
+    format!(
+        "embedded=1&host=YWRtaW4&id_token={id_token}&locale=en&shop={SHOP_DOMAIN}&timestamp={NOW}"
+    )
+}
+
+pub fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+pub fn fetch(method: &str, uri: &str, id_token: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {id_token}"))
+        .body(Body::empty())
+        .unwrap()
+}
