@@ -505,6 +505,14 @@ async fn graphql_errors_reach_the_page_as_json() {
 }
 
 #[tokio::test]
+async fn the_page_script_is_served_from_static() {
+    let app = TestApp::start().await;
+    let response = app.send(get("/static/app_home.js")).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert!(response.body.contains("fetch(\"/api/products\""));
+}
+
+#[tokio::test]
 async fn healthz_answers_once_the_database_does() {
     let app = TestApp::start().await;
     let response = app.send(get("/healthz")).await;

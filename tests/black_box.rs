@@ -1,0 +1,208 @@
+//! The contract from the outside: the real binary, started as `cargo run` starts it, driven
+//! over real HTTP against a fake Shopify, with its logs checked for secrets.
+
+mod support;
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use support::*;
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_shopify-app-rust"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+}
+
+async fn start(dir: &std::path::Path, shopify: &FakeShopify) -> Server {
+    let port = free_port();
+    let child = binary()
+        .current_dir(dir)
+        .env("SHOPIFY_API_KEY", API_KEY)
+        .env("SHOPIFY_API_SECRET", API_SECRET)
+        .env("PORT", port.to_string())
+        .env("SHOPIFY_SHOP_ORIGIN", &shopify.origin)
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    for _ in 0..400 {
+        if let Ok(response) = client.get(format!("{base}/healthz")).send().await {
+            assert_eq!(response.status(), 200);
+            return Server { child, base };
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the server did not start");
+}
+
+impl Server {
+    /// Stops the server with SIGTERM and returns its exit status and everything it printed.
+    fn stop(mut self) -> (std::process::ExitStatus, String) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = self.child.wait().unwrap();
+        let mut output = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut output)
+            .unwrap();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut output)
+            .unwrap();
+        (status, output)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_the_embedded_app_against_a_fake_shopify_and_never_logs_a_secret() {
+    let shopify = FakeShopify::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &shopify).await;
+    assert!(
+        dir.path().join("data/app.db").exists(),
+        "the default SQLite file is created"
+    );
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let id_token = session_token(now);
+
+    let bounce = client
+        .get(format!("{}/?embedded=1&shop={SHOP_DOMAIN}", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bounce.status(), 302);
+    assert!(
+        bounce.headers()["location"]
+            .to_str()
+            .unwrap()
+            .contains("/auth/patch-id-token?embedded=1&shop=s1.myshopify.com&shopify-reload=")
+    );
+
+    let page = client
+        .get(format!("{}/?{}", server.base, document_query(&id_token)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(
+        page.headers()["content-security-policy"],
+        "frame-ancestors https://s1.myshopify.com https://admin.shopify.com;"
+    );
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("https://cdn.shopify.com/shopifycloud/app-bridge.js")
+            && html.contains("https://cdn.shopify.com/shopifycloud/polaris.js")
+    );
+    assert_eq!(shopify.exchanges(), 1);
+    assert_eq!(shopify.requests()[0].body["expiring"], 1);
+
+    let again = client
+        .get(format!("{}/?{}", server.base, document_query(&id_token)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(shopify.exchanges(), 1);
+
+    let product = client
+        .post(format!("{}/api/products", server.base))
+        .bearer_auth(&id_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(product.status(), 200);
+    assert_eq!(
+        shopify.graphql_requests()[0].headers["x-shopify-access-token"],
+        "shpat_fake_1"
+    );
+
+    let refused = client
+        .post(format!("{}/api/products", server.base))
+        .bearer_auth("garbage")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(
+        refused.headers()["x-shopify-retry-invalid-session-request"],
+        "1"
+    );
+
+    let (status, logs) = server.stop();
+    assert!(
+        status.success(),
+        "a clean stop on SIGTERM: {status:?}\n{logs}"
+    );
+    assert!(
+        logs.contains("ready to serve") && logs.contains("stopped"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("SHOPIFY_SHOP_ORIGIN is set"),
+        "the fake origin is announced"
+    );
+    assert!(
+        logs.contains("path=/api/products"),
+        "requests are logged: {logs}"
+    );
+    for secret in [
+        API_SECRET,
+        id_token.as_str(),
+        "shpat_fake_1",
+        "shprt_fake_1",
+        id_token.split('.').nth(2).unwrap(),
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "a secret reached the logs: {secret}\n{logs}"
+        );
+    }
+}
+
+#[test]
+fn start_fails_with_one_line_naming_a_missing_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = binary()
+        .current_dir(dir.path())
+        .env("SHOPIFY_API_SECRET", "x")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "error: missing required environment variable SHOPIFY_API_KEY\n"
+    );
+}
