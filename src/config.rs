@@ -72,21 +72,16 @@ impl Config {
 
     /// Builds the settings from a map of variables.
     pub fn from_vars(vars: HashMap<String, String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            vars.get(name)
-                .map(|value| value.trim().to_owned())
-                .filter(|value| !value.is_empty())
-        };
+        let get = |name: &str| vars.get(name).map(|value| value.trim().to_owned()).filter(|value| !value.is_empty());
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
 
         let api_key = required("SHOPIFY_API_KEY")?;
         let api_secret = required("SHOPIFY_API_SECRET")?;
         let port = match get("PORT") {
             None => 8080,
-            Some(port) => port.parse().map_err(|_| ConfigError::Invalid {
-                name: "PORT",
-                reason: format!("{port:?} is not a port number"),
-            })?,
+            Some(port) => port
+                .parse()
+                .map_err(|_| ConfigError::Invalid { name: "PORT", reason: format!("{port:?} is not a port number") })?,
         };
         let (app_url_name, app_url) = match (get("SHOPIFY_APP_URL"), get("HOST")) {
             (Some(url), _) => ("SHOPIFY_APP_URL", url),
@@ -101,26 +96,17 @@ impl Config {
                 reason: "only sqlite: URLs are supported".to_owned(),
             });
         }
-        let api_version =
-            get("SHOPIFY_API_VERSION").unwrap_or_else(|| DEFAULT_API_VERSION.to_owned());
-        if !api_version
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
+        let api_version = get("SHOPIFY_API_VERSION").unwrap_or_else(|| DEFAULT_API_VERSION.to_owned());
+        if !api_version.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Err(ConfigError::Invalid {
                 name: "SHOPIFY_API_VERSION",
                 reason: format!("{api_version:?} is not a version name"),
             });
         }
-        let shop_origin =
-            get("SHOPIFY_SHOP_ORIGIN").map(|origin| origin.trim_end_matches('/').to_owned());
+        let shop_origin = get("SHOPIFY_SHOP_ORIGIN").map(|origin| origin.trim_end_matches('/').to_owned());
         if let Some(origin) = &shop_origin {
-            url::Url::parse(&origin.replace("{shop}", "shop.myshopify.com")).map_err(|error| {
-                ConfigError::Invalid {
-                    name: "SHOPIFY_SHOP_ORIGIN",
-                    reason: error.to_string(),
-                }
-            })?;
+            url::Url::parse(&origin.replace("{shop}", "shop.myshopify.com"))
+                .map_err(|error| ConfigError::Invalid { name: "SHOPIFY_SHOP_ORIGIN", reason: error.to_string() })?;
         }
         Ok(Self {
             api_key,
@@ -138,20 +124,11 @@ impl Config {
 
 /// An `http(s)` origin (scheme, host, optional port) without a trailing slash.
 fn validate_origin(name: &'static str, value: &str) -> Result<String, ConfigError> {
-    let with_scheme = if value.contains("://") {
-        value.to_owned()
-    } else {
-        format!("https://{value}")
-    };
-    let url = url::Url::parse(&with_scheme).map_err(|error| ConfigError::Invalid {
-        name,
-        reason: error.to_string(),
-    })?;
+    let with_scheme = if value.contains("://") { value.to_owned() } else { format!("https://{value}") };
+    let url =
+        url::Url::parse(&with_scheme).map_err(|error| ConfigError::Invalid { name, reason: error.to_string() })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ConfigError::Invalid {
-            name,
-            reason: "expected an http(s) URL".to_owned(),
-        });
+        return Err(ConfigError::Invalid { name, reason: "expected an http(s) URL".to_owned() });
     }
     Ok(url.origin().ascii_serialization())
 }
@@ -161,19 +138,12 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn needs_only_the_key_and_secret() {
-        let config = Config::from_vars(vars(&[
-            ("SHOPIFY_API_KEY", "k"),
-            ("SHOPIFY_API_SECRET", "s"),
-        ]))
-        .unwrap();
+        let config = Config::from_vars(vars(&[("SHOPIFY_API_KEY", "k"), ("SHOPIFY_API_SECRET", "s")])).unwrap();
         assert_eq!(config.port, 8080);
         assert_eq!(config.app_url, "http://localhost:8080");
         assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
@@ -184,37 +154,20 @@ mod tests {
     #[test]
     fn names_the_missing_variable() {
         let error = Config::from_vars(vars(&[("SHOPIFY_API_KEY", "k")])).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "missing required environment variable SHOPIFY_API_SECRET"
-        );
-        let error = Config::from_vars(vars(&[
-            ("SHOPIFY_API_SECRET", "s"),
-            ("SHOPIFY_API_KEY", " "),
-        ]))
-        .unwrap_err();
+        assert_eq!(error.to_string(), "missing required environment variable SHOPIFY_API_SECRET");
+        let error = Config::from_vars(vars(&[("SHOPIFY_API_SECRET", "s"), ("SHOPIFY_API_KEY", " ")])).unwrap_err();
         assert_eq!(error, ConfigError::Missing("SHOPIFY_API_KEY"));
     }
 
     #[test]
     fn takes_the_app_url_from_host_as_the_cli_sets_it() {
-        let base = [
-            ("SHOPIFY_API_KEY", "k"),
-            ("SHOPIFY_API_SECRET", "s"),
-            ("PORT", "3000"),
-        ];
-        let config = Config::from_vars(vars(
-            &[
-                base.as_slice(),
-                &[("HOST", "https://abc.trycloudflare.com/")],
-            ]
-            .concat(),
-        ))
-        .unwrap();
+        let base = [("SHOPIFY_API_KEY", "k"), ("SHOPIFY_API_SECRET", "s"), ("PORT", "3000")];
+        let config =
+            Config::from_vars(vars(&[base.as_slice(), &[("HOST", "https://abc.trycloudflare.com/")]].concat()))
+                .unwrap();
         assert_eq!(config.app_url, "https://abc.trycloudflare.com");
         assert_eq!(config.port, 3000);
-        let error =
-            Config::from_vars(vars(&[base.as_slice(), &[("PORT", "x")]].concat())).unwrap_err();
+        let error = Config::from_vars(vars(&[base.as_slice(), &[("PORT", "x")]].concat())).unwrap_err();
         assert!(error.to_string().contains("PORT"));
     }
 }

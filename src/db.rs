@@ -15,17 +15,10 @@ pub async fn connect(database_url: &str) -> Result<SqlitePool, sqlx::Error> {
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(5))
         .foreign_keys(true);
-    if let Some(folder) = options
-        .get_filename()
-        .parent()
-        .filter(|folder| !folder.as_os_str().is_empty())
-    {
+    if let Some(folder) = options.get_filename().parent().filter(|folder| !folder.as_os_str().is_empty()) {
         std::fs::create_dir_all(folder)?;
     }
-    let pool = SqlitePoolOptions::new()
-        .max_connections(8)
-        .connect_with(options.clone())
-        .await?;
+    let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await?;
     sqlx::migrate!().run(&pool).await?;
     restrict_permissions(options.get_filename());
     Ok(pool)

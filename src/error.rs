@@ -27,15 +27,10 @@ pub enum AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {
-            Self::Protocol(response) | Self::Token(TokenError::Rejected { response, .. }) => {
-                response.into_response()
+            Self::Protocol(response) | Self::Token(TokenError::Rejected { response, .. }) => response.into_response(),
+            Self::Token(TokenError::Busy) => {
+                (StatusCode::SERVICE_UNAVAILABLE, [("Retry-After", "1")], "Service Unavailable").into_response()
             }
-            Self::Token(TokenError::Busy) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [("Retry-After", "1")],
-                "Service Unavailable",
-            )
-                .into_response(),
             error @ (Self::Token(TokenError::Store(_)) | Self::Store(_) | Self::Template(_)) => {
                 tracing::error!(%error, "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()

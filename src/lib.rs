@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod db;
+pub mod deliveries;
 pub mod error;
 pub mod routes;
 pub mod shopify;
@@ -14,10 +15,11 @@ pub mod web;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, header};
+use axum::http::{HeaderValue, Request, header};
 use axum::routing::{get, post};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub use state::AppState;
@@ -31,10 +33,17 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(routes::app_home::home))
         .route("/api/products", post(routes::app_home::create_product))
-        .route(
-            web::extract::PATCH_ID_TOKEN_PATH,
-            get(routes::auth::patch_id_token),
-        )
+        .route("/settings", get(routes::app_home::settings))
+        .route("/settings/back-home", get(routes::app_home::back_home))
+        .route("/settings/open-products", get(routes::app_home::open_products))
+        .route(web::extract::PATCH_ID_TOKEN_PATH, get(routes::auth::patch_id_token))
+        .route("/webhooks/app/uninstalled", post(routes::webhooks::app_uninstalled))
+        .route("/webhooks/app/scopes_update", post(routes::webhooks::scopes_update))
+        .route("/webhooks/compliance", post(routes::webhooks::compliance))
+        .route("/proxy", get(routes::proxy::page))
+        .route("/proxy/{*path}", get(routes::proxy::page))
+        .route("/api/flow/action", post(routes::flow::action))
+        .merge(extension_routes())
         .route("/healthz", get(routes::health::healthz))
         .nest_service("/static", ServeDir::new("static"))
         .with_state(state)
@@ -42,13 +51,24 @@ pub fn app(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
 }
 
+/// UI-extension endpoints: called cross-origin from Shopify's extension sandboxes, so every
+/// answer allows any origin and exposes the protocol's headers.
+fn extension_routes() -> Router<AppState> {
+    let expose = HeaderValue::from_static(
+        "X-Shopify-Retry-Invalid-Session-Request, X-Shopify-API-Request-Failure-Reauthorize-Url",
+    );
+    Router::new()
+        .route("/api/extensions/{surface}", post(routes::extensions::extension).options(routes::extensions::extension))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::ACCESS_CONTROL_EXPOSE_HEADERS, expose))
+}
+
 /// One span per request, with the method and the path only: queries carry session tokens
 /// and signatures, and headers carry HMACs, so neither is recorded.
 fn request_span(request: &Request<Body>) -> tracing::Span {
-    let user_agent = request
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("");
+    let user_agent = request.headers().get(header::USER_AGENT).and_then(|value| value.to_str().ok()).unwrap_or("");
     tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), user_agent)
 }

@@ -21,9 +21,7 @@ async fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_ansi(std::io::stdout().is_terminal())
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -42,15 +40,12 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(|error| format!("database {}: {error}", config.database_url))?;
     let address = SocketAddr::from(([0, 0, 0, 0], config.port));
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .map_err(|error| format!("cannot listen on {address}: {error}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(address).await.map_err(|error| format!("cannot listen on {address}: {error}"))?;
     let app_url = config.app_url.clone();
     let state = AppState::new(config, pool.clone(), Arc::new(SystemClock))?;
     tracing::info!(%address, %app_url, "ready to serve");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await?;
     pool.close().await;
     tracing::info!("stopped");
     Ok(())

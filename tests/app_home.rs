@@ -31,22 +31,13 @@ async fn store_token(app: &TestApp, expires: i64, refresh_expires: i64) {
 }
 
 async fn stored(app: &TestApp) -> Option<AccessToken> {
-    app.state
-        .tokens
-        .repository()
-        .load(&TokenKey::offline(SHOP))
-        .await
-        .unwrap()
+    app.state.tokens.repository().load(&TokenKey::offline(SHOP)).await.unwrap()
 }
 
 #[tokio::test]
 async fn a_document_load_without_a_session_token_bounces_to_the_patch_page() {
     let app = TestApp::start().await;
-    let response = app
-        .send(get(&format!(
-            "/?embedded=1&host=YWRtaW4&shop={SHOP_DOMAIN}"
-        )))
-        .await;
+    let response = app.send(get(&format!("/?embedded=1&host=YWRtaW4&shop={SHOP_DOMAIN}"))).await;
     assert_eq!(response.status, StatusCode::FOUND);
     assert_eq!(
         response.header("location"),
@@ -61,26 +52,17 @@ async fn a_document_load_without_a_session_token_bounces_to_the_patch_page() {
 async fn a_valid_document_load_renders_the_page_and_exchanges_once() {
     let app = TestApp::start().await;
     let token = session_token(app.now());
-    let response = app
-        .send(get(&format!("/?{}", document_query(&token))))
-        .await;
+    let response = app.send(get(&format!("/?{}", document_query(&token)))).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.body);
     assert_eq!(
         response.header("content-security-policy"),
         Some("frame-ancestors https://s1.myshopify.com https://admin.shopify.com;")
     );
-    assert!(
-        response
-            .header("link")
-            .unwrap()
-            .contains("app-bridge.js>; rel=\"preload\"")
-    );
-    assert!(response.body.contains(&format!(r#"<script src="https://cdn.shopify.com/shopifycloud/app-bridge.js" data-api-key="{API_KEY}"></script>"#)));
-    assert!(
-        response
-            .body
-            .contains(r#"<script src="https://cdn.shopify.com/shopifycloud/polaris.js"></script>"#)
-    );
+    assert!(response.header("link").unwrap().contains("app-bridge.js>; rel=\"preload\""));
+    assert!(response.body.contains(&format!(
+        r#"<script src="https://cdn.shopify.com/shopifycloud/app-bridge.js" data-api-key="{API_KEY}"></script>"#
+    )));
+    assert!(response.body.contains(r#"<script src="https://cdn.shopify.com/shopifycloud/polaris.js"></script>"#));
     assert!(
         response.body.contains("<s-app-nav>")
             && response.body.contains("<s-page")
@@ -111,15 +93,9 @@ async fn a_valid_document_load_renders_the_page_and_exchanges_once() {
     assert_eq!(saved.refresh_token_expires, Some(at(NOW + 7_776_000)));
     assert_eq!(saved.scope, "write_products");
 
-    let again = app
-        .send(get(&format!("/?{}", document_query(&token))))
-        .await;
+    let again = app.send(get(&format!("/?{}", document_query(&token)))).await;
     assert_eq!(again.status, StatusCode::OK);
-    assert_eq!(
-        app.shopify.requests().len(),
-        1,
-        "a second load must reuse the stored token"
-    );
+    assert_eq!(app.shopify.requests().len(), 1, "a second load must reuse the stored token");
 }
 
 #[tokio::test]
@@ -128,9 +104,7 @@ async fn the_page_escapes_what_it_renders() {
     let mut claims = claims(app.now());
     claims["aud"] = json!("key\"><script>x</script>");
     let token = sign(&claims, API_SECRET);
-    let response = app
-        .send(get(&format!("/?{}", document_query(&token))))
-        .await;
+    let response = app.send(get(&format!("/?{}", document_query(&token)))).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.body);
     assert!(!response.body.contains("<script>x</script>"));
     assert!(
@@ -175,11 +149,7 @@ async fn refresh_is_single_flight_across_two_processes_sharing_the_database() {
     let uri = format!("/?{}", document_query(&token));
 
     let requests = (0..20).map(|i| {
-        let state = if i % 2 == 0 {
-            app.state.clone()
-        } else {
-            other.clone()
-        };
+        let state = if i % 2 == 0 { app.state.clone() } else { other.clone() };
         let uri = uri.clone();
         async move { send(&state, get(&uri)).await }
     });
@@ -197,12 +167,7 @@ async fn refresh_is_single_flight_across_two_processes_sharing_the_database() {
 async fn a_token_with_a_dead_refresh_token_is_exchanged_again() {
     let app = TestApp::start().await;
     store_token(&app, NOW - 100, NOW - 1).await;
-    let response = app
-        .send(get(&format!(
-            "/?{}",
-            document_query(&session_token(app.now()))
-        )))
-        .await;
+    let response = app.send(get(&format!("/?{}", document_query(&session_token(app.now()))))).await;
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!((app.shopify.refreshes(), app.shopify.exchanges()), (0, 1));
     assert_eq!(stored(&app).await.unwrap().token, "shpat_fake_1");
@@ -212,77 +177,34 @@ async fn a_token_with_a_dead_refresh_token_is_exchanged_again() {
 async fn a_refused_refresh_grant_falls_back_to_token_exchange() {
     let app = TestApp::start().await;
     store_token(&app, NOW + 10, NOW + 86_400).await;
-    app.shopify.script(
-        Endpoint::Token,
-        [Scripted::json(400, json!({"error": "invalid_grant"}))],
-    );
-    let response = app
-        .send(get(&format!(
-            "/?{}",
-            document_query(&session_token(app.now()))
-        )))
-        .await;
+    app.shopify.script(Endpoint::Token, [Scripted::json(400, json!({"error": "invalid_grant"}))]);
+    let response = app.send(get(&format!("/?{}", document_query(&session_token(app.now()))))).await;
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!((app.shopify.refreshes(), app.shopify.exchanges()), (1, 1));
     assert_eq!(stored(&app).await.unwrap().token, "shpat_fake_1");
 }
 
 #[tokio::test]
-async fn a_session_token_shopify_refuses_sends_the_document_to_the_patch_page_and_the_fetch_to_retry()
- {
+async fn a_session_token_shopify_refuses_sends_the_document_to_the_patch_page_and_the_fetch_to_retry() {
     let app = TestApp::start().await;
     let token = session_token(app.now());
-    app.shopify.script(
-        Endpoint::Token,
-        [Scripted::json(
-            400,
-            json!({"error": "invalid_subject_token"}),
-        )],
-    );
-    let document = app
-        .send(get(&format!("/?{}", document_query(&token))))
-        .await;
+    app.shopify.script(Endpoint::Token, [Scripted::json(400, json!({"error": "invalid_subject_token"}))]);
+    let document = app.send(get(&format!("/?{}", document_query(&token)))).await;
     assert_eq!(document.status, StatusCode::FOUND);
-    assert!(
-        document
-            .header("location")
-            .unwrap()
-            .starts_with("https://app.example.com/auth/patch-id-token?embedded=1")
-    );
+    assert!(document.header("location").unwrap().starts_with("https://app.example.com/auth/patch-id-token?embedded=1"));
 
-    app.shopify.script(
-        Endpoint::Token,
-        [Scripted::json(
-            400,
-            json!({"error": "invalid_subject_token"}),
-        )],
-    );
+    app.shopify.script(Endpoint::Token, [Scripted::json(400, json!({"error": "invalid_subject_token"}))]);
     let fetch = app.send(fetch("POST", "/api/products", &token)).await;
     assert_eq!(fetch.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        fetch.header("x-shopify-retry-invalid-session-request"),
-        Some("1")
-    );
+    assert_eq!(fetch.header("x-shopify-retry-invalid-session-request"), Some("1"));
     assert!(stored(&app).await.is_none());
 }
 
 #[tokio::test]
 async fn a_broken_token_endpoint_is_a_clear_error_not_a_crash() {
     let app = TestApp::start().await;
-    app.shopify.script(
-        Endpoint::Token,
-        [Scripted {
-            status: 200,
-            headers: vec![],
-            body: "<html>".into(),
-        }],
-    );
-    let response = app
-        .send(get(&format!(
-            "/?{}",
-            document_query(&session_token(app.now()))
-        )))
-        .await;
+    app.shopify.script(Endpoint::Token, [Scripted { status: 200, headers: vec![], body: "<html>".into() }]);
+    let response = app.send(get(&format!("/?{}", document_query(&session_token(app.now()))))).await;
     assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(response.body, "");
     assert!(stored(&app).await.is_none());
@@ -292,39 +214,18 @@ async fn a_broken_token_endpoint_is_a_clear_error_not_a_crash() {
 async fn bad_session_tokens_get_the_protocols_answers() {
     let app = TestApp::start().await;
     let now = app.now();
-    let expired = sign(
-        &json!({"dest": "https://s1.myshopify.com", "aud": API_KEY, "exp": now - 10}),
-        API_SECRET,
-    );
+    let expired = sign(&json!({"dest": "https://s1.myshopify.com", "aud": API_KEY, "exp": now - 10}), API_SECRET);
     let wrong_secret = sign(&claims(now), "another-secret");
-    let wrong_aud = sign(
-        &json!({"dest": "https://s1.myshopify.com", "aud": "other-app", "exp": now + 60}),
-        API_SECRET,
-    );
-    let bad_shop = sign(
-        &json!({"dest": "https://evil.com", "aud": API_KEY, "exp": now + 60}),
-        API_SECRET,
-    );
+    let wrong_aud = sign(&json!({"dest": "https://s1.myshopify.com", "aud": "other-app", "exp": now + 60}), API_SECRET);
+    let bad_shop = sign(&json!({"dest": "https://evil.com", "aud": API_KEY, "exp": now + 60}), API_SECRET);
 
     let cases: [(&str, StatusCode, Option<&str>); 6] = [
         ("Bearer not.a.jwt", StatusCode::UNAUTHORIZED, Some("1")),
         ("Basic abc", StatusCode::UNAUTHORIZED, Some("1")),
         ("Bearer ", StatusCode::UNAUTHORIZED, None),
-        (
-            &format!("Bearer {expired}"),
-            StatusCode::UNAUTHORIZED,
-            Some("1"),
-        ),
-        (
-            &format!("Bearer {wrong_secret}"),
-            StatusCode::UNAUTHORIZED,
-            Some("1"),
-        ),
-        (
-            &format!("Bearer {wrong_aud}"),
-            StatusCode::UNAUTHORIZED,
-            Some("1"),
-        ),
+        (&format!("Bearer {expired}"), StatusCode::UNAUTHORIZED, Some("1")),
+        (&format!("Bearer {wrong_secret}"), StatusCode::UNAUTHORIZED, Some("1")),
+        (&format!("Bearer {wrong_aud}"), StatusCode::UNAUTHORIZED, Some("1")),
     ];
     for (authorization, status, retry) in cases {
         let request = axum::http::Request::post("/api/products")
@@ -333,32 +234,19 @@ async fn bad_session_tokens_get_the_protocols_answers() {
             .unwrap();
         let response = app.send(request).await;
         assert_eq!(response.status, status, "{authorization}");
-        assert_eq!(
-            response.header("x-shopify-retry-invalid-session-request"),
-            retry,
-            "{authorization}"
-        );
+        assert_eq!(response.header("x-shopify-retry-invalid-session-request"), retry, "{authorization}");
         assert_eq!(response.body, "Unauthorized");
     }
     let response = app.send(fetch("POST", "/api/products", &bad_shop)).await;
     assert_eq!(response.status, StatusCode::BAD_REQUEST);
 
     // Document loads: a bad token bounces, a token for another app is refused outright.
-    let response = app
-        .send(get(&format!("/?{}", document_query(&expired))))
-        .await;
+    let response = app.send(get(&format!("/?{}", document_query(&expired)))).await;
     assert_eq!(response.status, StatusCode::FOUND);
     assert!(!response.header("location").unwrap().contains("id_token"));
-    let response = app
-        .send(get(&format!("/?{}", document_query(&wrong_aud))))
-        .await;
+    let response = app.send(get(&format!("/?{}", document_query(&wrong_aud)))).await;
     assert_eq!(response.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        response.headers.len(),
-        1,
-        "only content-length: {:?}",
-        response.headers
-    );
+    assert_eq!(response.headers.len(), 1, "only content-length: {:?}", response.headers);
     assert_eq!(app.shopify.requests().len(), 0);
 }
 
@@ -366,20 +254,14 @@ async fn bad_session_tokens_get_the_protocols_answers() {
 async fn a_token_signed_with_the_old_secret_is_accepted_during_rotation() {
     let app = TestApp::start_with(&[("SHOPIFY_OLD_API_SECRET", OLD_API_SECRET)]).await;
     let token = sign(&claims(app.now()), OLD_API_SECRET);
-    let response = app
-        .send(get(&format!("/?{}", document_query(&token))))
-        .await;
+    let response = app.send(get(&format!("/?{}", document_query(&token)))).await;
     assert_eq!(response.status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn the_patch_page_loads_app_bridge_for_a_valid_shop_only() {
     let app = TestApp::start().await;
-    let response = app
-        .send(get(
-            "/auth/patch-id-token?shop=s1.myshopify.com&shopify-reload=%2F",
-        ))
-        .await;
+    let response = app.send(get("/auth/patch-id-token?shop=s1.myshopify.com&shopify-reload=%2F")).await;
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(
         response.body,
@@ -396,18 +278,10 @@ async fn the_patch_page_loads_app_bridge_for_a_valid_shop_only() {
     for (query, _code) in [
         ("shopify-reload=%2F", "missing_shop"),
         ("shop=s1.myshopify.com", "missing_shopify_reload"),
-        (
-            "shop=evil.com%3B%20script-src%20*&shopify-reload=%2F",
-            "invalid_shop",
-        ),
-        (
-            "shop=s1.myshopify.com%0D%0AX-Evil:%201&shopify-reload=%2F",
-            "invalid_shop",
-        ),
+        ("shop=evil.com%3B%20script-src%20*&shopify-reload=%2F", "invalid_shop"),
+        ("shop=s1.myshopify.com%0D%0AX-Evil:%201&shopify-reload=%2F", "invalid_shop"),
     ] {
-        let response = app
-            .send(get(&format!("/auth/patch-id-token?{query}")))
-            .await;
+        let response = app.send(get(&format!("/auth/patch-id-token?{query}"))).await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");
         assert_eq!(response.body, "Bad Request");
         assert!(response.header("content-security-policy").is_none());
@@ -418,9 +292,7 @@ async fn the_patch_page_loads_app_bridge_for_a_valid_shop_only() {
 async fn the_product_button_creates_a_product_with_the_stored_token() {
     let app = TestApp::start().await;
     store_token(&app, NOW + 3600, NOW + 86_400).await;
-    let response = app
-        .send(fetch("POST", "/api/products", &session_token(app.now())))
-        .await;
+    let response = app.send(fetch("POST", "/api/products", &session_token(app.now()))).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.body);
     let product = &response.json()["product"];
     assert_eq!(product["id"], "gid://shopify/Product/1");
@@ -428,80 +300,43 @@ async fn the_product_button_creates_a_product_with_the_stored_token() {
 
     let graphql = app.shopify.graphql_requests();
     assert_eq!(graphql.len(), 1);
-    assert_eq!(
-        graphql[0].path,
-        "/s1.myshopify.com/admin/api/2026-10/graphql.json"
-    );
+    assert_eq!(graphql[0].path, "/s1.myshopify.com/admin/api/2026-10/graphql.json");
     assert_eq!(graphql[0].headers["x-shopify-access-token"], "shpat_stored");
-    assert!(
-        graphql[0].body["query"]
-            .as_str()
-            .unwrap()
-            .contains("productCreate")
-    );
-    assert_eq!(
-        graphql[0].body["variables"]["product"]["title"],
-        product["title"]
-    );
+    assert!(graphql[0].body["query"].as_str().unwrap().contains("productCreate"));
+    assert_eq!(graphql[0].body["variables"]["product"]["title"], product["title"]);
 }
 
 #[tokio::test]
 async fn a_token_shopify_rejects_is_forgotten_and_the_client_asked_to_retry() {
     let app = TestApp::start().await;
     store_token(&app, NOW + 3600, NOW + 86_400).await;
-    app.shopify
-        .script(Endpoint::Graphql, [Scripted::status(401)]);
-    let response = app
-        .send(fetch("POST", "/api/products", &session_token(app.now())))
-        .await;
+    app.shopify.script(Endpoint::Graphql, [Scripted::status(401)]);
+    let response = app.send(fetch("POST", "/api/products", &session_token(app.now()))).await;
     assert_eq!(response.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        response.header("x-shopify-retry-invalid-session-request"),
-        Some("1")
-    );
+    assert_eq!(response.header("x-shopify-retry-invalid-session-request"), Some("1"));
     assert!(stored(&app).await.is_none());
 
     // The retry exchanges a new token and succeeds.
-    let retry = app
-        .send(fetch("POST", "/api/products", &session_token(app.now())))
-        .await;
+    let retry = app.send(fetch("POST", "/api/products", &session_token(app.now()))).await;
     assert_eq!(retry.status, StatusCode::OK);
     assert_eq!(app.shopify.exchanges(), 1);
-    assert_eq!(
-        app.shopify.graphql_requests()[1].headers["x-shopify-access-token"],
-        "shpat_fake_1"
-    );
+    assert_eq!(app.shopify.graphql_requests()[1].headers["x-shopify-access-token"], "shpat_fake_1");
 }
 
 #[tokio::test]
 async fn graphql_errors_reach_the_page_as_json() {
     let app = TestApp::start().await;
     store_token(&app, NOW + 3600, NOW + 86_400).await;
-    app.shopify.script(
-        Endpoint::Graphql,
-        [Scripted::json(
-            200,
-            json!({"errors": [{"message": "Field 'x' doesn't exist"}]}),
-        )],
-    );
-    let response = app
-        .send(fetch("POST", "/api/products", &session_token(app.now())))
-        .await;
+    app.shopify
+        .script(Endpoint::Graphql, [Scripted::json(200, json!({"errors": [{"message": "Field 'x' doesn't exist"}]}))]);
+    let response = app.send(fetch("POST", "/api/products", &session_token(app.now()))).await;
     assert_eq!(response.status, StatusCode::BAD_GATEWAY);
-    assert_eq!(
-        response.json()["errors"][0]["message"],
-        "Field 'x' doesn't exist"
-    );
+    assert_eq!(response.json()["errors"][0]["message"], "Field 'x' doesn't exist");
 
     app.shopify.script(Endpoint::Graphql, [Scripted::json(200, json!({"data": {"productCreate": {"product": null, "userErrors": [{"field": ["title"], "message": "Title can't be blank"}]}}}))]);
-    let response = app
-        .send(fetch("POST", "/api/products", &session_token(app.now())))
-        .await;
+    let response = app.send(fetch("POST", "/api/products", &session_token(app.now()))).await;
     assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(
-        response.json()["errors"][0]["message"],
-        "Title can't be blank"
-    );
+    assert_eq!(response.json()["errors"][0]["message"], "Title can't be blank");
 }
 
 #[tokio::test]
@@ -516,10 +351,7 @@ async fn the_page_script_is_served_from_static() {
 async fn healthz_answers_once_the_database_does() {
     let app = TestApp::start().await;
     let response = app.send(get("/healthz")).await;
-    assert_eq!(
-        (response.status, response.body.as_str()),
-        (StatusCode::OK, "ok")
-    );
+    assert_eq!((response.status, response.body.as_str()), (StatusCode::OK, "ok"));
 }
 
 async fn futures_join_all<F: std::future::Future<Output = TestResponse> + Send + 'static>(

@@ -15,18 +15,12 @@ struct Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_shopify-app-rust"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
     command
 }
 
@@ -58,25 +52,12 @@ async fn start(dir: &std::path::Path, shopify: &FakeShopify) -> Server {
 impl Server {
     /// Stops the server with SIGTERM and returns its exit status and everything it printed.
     fn stop(mut self) -> (std::process::ExitStatus, String) {
-        let killed = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        let killed = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         assert!(killed.success());
         let status = self.child.wait().unwrap();
         let mut output = String::new();
-        self.child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut output)
-            .unwrap();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut output)
-            .unwrap();
+        self.child.stdout.take().unwrap().read_to_string(&mut output).unwrap();
+        self.child.stderr.take().unwrap().read_to_string(&mut output).unwrap();
         (status, output)
     }
 }
@@ -86,23 +67,12 @@ async fn the_binary_serves_the_embedded_app_against_a_fake_shopify_and_never_log
     let shopify = FakeShopify::start().await;
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &shopify).await;
-    assert!(
-        dir.path().join("data/app.db").exists(),
-        "the default SQLite file is created"
-    );
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    assert!(dir.path().join("data/app.db").exists(), "the default SQLite file is created");
+    let client = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let id_token = session_token(now);
 
-    let bounce = client
-        .get(format!("{}/?embedded=1&shop={SHOP_DOMAIN}", server.base))
-        .send()
-        .await
-        .unwrap();
+    let bounce = client.get(format!("{}/?embedded=1&shop={SHOP_DOMAIN}", server.base)).send().await.unwrap();
     assert_eq!(bounce.status(), 302);
     assert!(
         bounce.headers()["location"]
@@ -111,11 +81,7 @@ async fn the_binary_serves_the_embedded_app_against_a_fake_shopify_and_never_log
             .contains("/auth/patch-id-token?embedded=1&shop=s1.myshopify.com&shopify-reload=")
     );
 
-    let page = client
-        .get(format!("{}/?{}", server.base, document_query(&id_token)))
-        .send()
-        .await
-        .unwrap();
+    let page = client.get(format!("{}/?{}", server.base, document_query(&id_token))).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert_eq!(
         page.headers()["content-security-policy"],
@@ -129,77 +95,32 @@ async fn the_binary_serves_the_embedded_app_against_a_fake_shopify_and_never_log
     assert_eq!(shopify.exchanges(), 1);
     assert_eq!(shopify.requests()[0].body["expiring"], 1);
 
-    let again = client
-        .get(format!("{}/?{}", server.base, document_query(&id_token)))
-        .send()
-        .await
-        .unwrap();
+    let again = client.get(format!("{}/?{}", server.base, document_query(&id_token))).send().await.unwrap();
     assert_eq!(again.status(), 200);
     assert_eq!(shopify.exchanges(), 1);
 
-    let product = client
-        .post(format!("{}/api/products", server.base))
-        .bearer_auth(&id_token)
-        .send()
-        .await
-        .unwrap();
+    let product = client.post(format!("{}/api/products", server.base)).bearer_auth(&id_token).send().await.unwrap();
     assert_eq!(product.status(), 200);
-    assert_eq!(
-        shopify.graphql_requests()[0].headers["x-shopify-access-token"],
-        "shpat_fake_1"
-    );
+    assert_eq!(shopify.graphql_requests()[0].headers["x-shopify-access-token"], "shpat_fake_1");
 
-    let refused = client
-        .post(format!("{}/api/products", server.base))
-        .bearer_auth("garbage")
-        .send()
-        .await
-        .unwrap();
+    let refused = client.post(format!("{}/api/products", server.base)).bearer_auth("garbage").send().await.unwrap();
     assert_eq!(refused.status(), 401);
-    assert_eq!(
-        refused.headers()["x-shopify-retry-invalid-session-request"],
-        "1"
-    );
+    assert_eq!(refused.headers()["x-shopify-retry-invalid-session-request"], "1");
 
     let (status, logs) = server.stop();
-    assert!(
-        status.success(),
-        "a clean stop on SIGTERM: {status:?}\n{logs}"
-    );
-    assert!(
-        logs.contains("ready to serve") && logs.contains("stopped"),
-        "{logs}"
-    );
-    assert!(
-        logs.contains("SHOPIFY_SHOP_ORIGIN is set"),
-        "the fake origin is announced"
-    );
-    assert!(
-        logs.contains("path=/api/products"),
-        "requests are logged: {logs}"
-    );
-    for secret in [
-        API_SECRET,
-        id_token.as_str(),
-        "shpat_fake_1",
-        "shprt_fake_1",
-        id_token.split('.').nth(2).unwrap(),
-    ] {
-        assert!(
-            !logs.contains(secret),
-            "a secret reached the logs: {secret}\n{logs}"
-        );
+    assert!(status.success(), "a clean stop on SIGTERM: {status:?}\n{logs}");
+    assert!(logs.contains("ready to serve") && logs.contains("stopped"), "{logs}");
+    assert!(logs.contains("SHOPIFY_SHOP_ORIGIN is set"), "the fake origin is announced");
+    assert!(logs.contains("path=/api/products"), "requests are logged: {logs}");
+    for secret in [API_SECRET, id_token.as_str(), "shpat_fake_1", "shprt_fake_1", id_token.split('.').nth(2).unwrap()] {
+        assert!(!logs.contains(secret), "a secret reached the logs: {secret}\n{logs}");
     }
 }
 
 #[test]
 fn start_fails_with_one_line_naming_a_missing_variable() {
     let dir = tempfile::tempdir().unwrap();
-    let output = binary()
-        .current_dir(dir.path())
-        .env("SHOPIFY_API_SECRET", "x")
-        .output()
-        .unwrap();
+    let output = binary().current_dir(dir.path()).env("SHOPIFY_API_SECRET", "x").output().unwrap();
     assert!(!output.status.success());
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),

@@ -27,30 +27,20 @@ async fn harness() -> Harness {
 
 async fn harness_on(fake: FakeShopify) -> Harness {
     let clock = Arc::new(ManualClock::at(NOW));
-    let config = AppConfig {
-        client_id: API_KEY.into(),
-        client_secret: API_SECRET.into(),
-        old_client_secret: None,
-    };
+    let config = AppConfig { client_id: API_KEY.into(), client_secret: API_SECRET.into(), old_client_secret: None };
     let shopify = ShopifyApp::new(config, Arc::new(ReqwestTransport::new().unwrap()))
         .unwrap()
         .with_origin(ShopOrigin::new(fake.origin.clone()))
         .with_clock(clock.clone())
         .with_jitter(Arc::new(|| 40));
-    Harness {
-        shopify,
-        fake,
-        clock,
-    }
+    Harness { shopify, fake, clock }
 }
 
 impl Harness {
     async fn graphql(&self, max_retries: u32) -> shopify_app_rust::shopify::model::GQLResult {
         let mut request = GraphqlRequest::new("{ shop { id } }");
         request.max_retries = max_retries;
-        self.shopify
-            .admin_graphql_request(SHOP, "shpat_x", "2026-10", &request)
-            .await
+        self.shopify.admin_graphql_request(SHOP, "shpat_x", "2026-10", &request).await
     }
 
     fn sleeps(&self) -> Vec<Duration> {
@@ -70,11 +60,7 @@ fn ok_body() -> Scripted {
 }
 
 fn codes(result: &shopify_app_rust::shopify::model::GQLResult) -> Vec<String> {
-    result
-        .http_logs
-        .iter()
-        .map(|log| log.code.to_string())
-        .collect()
+    result.http_logs.iter().map(|log| log.code.to_string()).collect()
 }
 
 #[tokio::test]
@@ -83,23 +69,11 @@ async fn graphql_success_returns_data_extensions_and_sends_the_token() {
     h.fake.script(Endpoint::Graphql, [ok_body()]);
     let result = h.graphql(2).await;
     assert!(result.ok);
-    assert_eq!(
-        (result.log.code.as_ref(), result.shop.as_deref()),
-        ("success", Some(SHOP))
-    );
-    assert_eq!(
-        result.data,
-        Some(json!({"shop": {"id": "gid://shopify/Shop/1"}}))
-    );
-    assert_eq!(
-        result.extensions,
-        Some(json!({"cost": {"requestedQueryCost": 1}}))
-    );
+    assert_eq!((result.log.code.as_ref(), result.shop.as_deref()), ("success", Some(SHOP)));
+    assert_eq!(result.data, Some(json!({"shop": {"id": "gid://shopify/Shop/1"}})));
+    assert_eq!(result.extensions, Some(json!({"cost": {"requestedQueryCost": 1}})));
     let sent = &h.fake.graphql_requests()[0];
-    assert_eq!(
-        sent.path,
-        "/s1.myshopify.com/admin/api/2026-10/graphql.json"
-    );
+    assert_eq!(sent.path, "/s1.myshopify.com/admin/api/2026-10/graphql.json");
     assert_eq!(sent.headers["x-shopify-access-token"], "shpat_x");
     assert_eq!(sent.headers["content-type"], "application/json");
     assert_eq!(sent.body, json!({"query": "{ shop { id } }"}));
@@ -110,28 +84,15 @@ async fn graphql_honours_retry_after_on_429_capped_at_ten_seconds() {
     let h = harness().await;
     h.fake.script(
         Endpoint::Graphql,
-        [
-            Scripted::status(429).header("Retry-After", "2.5"),
-            Scripted::status(429),
-            ok_body(),
-        ],
+        [Scripted::status(429).header("Retry-After", "2.5"), Scripted::status(429), ok_body()],
     );
     let result = h.graphql(2).await;
     assert!(result.ok);
     assert_eq!(h.sleeps(), [ms(2500), ms(1000)]);
-    assert_eq!(
-        codes(&result),
-        ["rate_limited_retry", "rate_limited_retry", "success"]
-    );
+    assert_eq!(codes(&result), ["rate_limited_retry", "rate_limited_retry", "success"]);
 
     let h = harness().await;
-    h.fake.script(
-        Endpoint::Graphql,
-        [
-            Scripted::status(429).header("Retry-After", "120"),
-            ok_body(),
-        ],
-    );
+    h.fake.script(Endpoint::Graphql, [Scripted::status(429).header("Retry-After", "120"), ok_body()]);
     assert!(h.graphql(2).await.ok);
     assert_eq!(h.sleeps(), [Duration::from_secs(10)]);
 }
@@ -139,21 +100,13 @@ async fn graphql_honours_retry_after_on_429_capped_at_ten_seconds() {
 #[tokio::test]
 async fn graphql_gives_up_on_429_after_max_retries_with_a_synthetic_429() {
     let h = harness().await;
-    h.fake.script(
-        Endpoint::Graphql,
-        [
-            Scripted::status(429),
-            Scripted::status(429),
-            Scripted::status(429),
-        ],
-    );
+    h.fake.script(Endpoint::Graphql, [Scripted::status(429), Scripted::status(429), Scripted::status(429)]);
     let result = h.graphql(2).await;
     assert!(!result.ok);
     assert_eq!(result.log.code, "rate_limited");
     assert_eq!(
         result.response,
-        Res::new(429, "{\"error\":\"Too many requests\"}")
-            .with_header("Content-Type", "application/json")
+        Res::new(429, "{\"error\":\"Too many requests\"}").with_header("Content-Type", "application/json")
     );
     assert_eq!(h.fake.graphql_requests().len(), 3);
     assert_eq!(h.sleeps().len(), 2);
@@ -162,27 +115,16 @@ async fn graphql_gives_up_on_429_after_max_retries_with_a_synthetic_429() {
 #[tokio::test]
 async fn graphql_backs_off_exponentially_with_jitter_on_502_503_504() {
     let h = harness().await;
-    h.fake.script(
-        Endpoint::Graphql,
-        [Scripted::status(503), Scripted::status(502), ok_body()],
-    );
+    h.fake.script(Endpoint::Graphql, [Scripted::status(503), Scripted::status(502), ok_body()]);
     let result = h.graphql(2).await;
     assert!(result.ok);
     assert_eq!(h.sleeps(), [ms(1040), ms(2040)]);
-    assert_eq!(
-        codes(&result),
-        ["http_error_503_retry", "http_error_502_retry", "success"]
-    );
+    assert_eq!(codes(&result), ["http_error_503_retry", "http_error_502_retry", "success"]);
 
     let h = harness().await;
     h.fake.script(
         Endpoint::Graphql,
-        [
-            Scripted::status(504),
-            Scripted::status(504),
-            Scripted::status(504),
-            Scripted::status(504),
-        ],
+        [Scripted::status(504), Scripted::status(504), Scripted::status(504), Scripted::status(504)],
     );
     let result = h.graphql(3).await;
     assert_eq!(result.log.code, "http_error_504");
@@ -200,16 +142,14 @@ async fn graphql_waits_for_the_cost_bucket_on_throttled() {
         }),
     );
     let h = harness().await;
-    h.fake
-        .script(Endpoint::Graphql, [throttled.clone(), ok_body()]);
+    h.fake.script(Endpoint::Graphql, [throttled.clone(), ok_body()]);
     let result = h.graphql(2).await;
     assert!(result.ok);
     assert_eq!(h.sleeps(), [Duration::from_secs(3)]);
     assert_eq!(codes(&result), ["throttled_retry", "success"]);
 
     let h = harness().await;
-    h.fake
-        .script(Endpoint::Graphql, [throttled.clone(), throttled]);
+    h.fake.script(Endpoint::Graphql, [throttled.clone(), throttled]);
     let result = h.graphql(1).await;
     assert_eq!(result.log.code, "graphql_errors");
     assert_eq!(result.response.status, 200);
@@ -217,17 +157,11 @@ async fn graphql_waits_for_the_cost_bucket_on_throttled() {
 
 #[tokio::test]
 async fn graphql_does_not_retry_what_a_retry_cannot_fix() {
-    for (status, code) in [
-        (400, "http_error_400"),
-        (403, "http_error_403"),
-        (500, "http_error_500"),
-        (404, "http_error_404"),
-    ] {
+    for (status, code) in
+        [(400, "http_error_400"), (403, "http_error_403"), (500, "http_error_500"), (404, "http_error_404")]
+    {
         let h = harness().await;
-        h.fake.script(
-            Endpoint::Graphql,
-            [Scripted::json(status, json!({"errors": "nope"}))],
-        );
+        h.fake.script(Endpoint::Graphql, [Scripted::json(status, json!({"errors": "nope"}))]);
         let result = h.graphql(2).await;
         assert_eq!(result.log.code, code);
         assert_eq!(result.response.status, status);
@@ -235,18 +169,9 @@ async fn graphql_does_not_retry_what_a_retry_cannot_fix() {
         assert!(h.sleeps().is_empty());
     }
     let h = harness().await;
-    h.fake.script(
-        Endpoint::Graphql,
-        [Scripted::json(
-            200,
-            json!({"errors": [{"message": "bad field"}]}),
-        )],
-    );
+    h.fake.script(Endpoint::Graphql, [Scripted::json(200, json!({"errors": [{"message": "bad field"}]}))]);
     let result = h.graphql(2).await;
-    assert_eq!(
-        (result.ok, result.log.code.as_ref()),
-        (false, "graphql_errors")
-    );
+    assert_eq!((result.ok, result.log.code.as_ref()), (false, "graphql_errors"));
 }
 
 #[tokio::test]
@@ -254,16 +179,9 @@ async fn graphql_401_answers_with_the_callers_invalid_token_response() {
     let h = harness().await;
     h.fake.script(Endpoint::Graphql, [Scripted::status(401)]);
     let retry = Res::new(401, "").with_header("X-Shopify-Retry-Invalid-Session-Request", "1");
-    let request =
-        GraphqlRequest::new("{ shop { id } }").invalid_token_response(Some(retry.clone()));
-    let result = h
-        .shopify
-        .admin_graphql_request(SHOP, "shpat_x", "2026-10", &request)
-        .await;
-    assert_eq!(
-        (result.log.code.as_ref(), result.response),
-        ("unauthorized", retry)
-    );
+    let request = GraphqlRequest::new("{ shop { id } }").invalid_token_response(Some(retry.clone()));
+    let result = h.shopify.admin_graphql_request(SHOP, "shpat_x", "2026-10", &request).await;
+    assert_eq!((result.log.code.as_ref(), result.response), ("unauthorized", retry));
 }
 
 #[tokio::test]
@@ -277,59 +195,32 @@ async fn graphql_validates_its_input_before_any_request() {
         ("evil.com/x#", "t", "2026-10", "invalid_shop"),
         ("s1", "t", "../../x", "invalid_api_version"),
     ] {
-        let result = h
-            .shopify
-            .admin_graphql_request(shop, token, version, &request)
-            .await;
-        assert_eq!(
-            (result.log.code.as_ref(), result.response.status),
-            (code, 400)
-        );
+        let result = h.shopify.admin_graphql_request(shop, token, version, &request).await;
+        assert_eq!((result.log.code.as_ref(), result.response.status), (code, 400));
     }
-    let result = h
-        .shopify
-        .admin_graphql_request("s1", "t", "2026-10", &GraphqlRequest::new(""))
-        .await;
+    let result = h.shopify.admin_graphql_request("s1", "t", "2026-10", &GraphqlRequest::new("")).await;
     assert_eq!(result.log.code, "missing_query");
     assert!(h.fake.requests().is_empty());
 }
 
 #[tokio::test]
 async fn a_network_failure_is_a_result_not_a_crash() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let mut fake = FakeShopify::start().await;
     fake.origin = format!("http://{closed}/{{shop}}");
     let h = harness_on(fake).await;
     let result = h.graphql(2).await;
-    assert_eq!(
-        (result.log.code.as_ref(), result.response.status),
-        ("network_error", 0)
-    );
+    assert_eq!((result.log.code.as_ref(), result.response.status), ("network_error", 0));
 
-    let exchanged = h
-        .shopify
-        .exchange_using_token_exchange(AccessMode::Offline, &id_token(), None, true)
-        .await;
-    assert_eq!(
-        (exchanged.log.code.as_ref(), exchanged.response.status),
-        ("network_error", 500)
-    );
+    let exchanged = h.shopify.exchange_using_token_exchange(AccessMode::Offline, &id_token(), None, true).await;
+    assert_eq!((exchanged.log.code.as_ref(), exchanged.response.status), ("network_error", 500));
     assert_eq!(exchanged.shop.as_deref(), Some(SHOP));
 }
 
 fn id_token() -> IdTokenDetails {
-    let claims: Map<String, Value> = serde_json::from_value(
-        json!({"dest": "https://s1.myshopify.com", "aud": API_KEY, "sub": "42"}),
-    )
-    .unwrap();
-    IdTokenDetails {
-        exchangeable: true,
-        token: "ID.TOKEN.VALUE".into(),
-        claims,
-    }
+    let claims: Map<String, Value> =
+        serde_json::from_value(json!({"dest": "https://s1.myshopify.com", "aud": API_KEY, "sub": "42"})).unwrap();
+    IdTokenDetails { exchangeable: true, token: "ID.TOKEN.VALUE".into(), claims }
 }
 
 #[tokio::test]
@@ -347,37 +238,23 @@ async fn token_exchange_builds_online_tokens_with_their_user() {
             }),
         )],
     );
-    let result = h
-        .shopify
-        .exchange_using_token_exchange(AccessMode::Online, &id_token(), None, true)
-        .await;
+    let result = h.shopify.exchange_using_token_exchange(AccessMode::Online, &id_token(), None, true).await;
     assert!(result.ok, "{:?}", result.log);
     let token = result.access_token.unwrap();
     assert_eq!(token.access_mode, AccessMode::Online);
     let user = token.user.unwrap();
     assert_eq!(
-        (
-            user.id,
-            user.email.as_str(),
-            user.scope.as_str(),
-            user.account_owner
-        ),
+        (user.id, user.email.as_str(), user.scope.as_str(), user.account_owner),
         (42, "ada@example.com", "write_products", true)
     );
-    assert_eq!(
-        token.expires,
-        Some(OffsetDateTime::from_unix_timestamp(NOW + 86399).unwrap())
-    );
+    assert_eq!(token.expires, Some(OffsetDateTime::from_unix_timestamp(NOW + 86399).unwrap()));
     assert_eq!(token.refresh_token, None);
     assert_eq!(
         h.fake.requests()[0].body["requested_token_type"],
         "urn:shopify:params:oauth:token-type:online-access-token"
     );
     let logged = &result.http_logs[0].res.body;
-    assert!(
-        logged.contains(r#""access_token":"[REDACTED]""#) && !logged.contains("shpua_1"),
-        "{logged}"
-    );
+    assert!(logged.contains(r#""access_token":"[REDACTED]""#) && !logged.contains("shpua_1"), "{logged}");
 }
 
 #[tokio::test]
@@ -385,20 +262,10 @@ async fn token_exchange_retries_429_then_gives_up_with_a_synthetic_429() {
     let h = harness().await;
     h.fake.script(
         Endpoint::Token,
-        [
-            Scripted::status(429).header("Retry-After", "3"),
-            Scripted::status(429),
-            Scripted::status(429),
-        ],
+        [Scripted::status(429).header("Retry-After", "3"), Scripted::status(429), Scripted::status(429)],
     );
-    let result = h
-        .shopify
-        .exchange_using_token_exchange(AccessMode::Offline, &id_token(), None, true)
-        .await;
-    assert_eq!(
-        (result.log.code.as_ref(), result.response.status),
-        ("rate_limit_exceeded", 429)
-    );
+    let result = h.shopify.exchange_using_token_exchange(AccessMode::Offline, &id_token(), None, true).await;
+    assert_eq!((result.log.code.as_ref(), result.response.status), ("rate_limit_exceeded", 429));
     assert_eq!(h.sleeps(), [Duration::from_secs(3), Duration::from_secs(1)]);
     assert_eq!(h.fake.exchanges(), 3);
 }
@@ -411,33 +278,17 @@ async fn token_exchange_maps_shopify_errors() {
         ("other", "exchange_error", 500),
     ] {
         let h = harness().await;
-        h.fake.script(
-            Endpoint::Token,
-            [Scripted::json(400, json!({"error": error}))],
-        );
-        let result = h
-            .shopify
-            .exchange_using_token_exchange(AccessMode::Offline, &id_token(), None, true)
-            .await;
-        assert_eq!(
-            (result.log.code.as_ref(), result.response.status),
-            (code, status),
-            "{error}"
-        );
+        h.fake.script(Endpoint::Token, [Scripted::json(400, json!({"error": error}))]);
+        let result = h.shopify.exchange_using_token_exchange(AccessMode::Offline, &id_token(), None, true).await;
+        assert_eq!((result.log.code.as_ref(), result.response.status), (code, status), "{error}");
         assert!(!result.ok);
     }
     let h = harness().await;
     let mut bad = id_token();
     bad.claims.insert("dest".into(), json!("https://evil.com"));
-    let result = h
-        .shopify
-        .exchange_using_token_exchange(AccessMode::Offline, &bad, None, true)
-        .await;
+    let result = h.shopify.exchange_using_token_exchange(AccessMode::Offline, &bad, None, true).await;
     assert_eq!(result.log.code, "configuration_error");
-    assert!(
-        h.fake.requests().is_empty(),
-        "no secret is sent to a host that is not a shop"
-    );
+    assert!(h.fake.requests().is_empty(), "no secret is sent to a host that is not a shop");
 }
 
 fn stored(expires_in: i64) -> AccessToken {
@@ -456,44 +307,19 @@ fn stored(expires_in: i64) -> AccessToken {
 #[tokio::test]
 async fn refresh_retries_5xx_immediately_and_maps_errors() {
     let h = harness().await;
-    h.fake.script(
-        Endpoint::Token,
-        [Scripted::status(503), Scripted::status(500)],
-    );
-    let result = h
-        .shopify
-        .refresh_token_exchanged_access_token(&stored(30))
-        .await;
+    h.fake.script(Endpoint::Token, [Scripted::status(503), Scripted::status(500)]);
+    let result = h.shopify.refresh_token_exchanged_access_token(&stored(30)).await;
     assert!(result.ok);
     let fresh = result.access_token.unwrap();
-    assert_eq!(
-        (fresh.token.as_str(), fresh.refresh_token.as_deref()),
-        ("shpat_fake_1", Some("shprt_fake_1"))
-    );
+    assert_eq!((fresh.token.as_str(), fresh.refresh_token.as_deref()), ("shpat_fake_1", Some("shprt_fake_1")));
     assert_eq!(h.fake.refreshes(), 3);
     assert!(h.sleeps().is_empty());
-    assert!(
-        result.http_logs.iter().all(|log| log.res.body.is_empty()),
-        "refresh answers are never logged"
-    );
+    assert!(result.http_logs.iter().all(|log| log.res.body.is_empty()), "refresh answers are never logged");
 
     let h = harness().await;
-    h.fake.script(
-        Endpoint::Token,
-        [
-            Scripted::status(502),
-            Scripted::status(502),
-            Scripted::status(502),
-        ],
-    );
-    let result = h
-        .shopify
-        .refresh_token_exchanged_access_token(&stored(30))
-        .await;
-    assert_eq!(
-        (result.log.code.as_ref(), result.response.status),
-        ("server_error", 500)
-    );
+    h.fake.script(Endpoint::Token, [Scripted::status(502), Scripted::status(502), Scripted::status(502)]);
+    let result = h.shopify.refresh_token_exchanged_access_token(&stored(30)).await;
+    assert_eq!((result.log.code.as_ref(), result.response.status), ("server_error", 500));
 
     for (error, code, status) in [
         ("invalid_grant", "invalid_grant", 401),
@@ -501,39 +327,21 @@ async fn refresh_retries_5xx_immediately_and_maps_errors() {
         ("x", "refresh_error", 500),
     ] {
         let h = harness().await;
-        h.fake.script(
-            Endpoint::Token,
-            [Scripted::json(400, json!({"error": error}))],
-        );
-        let result = h
-            .shopify
-            .refresh_token_exchanged_access_token(&stored(30))
-            .await;
-        assert_eq!(
-            (result.log.code.as_ref(), result.response.status),
-            (code, status)
-        );
+        h.fake.script(Endpoint::Token, [Scripted::json(400, json!({"error": error}))]);
+        let result = h.shopify.refresh_token_exchanged_access_token(&stored(30)).await;
+        assert_eq!((result.log.code.as_ref(), result.response.status), (code, status));
     }
 }
 
 #[tokio::test]
 async fn refresh_only_calls_shopify_when_it_must() {
     let h = harness().await;
-    let result = h
-        .shopify
-        .refresh_token_exchanged_access_token(&stored(61))
-        .await;
-    assert_eq!(
-        (result.ok, result.log.code.as_ref()),
-        (true, "token_still_valid")
-    );
+    let result = h.shopify.refresh_token_exchanged_access_token(&stored(61)).await;
+    assert_eq!((result.ok, result.log.code.as_ref()), (true, "token_still_valid"));
     let mut dead = stored(30);
     dead.refresh_token_expires = Some(OffsetDateTime::from_unix_timestamp(NOW).unwrap());
     let result = h.shopify.refresh_token_exchanged_access_token(&dead).await;
-    assert_eq!(
-        (result.log.code.as_ref(), result.response.status),
-        ("refresh_token_expired", 401)
-    );
+    assert_eq!((result.log.code.as_ref(), result.response.status), ("refresh_token_expired", 401));
     let mut evil = stored(30);
     evil.shop = "evil.com/x?".into();
     let result = h.shopify.refresh_token_exchanged_access_token(&evil).await;

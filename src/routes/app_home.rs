@@ -1,16 +1,22 @@
 //! App Home: the embedded page in the Shopify admin and the fetch requests it makes.
 
+use std::hash::{BuildHasher, RandomState};
+
 use askama::Template;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::error::AppError;
 use crate::shopify::graphql::GraphqlRequest;
+use crate::shopify::model::Res;
 use crate::state::AppState;
-use crate::web::extract::Admin;
+use crate::web::admin_api::graphql_failure;
+use crate::web::core_request;
+use crate::web::extract::{Admin, AppHome};
 
 /// The home page (`templates/app_home.html`).
 #[derive(Template)]
@@ -22,10 +28,7 @@ struct HomePage<'a> {
 
 /// `GET /`: the App Home page, rendered once the shop has a valid offline token.
 pub async fn home(State(state): State<AppState>, admin: Admin) -> Result<Response, AppError> {
-    let page = HomePage {
-        api_key: &state.config.api_key,
-        shop: &admin.session.shop,
-    };
+    let page = HomePage { api_key: &state.config.api_key, shop: &admin.session.shop };
     Ok(admin.page(page.render()?))
 }
 
@@ -39,48 +42,45 @@ const CREATE_PRODUCT: &str = "mutation createProduct($product: ProductCreateInpu
 /// `POST /api/products`: the GraphQL demo. Creates a product in the shop and answers it as
 /// JSON (`{"product": {...}}`), or `{"errors": [...]}` with a 4xx/5xx status.
 pub async fn create_product(admin: Admin) -> Result<Response, AppError> {
-    let colors = [
-        "Red", "Orange", "Yellow", "Green", "Blue", "Indigo", "Violet",
-    ];
-    let color = colors[usize::try_from(
-        admin.access_token.token.len() ^ time::OffsetDateTime::now_utc().nanosecond() as usize,
-    )
-    .unwrap_or(0)
-        % colors.len()];
-    let request = GraphqlRequest::new(CREATE_PRODUCT)
-        .variables(json!({ "product": { "title": format!("{color} snowboard") } }));
+    let colors = ["Red", "Orange", "Yellow", "Green", "Blue", "Indigo", "Violet"];
+    let color = colors[RandomState::new().hash_one("color") as usize % colors.len()];
+    let request =
+        GraphqlRequest::new(CREATE_PRODUCT).variables(json!({ "product": { "title": format!("{color} snowboard") } }));
     let result = admin.graphql(request).await?;
     if !result.ok {
         tracing::warn!(code = %result.log.code, "productCreate failed");
-        let status = StatusCode::from_u16(result.response.status)
-            .ok()
-            .filter(|s| s.is_client_error() || s.is_server_error());
-        let errors = serde_json::from_str::<Value>(&result.response.body)
-            .ok()
-            .and_then(|body| body.get("errors").cloned());
-        let body =
-            json!({ "errors": errors.unwrap_or_else(|| json!([{ "message": result.log.code }])) });
-        return Ok((status.unwrap_or(StatusCode::BAD_GATEWAY), Json(body)).into_response());
+        return Ok(graphql_failure(&result));
     }
-    let payload = result
-        .data
-        .as_ref()
-        .and_then(|data| data.get("productCreate"))
-        .cloned()
-        .unwrap_or(Value::Null);
-    let user_errors = payload
-        .get("userErrors")
-        .and_then(Value::as_array)
-        .filter(|errors| !errors.is_empty());
+    let payload = result.data.as_ref().and_then(|data| data.get("productCreate")).cloned().unwrap_or(Value::Null);
+    let user_errors = payload.get("userErrors").and_then(Value::as_array).filter(|errors| !errors.is_empty());
     if let Some(errors) = user_errors {
-        return Ok((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({ "errors": errors })),
-        )
-            .into_response());
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "errors": errors }))).into_response());
     }
-    Ok(
-        Json(json!({ "product": payload.get("product").cloned().unwrap_or(Value::Null) }))
-            .into_response(),
-    )
+    Ok(Json(json!({ "product": payload.get("product").cloned().unwrap_or(Value::Null) })).into_response())
+}
+
+/// The settings page (`templates/settings.html`).
+#[derive(Template)]
+#[template(path = "settings.html")]
+struct SettingsPage<'a> {
+    api_key: &'a str,
+}
+
+/// `GET /settings`: a second App Home page, showing both redirect helpers.
+pub async fn settings(State(state): State<AppState>, session: AppHome) -> Result<Response, AppError> {
+    Ok(session.page(SettingsPage { api_key: &state.config.api_key }.render()?))
+}
+
+/// `GET /settings/back-home`: an in-app redirect to `/?saved=1`, keeping the embedded
+/// context (`shop`, `host`...) but never the session token.
+pub async fn back_home(State(state): State<AppState>, session: AppHome, parts: Parts) -> Res {
+    let request = core_request(&parts, &state.config.app_url, Vec::new());
+    state.shopify.app_home_redirect(&request, "/?saved=1", &session.shop).response
+}
+
+/// `GET /settings/open-products`: leaves the iframe for the admin's products page.
+pub async fn open_products(State(state): State<AppState>, session: AppHome, parts: Parts) -> Res {
+    let request = core_request(&parts, &state.config.app_url, Vec::new());
+    let target = format!("https://admin.shopify.com/store/{}/products", session.shop);
+    state.shopify.app_home_parent_redirect(&request, &target, &session.shop, None).response
 }

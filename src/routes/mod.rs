@@ -2,4 +2,8 @@
 
 pub mod app_home;
 pub mod auth;
+pub mod extensions;
+pub mod flow;
 pub mod health;
+pub mod proxy;
+pub mod webhooks;

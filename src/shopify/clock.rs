@@ -41,12 +41,8 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock frozen at `unix_seconds`.
     pub fn at(unix_seconds: i64) -> Self {
-        let now =
-            OffsetDateTime::from_unix_timestamp(unix_seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        Self {
-            now: Mutex::new(now),
-            sleeps: Mutex::new(Vec::new()),
-        }
+        let now = OffsetDateTime::from_unix_timestamp(unix_seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        Self { now: Mutex::new(now), sleeps: Mutex::new(Vec::new()) }
     }
 
     /// Moves the clock forward.
@@ -57,10 +53,7 @@ impl ManualClock {
 
     /// The waits asked for so far, in order.
     pub fn sleeps(&self) -> Vec<Duration> {
-        self.sleeps
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .clone()
+        self.sleeps.lock().unwrap_or_else(|poison| poison.into_inner()).clone()
     }
 }
 
@@ -70,10 +63,7 @@ impl Clock for ManualClock {
     }
 
     fn sleep(&self, duration: Duration) -> BoxFuture<'_, ()> {
-        self.sleeps
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .push(duration);
+        self.sleeps.lock().unwrap_or_else(|poison| poison.into_inner()).push(duration);
         self.advance(duration);
         Box::pin(std::future::ready(()))
     }

@@ -30,13 +30,7 @@ pub struct GraphqlRequest {
 impl GraphqlRequest {
     /// A request for `query` with the default two retries.
     pub fn new(query: impl Into<String>) -> Self {
-        Self {
-            query: query.into(),
-            variables: None,
-            headers: Vec::new(),
-            invalid_token_response: None,
-            max_retries: 2,
-        }
+        Self { query: query.into(), variables: None, headers: Vec::new(), invalid_token_response: None, max_retries: 2 }
     }
 
     /// Sets the variables.
@@ -64,8 +58,7 @@ impl ShopifyApp {
         api_version: &str,
         request: &GraphqlRequest,
     ) -> GQLResult {
-        let invalid =
-            |code: &'static str, detail: &str| failure(code, detail, Res::new(400, ""), Vec::new());
+        let invalid = |code: &'static str, detail: &str| failure(code, detail, Res::new(400, ""), Vec::new());
         if shop.is_empty() {
             return invalid("missing_shop", "the shop is required");
         }
@@ -81,14 +74,8 @@ impl ShopifyApp {
         let Some(domain) = shop_domain(shop) else {
             return invalid("invalid_shop", "the shop is not a valid shop name");
         };
-        if !api_version
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            return invalid(
-                "invalid_api_version",
-                "the API version is not a version name",
-            );
+        if !api_version.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return invalid("invalid_api_version", "the API version is not a version name");
         }
 
         let upstream = self.graphql_upstream_request(&domain, access_token, api_version, request);
@@ -101,22 +88,14 @@ impl ShopifyApp {
                 Ok(response) => response,
                 Err(error) => {
                     let detail = format!("network error talking to Shopify: {error}");
-                    http_logs.push(HttpLog::new(
-                        "network_error",
-                        detail.clone(),
-                        Res::default(),
-                    ));
+                    http_logs.push(HttpLog::new("network_error", detail.clone(), Res::default()));
                     return failure("network_error", &detail, Res::default(), http_logs);
                 }
             };
             let wait = match response.status {
                 200 => {
-                    let json: Option<Map<String, Value>> =
-                        serde_json::from_str(&response.body).ok();
-                    let errors = json
-                        .as_ref()
-                        .and_then(|body| body.get("errors"))
-                        .filter(|errors| json_truthy(errors));
+                    let json: Option<Map<String, Value>> = serde_json::from_str(&response.body).ok();
+                    let errors = json.as_ref().and_then(|body| body.get("errors")).filter(|errors| json_truthy(errors));
                     match (errors, json.as_ref()) {
                         (Some(errors), Some(body)) => match throttle_wait(errors, body) {
                             Some(wait) if retries_left => {
@@ -133,23 +112,13 @@ impl ShopifyApp {
                                     "the query returned errors",
                                     response.clone(),
                                 ));
-                                return failure(
-                                    "graphql_errors",
-                                    "the query returned errors",
-                                    response,
-                                    http_logs,
-                                );
+                                return failure("graphql_errors", "the query returned errors", response, http_logs);
                             }
                         },
                         _ => {
-                            let member =
-                                |key: &str| json.as_ref().and_then(|body| body.get(key)).cloned();
+                            let member = |key: &str| json.as_ref().and_then(|body| body.get(key)).cloned();
                             let (data, extensions) = (member("data"), member("extensions"));
-                            http_logs.push(HttpLog::new(
-                                "success",
-                                "query succeeded",
-                                response.clone(),
-                            ));
+                            http_logs.push(HttpLog::new("success", "query succeeded", response.clone()));
                             return GQLResult {
                                 ok: true,
                                 shop: Some(shop.to_owned()),
@@ -165,27 +134,17 @@ impl ShopifyApp {
                 401 => {
                     let detail = "Shopify rejected the access token";
                     http_logs.push(HttpLog::new("unauthorized", detail, response));
-                    let answer = request
-                        .invalid_token_response
-                        .clone()
-                        .unwrap_or_else(|| Res::new(401, ""));
+                    let answer = request.invalid_token_response.clone().unwrap_or_else(|| Res::new(401, ""));
                     return failure("unauthorized", detail, answer, http_logs);
                 }
                 429 if retries_left => {
                     let wait = retry_after(&response);
-                    let detail = format!(
-                        "rate limited; retrying in {}s ({attempt_text})",
-                        wait.as_secs_f64()
-                    );
+                    let detail = format!("rate limited; retrying in {}s ({attempt_text})", wait.as_secs_f64());
                     http_logs.push(HttpLog::new("rate_limited_retry", detail, response));
                     wait
                 }
                 429 => {
-                    http_logs.push(HttpLog::new(
-                        "rate_limited",
-                        "still rate limited after every retry",
-                        response,
-                    ));
+                    http_logs.push(HttpLog::new("rate_limited", "still rate limited after every retry", response));
                     return failure(
                         "rate_limited",
                         "still rate limited after every retry",
@@ -196,10 +155,8 @@ impl ShopifyApp {
                 status @ (502 | 503 | 504) if retries_left => {
                     let wait = Duration::from_millis((1000 << attempt.min(10)) + (self.jitter)());
                     let code = format!("http_error_{status}_retry");
-                    let detail = format!(
-                        "HTTP {status} from Shopify; retrying in {}s ({attempt_text})",
-                        wait.as_secs_f64()
-                    );
+                    let detail =
+                        format!("HTTP {status} from Shopify; retrying in {}s ({attempt_text})", wait.as_secs_f64());
                     http_logs.push(HttpLog::new(code, detail, response));
                     wait
                 }
@@ -212,8 +169,7 @@ impl ShopifyApp {
                 status => {
                     let detail = match status {
                         400 => "HTTP 400: the request is malformed; do not retry".to_owned(),
-                        403 => "HTTP 403: the app lacks a permission for this query; do not retry"
-                            .to_owned(),
+                        403 => "HTTP 403: the app lacks a permission for this query; do not retry".to_owned(),
                         _ => format!("HTTP error {status}"),
                     };
                     let code = format!("http_error_{status}");
@@ -246,18 +202,12 @@ impl ShopifyApp {
         }
         let mut body = Map::new();
         body.insert("query".to_owned(), Value::String(request.query.clone()));
-        if let Some(variables) = request
-            .variables
-            .as_ref()
-            .filter(|variables| json_truthy(variables))
-        {
+        if let Some(variables) = request.variables.as_ref().filter(|variables| json_truthy(variables)) {
             body.insert("variables".to_owned(), variables.clone());
         }
         UpstreamRequest {
             method: "POST",
-            url: self
-                .origin
-                .url(domain, &format!("/admin/api/{api_version}/graphql.json")),
+            url: self.origin.url(domain, &format!("/admin/api/{api_version}/graphql.json")),
             headers,
             body: Value::Object(body).to_string(),
         }
@@ -267,19 +217,15 @@ impl ShopifyApp {
 /// How long to wait when `errors` holds a `THROTTLED` error: until the bucket holds the
 /// query's cost again, from `extensions.cost` (1 s when the numbers are missing), capped.
 fn throttle_wait(errors: &Value, body: &Map<String, Value>) -> Option<Duration> {
-    let throttled = errors.as_array()?.iter().any(|error| {
-        error.pointer("/extensions/code").and_then(Value::as_str) == Some("THROTTLED")
-    });
+    let throttled = errors
+        .as_array()?
+        .iter()
+        .any(|error| error.pointer("/extensions/code").and_then(Value::as_str) == Some("THROTTLED"));
     if !throttled {
         return None;
     }
-    let cost = body
-        .get("extensions")
-        .and_then(|extensions| extensions.get("cost"));
-    let number = |pointer: &str| {
-        cost.and_then(|cost| cost.pointer(pointer))
-            .and_then(Value::as_f64)
-    };
+    let cost = body.get("extensions").and_then(|extensions| extensions.get("cost"));
+    let number = |pointer: &str| cost.and_then(|cost| cost.pointer(pointer)).and_then(Value::as_f64);
     let seconds = match (
         number("/requestedQueryCost"),
         number("/throttleStatus/currentlyAvailable"),
@@ -299,13 +245,5 @@ fn failure(
     response: Res,
     http_logs: Vec<HttpLog>,
 ) -> GQLResult {
-    GQLResult {
-        ok: false,
-        shop: None,
-        log: Log::new(code, detail),
-        response,
-        data: None,
-        extensions: None,
-        http_logs,
-    }
+    GQLResult { ok: false, shop: None, log: Log::new(code, detail), response, data: None, extensions: None, http_logs }
 }

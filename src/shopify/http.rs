@@ -70,8 +70,7 @@ impl ReqwestTransport {
 impl Transport for ReqwestTransport {
     fn send(&self, request: UpstreamRequest) -> BoxFuture<'_, Result<Res, TransportError>> {
         Box::pin(async move {
-            let method = reqwest::Method::from_bytes(request.method.as_bytes())
-                .map_err(|_| TransportError::Io)?;
+            let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| TransportError::Io)?;
             let mut builder = self.client.request(method, &request.url).body(request.body);
             for (name, value) in &request.headers {
                 builder = builder.header(name, value);
@@ -81,19 +80,10 @@ impl Transport for ReqwestTransport {
             let headers = response
                 .headers()
                 .iter()
-                .map(|(name, value)| {
-                    (
-                        name.as_str().to_owned(),
-                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                    )
-                })
+                .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
                 .collect();
             let body = response.text().await.map_err(classify)?;
-            Ok(Res {
-                status,
-                body,
-                headers,
-            })
+            Ok(Res { status, body, headers })
         })
     }
 }

@@ -38,10 +38,7 @@ impl std::fmt::Debug for AppConfig {
         f.debug_struct("AppConfig")
             .field("client_id", &self.client_id)
             .field("client_secret", &"[REDACTED]")
-            .field(
-                "old_client_secret",
-                &self.old_client_secret.as_ref().map(|_| "[REDACTED]"),
-            )
+            .field("old_client_secret", &self.old_client_secret.as_ref().map(|_| "[REDACTED]"))
             .finish()
     }
 }
@@ -49,22 +46,16 @@ impl std::fmt::Debug for AppConfig {
 impl AppConfig {
     /// Secrets for HMAC checks: the current one first, then the old one.
     pub fn secrets_for_hmac(&self) -> Vec<&str> {
-        std::iter::once(self.client_secret.as_str())
-            .chain(self.old_secret())
-            .collect()
+        std::iter::once(self.client_secret.as_str()).chain(self.old_secret()).collect()
     }
 
     /// Secrets for session-token checks: the old one first, then the current one.
     pub fn secrets_for_tokens(&self) -> impl Iterator<Item = &str> {
-        self.old_secret()
-            .into_iter()
-            .chain(std::iter::once(self.client_secret.as_str()))
+        self.old_secret().into_iter().chain(std::iter::once(self.client_secret.as_str()))
     }
 
     fn old_secret(&self) -> Option<&str> {
-        self.old_client_secret
-            .as_deref()
-            .filter(|secret| !secret.is_empty())
+        self.old_client_secret.as_deref().filter(|secret| !secret.is_empty())
     }
 }
 
@@ -95,10 +86,7 @@ pub struct ShopifyApp {
 
 impl std::fmt::Debug for ShopifyApp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ShopifyApp")
-            .field("config", &self.config)
-            .field("origin", &self.origin)
-            .finish()
+        f.debug_struct("ShopifyApp").field("config", &self.config).field("origin", &self.origin).finish()
     }
 }
 

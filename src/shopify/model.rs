@@ -26,11 +26,7 @@ pub struct Req {
 impl Req {
     /// The value of a header, looked up case-insensitively; the last of duplicates wins.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .rev()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
+        self.headers.iter().rev().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
     }
 
     /// Whether a header is present at all, even with an empty value.
@@ -54,11 +50,7 @@ pub struct Res {
 impl Res {
     /// A response with a status, a body and no headers.
     pub fn new(status: u16, body: &str) -> Self {
-        Self {
-            status,
-            body: body.to_owned(),
-            headers: Vec::new(),
-        }
+        Self { status, body: body.to_owned(), headers: Vec::new() }
     }
 
     /// Adds a header.
@@ -69,17 +61,11 @@ impl Res {
 
     /// The value of a header, looked up case-insensitively.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
+        self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
     }
 }
 
-fn serialize_pairs<S: Serializer>(
-    pairs: &[(String, String)],
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
+fn serialize_pairs<S: Serializer>(pairs: &[(String, String)], serializer: S) -> Result<S::Ok, S::Error> {
     let mut map = serializer.serialize_map(Some(pairs.len()))?;
     for (key, value) in pairs {
         map.serialize_entry(key, value)?;
@@ -99,10 +85,7 @@ pub struct Log {
 impl Log {
     /// A log entry from a code and a detail sentence.
     pub fn new(code: impl Into<Cow<'static, str>>, detail: impl Into<String>) -> Self {
-        Self {
-            code: code.into(),
-            detail: detail.into(),
-        }
+        Self { code: code.into(), detail: detail.into() }
     }
 }
 
@@ -120,11 +103,7 @@ pub struct HttpLog {
 impl HttpLog {
     /// A log entry for one attempt.
     pub fn new(code: impl Into<Cow<'static, str>>, detail: impl Into<String>, res: Res) -> Self {
-        Self {
-            code: code.into(),
-            detail: detail.into(),
-            res,
-        }
+        Self { code: code.into(), detail: detail.into(), res }
     }
 }
 
@@ -277,10 +256,7 @@ impl std::fmt::Debug for AccessToken {
             .field("expires", &self.expires)
             .field("scope", &self.scope)
             .field("access_mode", &self.access_mode)
-            .field(
-                "refresh_token",
-                &self.refresh_token.as_ref().map(|_| "[REDACTED]"),
-            )
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[REDACTED]"))
             .field("refresh_token_expires", &self.refresh_token_expires)
             .field("user", &self.user)
             .finish()
@@ -380,12 +356,7 @@ pub(crate) fn python_int(value: &Value) -> Option<i128> {
             .as_i64()
             .map(i128::from)
             .or_else(|| number.as_u64().map(i128::from))
-            .or_else(|| {
-                number
-                    .as_f64()
-                    .filter(|f| f.is_finite())
-                    .map(|f| f.trunc() as i128)
-            }),
+            .or_else(|| number.as_f64().filter(|f| f.is_finite()).map(|f| f.trunc() as i128)),
         Value::String(text) => python_int_str(text),
         _ => None,
     }
@@ -412,10 +383,7 @@ pub(crate) fn python_int_str(text: &str) -> Option<i128> {
     let magnitude = digits
         .bytes()
         .filter(u8::is_ascii_digit)
-        .fold(0i128, |acc, digit| {
-            acc.saturating_mul(10)
-                .saturating_add(i128::from(digit - b'0'))
-        });
+        .fold(0i128, |acc, digit| acc.saturating_mul(10).saturating_add(i128::from(digit - b'0')));
     Some(if negative { -magnitude } else { magnitude })
 }
 
@@ -441,16 +409,11 @@ pub mod iso_seconds {
 
     /// Parses an RFC 3339 time; a time without offset is taken as UTC.
     pub fn parse(text: &str) -> Option<OffsetDateTime> {
-        OffsetDateTime::parse(text, &Rfc3339)
-            .or_else(|_| OffsetDateTime::parse(&format!("{text}Z"), &Rfc3339))
-            .ok()
+        OffsetDateTime::parse(text, &Rfc3339).or_else(|_| OffsetDateTime::parse(&format!("{text}Z"), &Rfc3339)).ok()
     }
 
     /// Serde `serialize_with`.
-    pub fn serialize<S: Serializer>(
-        at: &Option<OffsetDateTime>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(at: &Option<OffsetDateTime>, serializer: S) -> Result<S::Ok, S::Error> {
         match at {
             Some(at) => serializer.serialize_str(&format(*at)),
             None => serializer.serialize_none(),
@@ -458,9 +421,7 @@ pub mod iso_seconds {
     }
 
     /// Serde `deserialize_with`: an absent, null, empty or unparsable time is `None`.
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Option<OffsetDateTime>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<OffsetDateTime>, D::Error> {
         let text: Option<String> = Option::deserialize(deserializer)?;
         Ok(text.as_deref().and_then(parse))
     }

@@ -24,10 +24,7 @@ pub fn frame_ancestors(shop_host: &str) -> String {
 
 /// The App Bridge script tag. The client id is HTML-escaped.
 pub fn app_bridge_tag(client_id: &str) -> String {
-    format!(
-        "<script data-api-key=\"{}\" src=\"{APP_BRIDGE_URL}\"></script>",
-        escape_html(client_id)
-    )
+    format!("<script data-api-key=\"{}\" src=\"{APP_BRIDGE_URL}\"></script>", escape_html(client_id))
 }
 
 /// Escapes text for an HTML attribute or element.
@@ -68,6 +65,5 @@ pub fn bad_request() -> Res {
 
 /// The synthetic answer when Shopify keeps rate-limiting.
 pub fn too_many_requests() -> Res {
-    Res::new(429, "{\"error\":\"Too many requests\"}")
-        .with_header("Content-Type", "application/json")
+    Res::new(429, "{\"error\":\"Too many requests\"}").with_header("Content-Type", "application/json")
 }

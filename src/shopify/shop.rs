@@ -6,8 +6,7 @@ pub const SHOP_SUFFIX: &str = ".myshopify.com";
 /// Whether `name` is a valid shop name (`s1` in `s1.myshopify.com`): `^[a-zA-Z0-9][a-zA-Z0-9-]*$`.
 pub fn is_valid_shop_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-')
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) && chars.all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 /// The lowercase shop domain (`s1.myshopify.com`) for a shop name (`s1`) or a shop domain,
@@ -34,11 +33,7 @@ pub fn shop_domain_from_dest(dest: &str) -> Option<String> {
     } else {
         return None;
     };
-    if host.ends_with(SHOP_SUFFIX) {
-        shop_domain(&host)
-    } else {
-        None
-    }
+    if host.ends_with(SHOP_SUFFIX) { shop_domain(&host) } else { None }
 }
 
 #[cfg(test)]
@@ -48,14 +43,8 @@ mod tests {
     #[test]
     fn accepts_only_myshopify_shops() {
         assert_eq!(shop_domain("s1").as_deref(), Some("s1.myshopify.com"));
-        assert_eq!(
-            shop_domain("S1.MyShopify.com").as_deref(),
-            Some("s1.myshopify.com")
-        );
-        assert_eq!(
-            shop_name("my-shop.myshopify.com").as_deref(),
-            Some("my-shop")
-        );
+        assert_eq!(shop_domain("S1.MyShopify.com").as_deref(), Some("s1.myshopify.com"));
+        assert_eq!(shop_name("my-shop.myshopify.com").as_deref(), Some("my-shop"));
         for bad in [
             "",
             "-s1",
@@ -71,14 +60,8 @@ mod tests {
         ] {
             assert_eq!(shop_domain(bad), None, "{bad:?}");
         }
-        assert_eq!(
-            shop_domain_from_dest("https://S1.myshopify.com").as_deref(),
-            Some("s1.myshopify.com")
-        );
-        assert_eq!(
-            shop_domain_from_dest("s1.myshopify.com").as_deref(),
-            Some("s1.myshopify.com")
-        );
+        assert_eq!(shop_domain_from_dest("https://S1.myshopify.com").as_deref(), Some("s1.myshopify.com"));
+        assert_eq!(shop_domain_from_dest("s1.myshopify.com").as_deref(), Some("s1.myshopify.com"));
         for bad in [
             "",
             "s1",

@@ -23,12 +23,7 @@ pub fn base64_hmac(secret: &str, message: &[u8]) -> String {
 
 /// Lowercase hex HMAC-SHA256 of `message`: the App Proxy and OAuth signature format.
 pub fn hex_hmac(secret: &str, message: &[u8]) -> String {
-    mac(secret, message)
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    mac(secret, message).finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Whether `header` is the canonical base64 HMAC of `message` under one of `secrets`.
@@ -40,9 +35,7 @@ pub fn verify_base64_hmac(secrets: &[&str], message: &[u8], header: &str) -> boo
     if STANDARD.encode(&expected) != header {
         return false;
     }
-    secrets
-        .iter()
-        .any(|secret| mac(secret, message).verify_slice(&expected).is_ok())
+    secrets.iter().any(|secret| mac(secret, message).verify_slice(&expected).is_ok())
 }
 
 /// Whether `signature` is the lowercase hex HMAC of `message` under one of `secrets`.
@@ -50,9 +43,7 @@ pub fn verify_hex_hmac(secrets: &[&str], message: &[u8], signature: &str) -> boo
     let Some(expected) = decode_lower_hex(signature) else {
         return false;
     };
-    secrets
-        .iter()
-        .any(|secret| mac(secret, message).verify_slice(&expected).is_ok())
+    secrets.iter().any(|secret| mac(secret, message).verify_slice(&expected).is_ok())
 }
 
 fn decode_lower_hex(text: &str) -> Option<Vec<u8>> {
@@ -65,10 +56,7 @@ fn decode_lower_hex(text: &str) -> Option<Vec<u8>> {
     if bytes.len() % 2 != 0 {
         return None;
     }
-    bytes
-        .chunks(2)
-        .map(|pair| Some(digit(pair[0])? * 16 + digit(pair[1])?))
-        .collect()
+    bytes.chunks(2).map(|pair| Some(digit(pair[0])? * 16 + digit(pair[1])?)).collect()
 }
 
 #[cfg(test)]
@@ -82,11 +70,7 @@ mod tests {
         assert!(verify_base64_hmac(&["old", "new"], b"body", &header));
         assert!(!verify_base64_hmac(&["old"], b"body", &header));
         assert!(!verify_base64_hmac(&["new"], b"body2", &header));
-        assert!(!verify_base64_hmac(
-            &["new"],
-            b"body",
-            header.trim_end_matches('=')
-        ));
+        assert!(!verify_base64_hmac(&["new"], b"body", header.trim_end_matches('=')));
         assert!(!verify_base64_hmac(&["new"], b"body", "é"));
 
         let hex = hex_hmac("new", b"a=1");

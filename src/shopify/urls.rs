@@ -20,22 +20,14 @@ pub struct UrlParts {
 impl UrlParts {
     /// Splits a URL.
     pub fn parse(url: &str) -> Self {
-        let url: String = url
-            .trim_start_matches(|c: char| c <= ' ')
-            .chars()
-            .filter(|c| !matches!(c, '\t' | '\r' | '\n'))
-            .collect();
+        let url: String =
+            url.trim_start_matches(|c: char| c <= ' ').chars().filter(|c| !matches!(c, '\t' | '\r' | '\n')).collect();
         let mut rest = url.as_str();
         let mut parts = UrlParts::default();
         if let Some(colon) = rest.find(':') {
             let candidate = &rest[..colon];
-            let valid = candidate
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic())
-                && candidate
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+            let valid = candidate.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && candidate.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
             if valid {
                 parts.scheme = candidate.to_ascii_lowercase();
                 rest = &rest[colon + 1..];
@@ -91,10 +83,7 @@ pub fn parse_query(query: &str, keep_blank: bool) -> Vec<(String, String)> {
 
 /// The first value of `key` in decoded pairs.
 pub fn first_value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 /// Percent-decodes text after turning `+` into a space.
@@ -105,9 +94,7 @@ pub fn unquote_plus(text: &str) -> String {
     while index < bytes.len() {
         match bytes[index] {
             b'+' => out.push(b' '),
-            b'%' if index + 2 < bytes.len()
-                && hex_pair(bytes[index + 1], bytes[index + 2]).is_some() =>
-            {
+            b'%' if index + 2 < bytes.len() && hex_pair(bytes[index + 1], bytes[index + 2]).is_some() => {
                 out.extend(hex_pair(bytes[index + 1], bytes[index + 2]));
                 index += 2;
             }
@@ -143,11 +130,7 @@ pub fn quote_all(text: &str) -> String {
 /// Encodes pairs as a query string, spaces as `+` (Python's `urlencode`).
 pub fn encode_query(pairs: &[(String, String)]) -> String {
     let plus = |text: &str| quote_all(text).replace("%20", "+");
-    pairs
-        .iter()
-        .map(|(key, value)| format!("{}={}", plus(key), plus(value)))
-        .collect::<Vec<_>>()
-        .join("&")
+    pairs.iter().map(|(key, value)| format!("{}={}", plus(key), plus(value))).collect::<Vec<_>>().join("&")
 }
 
 /// Encodes a string as a JSON literal that is safe inside an HTML `<script>` element.
@@ -200,35 +183,19 @@ mod tests {
     #[test]
     fn parses_queries_like_parse_qs() {
         let pairs = parse_query("a=1&&b=x+y%2Fz&c&=v&d=%zz&e=%C3%A9", true);
-        let expected = [
-            ("a", "1"),
-            ("b", "x y/z"),
-            ("c", ""),
-            ("", "v"),
-            ("d", "%zz"),
-            ("e", "é"),
-        ];
+        let expected = [("a", "1"), ("b", "x y/z"), ("c", ""), ("", "v"), ("d", "%zz"), ("e", "é")];
         assert_eq!(pairs.len(), expected.len());
         for ((key, value), (want_key, want_value)) in pairs.iter().zip(expected) {
             assert_eq!((key.as_str(), value.as_str()), (want_key, want_value));
         }
-        assert_eq!(
-            parse_query("a=&b=2", false),
-            vec![("b".to_owned(), "2".to_owned())]
-        );
+        assert_eq!(parse_query("a=&b=2", false), vec![("b".to_owned(), "2".to_owned())]);
         assert_eq!(unquote_plus("%ff"), "\u{fffd}");
     }
 
     #[test]
     fn quotes_and_encodes() {
-        assert_eq!(
-            quote_all("/home?a=1&b=%2F +"),
-            "%2Fhome%3Fa%3D1%26b%3D%252F%20%2B"
-        );
-        let pairs = [
-            ("keep".to_owned(), "a b".to_owned()),
-            ("k".to_owned(), "é".to_owned()),
-        ];
+        assert_eq!(quote_all("/home?a=1&b=%2F +"), "%2Fhome%3Fa%3D1%26b%3D%252F%20%2B");
+        let pairs = [("keep".to_owned(), "a b".to_owned()), ("k".to_owned(), "é".to_owned())];
         assert_eq!(encode_query(&pairs), "keep=a+b&k=%C3%A9");
     }
 

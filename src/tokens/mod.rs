@@ -27,11 +27,7 @@ pub struct TokenKey {
 impl TokenKey {
     /// The key of a shop's offline token.
     pub fn offline(shop: &str) -> Self {
-        Self {
-            shop: shop.to_owned(),
-            access_mode: AccessMode::Offline,
-            user_id: 0,
-        }
+        Self { shop: shop.to_owned(), access_mode: AccessMode::Offline, user_id: 0 }
     }
 
     /// The key a token is stored under.

@@ -53,17 +53,9 @@ impl OfflineTokens {
     /// Tokens from `repository`, obtained and refreshed through `shopify`.
     pub fn new(repository: Arc<dyn TokenRepository>, shopify: ShopifyApp) -> Self {
         use std::hash::{BuildHasher, RandomState};
-        let holder = format!(
-            "{}-{:016x}",
-            std::process::id(),
-            RandomState::new().hash_one(std::time::SystemTime::now())
-        );
-        Self {
-            repository,
-            shopify,
-            locks: Mutex::new(HashMap::new()),
-            holder,
-        }
+        let holder =
+            format!("{}-{:016x}", std::process::id(), RandomState::new().hash_one(std::time::SystemTime::now()));
+        Self { repository, shopify, locks: Mutex::new(HashMap::new()), holder }
     }
 
     /// The repository behind these tokens.
@@ -92,11 +84,7 @@ impl OfflineTokens {
                 Plan::Exchange => return self.exchange(id_token, invalid_token_response).await,
                 Plan::Refresh(_) => {
                     let now = self.shopify.clock().now();
-                    if self
-                        .repository
-                        .try_lease(&key, &self.holder, now, now + LEASE)
-                        .await?
-                    {
+                    if self.repository.try_lease(&key, &self.holder, now, now + LEASE).await? {
                         let outcome = self.refresh(&key, id_token, invalid_token_response).await;
                         self.repository.release_lease(&key, &self.holder).await?;
                         return outcome;
@@ -119,10 +107,7 @@ impl OfflineTokens {
         };
         if self.shopify.needs_refresh(&token) {
             Plan::Refresh(token)
-        } else if token
-            .expires
-            .is_some_and(|at| at <= self.shopify.clock().now())
-        {
+        } else if token.expires.is_some_and(|at| at <= self.shopify.clock().now()) {
             Plan::Exchange
         } else {
             Plan::Use(token)
@@ -142,10 +127,7 @@ impl OfflineTokens {
             Plan::Exchange => return self.exchange(id_token, invalid_token_response).await,
             Plan::Refresh(token) => token,
         };
-        let result = self
-            .shopify
-            .refresh_token_exchanged_access_token(&stale)
-            .await;
+        let result = self.shopify.refresh_token_exchanged_access_token(&stale).await;
         match &result.access_token {
             Some(fresh) if result.ok => {
                 let previous = stale.refresh_token.as_deref().unwrap_or_default();
@@ -153,10 +135,7 @@ impl OfflineTokens {
                     Ok(fresh.clone())
                 } else {
                     // Someone else swapped first; theirs is as good as ours.
-                    self.repository
-                        .load(key)
-                        .await?
-                        .ok_or_else(|| rejected(&result))
+                    self.repository.load(key).await?.ok_or_else(|| rejected(&result))
                 }
             }
             _ if matches!(&*result.log.code, "refresh_token_expired" | "invalid_grant") => {
@@ -174,12 +153,7 @@ impl OfflineTokens {
     ) -> Result<AccessToken, TokenError> {
         let result = self
             .shopify
-            .exchange_using_token_exchange(
-                AccessMode::Offline,
-                id_token,
-                invalid_token_response.cloned(),
-                true,
-            )
+            .exchange_using_token_exchange(AccessMode::Offline, id_token, invalid_token_response.cloned(), true)
             .await;
         match result.access_token {
             Some(token) if result.ok => {
@@ -191,17 +165,11 @@ impl OfflineTokens {
     }
 
     fn lock_for(&self, shop: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self
-            .locks
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut locks = self.locks.lock().unwrap_or_else(|poison| poison.into_inner());
         locks.entry(shop.to_owned()).or_default().clone()
     }
 }
 
 fn rejected(result: &TokenExchangeResult) -> TokenError {
-    TokenError::Rejected {
-        code: result.log.code.to_string(),
-        response: result.response.clone(),
-    }
+    TokenError::Rejected { code: result.log.code.to_string(), response: result.response.clone() }
 }

@@ -20,7 +20,8 @@ impl SqliteTokenRepository {
     }
 }
 
-const COLUMNS: &str = "shop, access_mode, user_id, token, scope, expires_at, refresh_token, refresh_token_expires_at, user_json";
+const COLUMNS: &str =
+    "shop, access_mode, user_id, token, scope, expires_at, refresh_token, refresh_token_expires_at, user_json";
 
 fn to_unix(at: Option<OffsetDateTime>) -> Option<i64> {
     at.map(OffsetDateTime::unix_timestamp)
@@ -72,10 +73,7 @@ fn bind_token<'q>(
 }
 
 fn user_json(token: &AccessToken) -> Option<String> {
-    token
-        .user
-        .as_ref()
-        .and_then(|user| serde_json::to_string(user).ok())
+    token.user.as_ref().and_then(|user| serde_json::to_string(user).ok())
 }
 
 impl TokenRepository for SqliteTokenRepository {
@@ -106,9 +104,7 @@ impl TokenRepository for SqliteTokenRepository {
                    refresh_token_expires_at = excluded.refresh_token_expires_at,
                    user_json = excluded.user_json, updated_at = excluded.updated_at"
             );
-            bind_token(sqlx::query(&sql), &token, &key, user_json(&token))
-                .execute(&self.pool)
-                .await?;
+            bind_token(sqlx::query(&sql), &token, &key, user_json(&token)).execute(&self.pool).await?;
             Ok(())
         })
     }
@@ -146,14 +142,12 @@ impl TokenRepository for SqliteTokenRepository {
     fn delete(&self, key: &TokenKey) -> BoxFuture<'_, Result<(), StoreError>> {
         let key = key.clone();
         Box::pin(async move {
-            sqlx::query(
-                "DELETE FROM access_tokens WHERE shop = ? AND access_mode = ? AND user_id = ?",
-            )
-            .bind(&key.shop)
-            .bind(key.access_mode.as_str())
-            .bind(key.user_id)
-            .execute(&self.pool)
-            .await?;
+            sqlx::query("DELETE FROM access_tokens WHERE shop = ? AND access_mode = ? AND user_id = ?")
+                .bind(&key.shop)
+                .bind(key.access_mode.as_str())
+                .bind(key.user_id)
+                .execute(&self.pool)
+                .await?;
             Ok(())
         })
     }
@@ -162,14 +156,9 @@ impl TokenRepository for SqliteTokenRepository {
         let shop = shop.to_owned();
         Box::pin(async move {
             let mut transaction = self.pool.begin().await?;
-            let deleted = sqlx::query("DELETE FROM access_tokens WHERE shop = ?")
-                .bind(&shop)
-                .execute(&mut *transaction)
-                .await?;
-            sqlx::query("DELETE FROM refresh_leases WHERE shop = ?")
-                .bind(&shop)
-                .execute(&mut *transaction)
-                .await?;
+            let deleted =
+                sqlx::query("DELETE FROM access_tokens WHERE shop = ?").bind(&shop).execute(&mut *transaction).await?;
+            sqlx::query("DELETE FROM refresh_leases WHERE shop = ?").bind(&shop).execute(&mut *transaction).await?;
             transaction.commit().await?;
             Ok(deleted.rows_affected())
         })
@@ -178,13 +167,12 @@ impl TokenRepository for SqliteTokenRepository {
     fn update_scopes(&self, shop: &str, scopes: &str) -> BoxFuture<'_, Result<u64, StoreError>> {
         let (shop, scopes) = (shop.to_owned(), scopes.to_owned());
         Box::pin(async move {
-            let updated =
-                sqlx::query("UPDATE access_tokens SET scope = ?, updated_at = ? WHERE shop = ?")
-                    .bind(&scopes)
-                    .bind(OffsetDateTime::now_utc().unix_timestamp())
-                    .bind(&shop)
-                    .execute(&self.pool)
-                    .await?;
+            let updated = sqlx::query("UPDATE access_tokens SET scope = ?, updated_at = ? WHERE shop = ?")
+                .bind(&scopes)
+                .bind(OffsetDateTime::now_utc().unix_timestamp())
+                .bind(&shop)
+                .execute(&self.pool)
+                .await?;
             Ok(updated.rows_affected())
         })
     }

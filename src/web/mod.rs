@@ -2,6 +2,7 @@
 //! axum responses, and offers extractors that reject with the protocol's answer, so a handler
 //! only ever sees verified requests.
 
+pub mod admin_api;
 pub mod extract;
 
 use axum::body::Body;
@@ -20,12 +21,7 @@ pub fn core_request(parts: &Parts, app_url: &str, body: Vec<u8>) -> Req {
         headers: parts
             .headers
             .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
-            })
+            .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
             .collect(),
         url: format!("{app_url}{path_and_query}"),
         body,
@@ -46,10 +42,7 @@ impl IntoResponse for Res {
 /// are validated before they reach a header); anything else is dropped, never sent.
 pub fn append_headers(response: &mut Response, headers: &[(String, String)]) {
     for (name, value) in headers {
-        match (
-            HeaderName::try_from(name.as_str()),
-            HeaderValue::try_from(value.as_str()),
-        ) {
+        match (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
             (Ok(name), Ok(value)) => {
                 response.headers_mut().append(name, value);
             }

@@ -64,19 +64,11 @@ pub struct Scripted {
 
 impl Scripted {
     pub fn json(status: u16, body: Value) -> Self {
-        Self {
-            status,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: body.to_string(),
-        }
+        Self { status, headers: vec![("content-type".into(), "application/json".into())], body: body.to_string() }
     }
 
     pub fn status(status: u16) -> Self {
-        Self {
-            status,
-            headers: Vec::new(),
-            body: String::new(),
-        }
+        Self { status, headers: Vec::new(), body: String::new() }
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Self {
@@ -107,29 +99,17 @@ impl FakeShopify {
         let state = Arc::new(FakeState::default());
         let router = Router::new()
             .route("/{shop}/admin/oauth/access_token", post(token_endpoint))
-            .route(
-                "/{shop}/admin/api/{version}/graphql.json",
-                post(graphql_endpoint),
-            )
+            .route("/{shop}/admin/api/{version}/graphql.json", post(graphql_endpoint))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        Self {
-            origin: format!("http://{address}/{{shop}}"),
-            state,
-        }
+        Self { origin: format!("http://{address}/{{shop}}"), state }
     }
 
     /// Queues answers for an endpoint; once they run out, the default behaviour resumes.
     pub fn script(&self, endpoint: Endpoint, answers: impl IntoIterator<Item = Scripted>) {
-        self.state
-            .scripts
-            .lock()
-            .unwrap()
-            .entry(endpoint)
-            .or_default()
-            .extend(answers);
+        self.state.scripts.lock().unwrap().entry(endpoint).or_default().extend(answers);
     }
 
     pub fn set_refresh_delay(&self, delay: Duration) {
@@ -141,10 +121,7 @@ impl FakeShopify {
     }
 
     pub fn count(&self, grant_type: &str) -> usize {
-        self.requests()
-            .iter()
-            .filter(|r| r.endpoint == Endpoint::Token && r.grant_type() == grant_type)
-            .count()
+        self.requests().iter().filter(|r| r.endpoint == Endpoint::Token && r.grant_type() == grant_type).count()
     }
 
     pub fn exchanges(&self) -> usize {
@@ -156,10 +133,7 @@ impl FakeShopify {
     }
 
     pub fn graphql_requests(&self) -> Vec<Recorded> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r.endpoint == Endpoint::Graphql)
-            .collect()
+        self.requests().into_iter().filter(|r| r.endpoint == Endpoint::Graphql).collect()
     }
 }
 
@@ -172,19 +146,8 @@ fn record(
     body: &Bytes,
 ) -> Option<Scripted> {
     let body = serde_json::from_slice(body).unwrap_or(Value::Null);
-    state.requests.lock().unwrap().push(Recorded {
-        endpoint,
-        shop,
-        path,
-        headers,
-        body,
-    });
-    state
-        .scripts
-        .lock()
-        .unwrap()
-        .get_mut(&endpoint)
-        .and_then(VecDeque::pop_front)
+    state.requests.lock().unwrap().push(Recorded { endpoint, shop, path, headers, body });
+    state.scripts.lock().unwrap().get_mut(&endpoint).and_then(VecDeque::pop_front)
 }
 
 fn respond(answer: Scripted) -> Response<Body> {
@@ -314,30 +277,14 @@ impl TestApp {
     ) -> Self {
         let clock = Arc::new(TestClock(ManualClock::at(NOW)));
         let pool = db::connect(&database_url).await.unwrap();
-        let state = AppState::new(
-            test_config(&shopify, &database_url, extra),
-            pool,
-            clock.clone(),
-        )
-        .unwrap();
-        Self {
-            state,
-            shopify,
-            clock,
-            database_url,
-            _dir: dir,
-        }
+        let state = AppState::new(test_config(&shopify, &database_url, extra), pool, clock.clone()).unwrap();
+        Self { state, shopify, clock, database_url, _dir: dir }
     }
 
     /// A second app process (own pool, own in-process locks) on the same database and fake.
     pub async fn second_process(&self) -> AppState {
         let pool = db::connect(&self.database_url).await.unwrap();
-        AppState::new(
-            test_config(&self.shopify, &self.database_url, &[]),
-            pool,
-            self.clock.clone(),
-        )
-        .unwrap()
+        AppState::new(test_config(&self.shopify, &self.database_url, &[]), pool, self.clock.clone()).unwrap()
     }
 
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
@@ -355,11 +302,7 @@ pub async fn send(state: &AppState, request: Request<Body>) -> TestResponse {
     let status = response.status();
     let headers = response.headers().clone();
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    TestResponse {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
+    TestResponse { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
 }
 
 #[derive(Debug)]
@@ -411,9 +354,7 @@ pub fn session_token(now: i64) -> String {
 
 /// The query Shopify adds to an App Home document load.
 pub fn document_query(id_token: &str) -> String {
-    format!(
-        "embedded=1&host=YWRtaW4&id_token={id_token}&locale=en&shop={SHOP_DOMAIN}&timestamp={NOW}"
-    )
+    format!("embedded=1&host=YWRtaW4&id_token={id_token}&locale=en&shop={SHOP_DOMAIN}&timestamp={NOW}")
 }
 
 pub fn get(uri: &str) -> Request<Body> {

@@ -1,6 +1,7 @@
 //! Calls to Shopify's OAuth endpoint (`/admin/oauth/access_token`): token exchange, refresh
 //! and client credentials.
 
+mod client_credentials;
 mod refresh;
 mod token_exchange;
 
@@ -11,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::ShopifyApp;
 use super::http::{TransportError, USER_AGENT, UpstreamRequest};
-use super::model::{HttpLog, Log, Res, TokenExchangeResult};
+use super::model::{ClientCredentialsExchangeResult, HttpLog, Log, Res, TokenExchangeResult};
 
 /// Longest wait honoured from a `Retry-After` header.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
@@ -40,9 +41,7 @@ pub(crate) fn retry_after(response: &Res) -> Duration {
         .header("retry-after")
         .and_then(|value| value.trim().parse::<f64>().ok())
         .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
-        .map_or(Duration::from_secs(1), |seconds| {
-            Duration::from_secs_f64(seconds).min(MAX_RETRY_AFTER)
-        })
+        .map_or(Duration::from_secs(1), |seconds| Duration::from_secs_f64(seconds).min(MAX_RETRY_AFTER))
 }
 
 /// The `error` member of a JSON error body, `unknown_error` when there is none.
@@ -57,9 +56,7 @@ fn oauth_error(body: &str) -> String {
 fn redact_token_body(body: &str) -> String {
     const SECRET_KEYS: [&str; 3] = ["access_token", "refresh_token", "client_secret"];
     match serde_json::from_str::<Value>(body) {
-        Ok(Value::Object(mut object))
-            if SECRET_KEYS.iter().any(|key| object.contains_key(*key)) =>
-        {
+        Ok(Value::Object(mut object)) if SECRET_KEYS.iter().any(|key| object.contains_key(*key)) => {
             for key in SECRET_KEYS {
                 if let Some(value) = object.get_mut(key) {
                     *value = Value::String("[REDACTED]".to_owned());
@@ -85,47 +82,41 @@ fn expiry(json: &Value, key: &str, now: OffsetDateTime) -> Result<Option<OffsetD
 
 /// A string member, `""` when absent.
 fn string_member(json: &Value, key: &str) -> String {
-    json.get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
+    json.get(key).and_then(Value::as_str).unwrap_or_default().to_owned()
+}
+
+/// The result types of the OAuth-endpoint calls, which share one failure shape.
+trait OAuthResult {
+    /// A failed call.
+    fn failed(shop: Option<String>, log: Log, response: Res, http_logs: Vec<HttpLog>) -> Self;
+}
+
+impl OAuthResult for TokenExchangeResult {
+    fn failed(shop: Option<String>, log: Log, response: Res, http_logs: Vec<HttpLog>) -> Self {
+        Self { ok: false, shop, log, response, access_token: None, http_logs }
+    }
+}
+
+impl OAuthResult for ClientCredentialsExchangeResult {
+    fn failed(shop: Option<String>, log: Log, response: Res, http_logs: Vec<HttpLog>) -> Self {
+        Self { ok: false, shop, log, response, access_token: None, http_logs }
+    }
 }
 
 /// A token-endpoint failure that ends the call.
-fn exchange_failure(
+fn exchange_failure<R: OAuthResult>(
     shop: Option<String>,
     code: &'static str,
     detail: &str,
     response: Res,
     http_logs: Vec<HttpLog>,
-) -> TokenExchangeResult {
-    TokenExchangeResult {
-        ok: false,
-        shop,
-        log: Log::new(code, detail),
-        response,
-        access_token: None,
-        http_logs,
-    }
+) -> R {
+    R::failed(shop, Log::new(code, detail), response, http_logs)
 }
 
 /// The request never got an answer.
-fn network_failure(
-    shop: String,
-    error: TransportError,
-    mut http_logs: Vec<HttpLog>,
-) -> TokenExchangeResult {
+fn network_failure<R: OAuthResult>(shop: String, error: TransportError, mut http_logs: Vec<HttpLog>) -> R {
     let detail = format!("network error talking to Shopify: {error}");
-    http_logs.push(HttpLog::new(
-        "network_error",
-        detail.clone(),
-        Res::default(),
-    ));
-    exchange_failure(
-        Some(shop),
-        "network_error",
-        &detail,
-        Res::new(500, ""),
-        http_logs,
-    )
+    http_logs.push(HttpLog::new("network_error", detail.clone(), Res::default()));
+    exchange_failure(Some(shop), "network_error", &detail, Res::new(500, ""), http_logs)
 }

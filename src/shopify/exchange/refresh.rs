@@ -20,10 +20,7 @@ impl ShopifyApp {
     /// refresh token but no expiry) and its refresh token is still valid.
     pub fn needs_refresh(&self, token: &AccessToken) -> bool {
         let now = self.clock.now();
-        let has_refresh_token = token
-            .refresh_token
-            .as_deref()
-            .is_some_and(|t| !t.is_empty());
+        let has_refresh_token = token.refresh_token.as_deref().is_some_and(|t| !t.is_empty());
         let refresh_alive = token.refresh_token_expires.is_none_or(|at| at > now);
         let expiring = match token.expires {
             Some(at) => at <= now + REFRESH_MARGIN,
@@ -36,10 +33,7 @@ impl ShopifyApp {
     ///
     /// `ok` with no `access_token` means no refresh was needed. The new token keeps the
     /// input's access mode and user.
-    pub async fn refresh_token_exchanged_access_token(
-        &self,
-        access_token: &AccessToken,
-    ) -> TokenExchangeResult {
+    pub async fn refresh_token_exchanged_access_token(&self, access_token: &AccessToken) -> TokenExchangeResult {
         let now = self.clock.now();
         let no_refresh = |code: &'static str, detail: &str| TokenExchangeResult {
             ok: true,
@@ -49,10 +43,7 @@ impl ShopifyApp {
             access_token: None,
             http_logs: Vec::new(),
         };
-        if access_token
-            .refresh_token_expires
-            .is_some_and(|at| at <= now)
-        {
+        if access_token.refresh_token_expires.is_some_and(|at| at <= now) {
             return exchange_failure(
                 Some(access_token.shop.clone()),
                 "refresh_token_expired",
@@ -63,25 +54,13 @@ impl ShopifyApp {
         }
         let refresh_token = access_token.refresh_token.as_deref().unwrap_or_default();
         if access_token.expires.is_none() && refresh_token.is_empty() {
-            return no_refresh(
-                "non_expiring_no_refresh_needed",
-                "the token does not expire",
-            );
+            return no_refresh("non_expiring_no_refresh_needed", "the token does not expire");
         }
-        if access_token
-            .expires
-            .is_some_and(|at| at > now + REFRESH_MARGIN)
-        {
+        if access_token.expires.is_some_and(|at| at > now + REFRESH_MARGIN) {
             return no_refresh("token_still_valid", "the token is still valid");
         }
         let config_error = |detail: &str| {
-            exchange_failure(
-                None,
-                "configuration_error",
-                detail,
-                protocol::configuration_error(),
-                Vec::new(),
-            )
+            exchange_failure(None, "configuration_error", detail, protocol::configuration_error(), Vec::new())
         };
         let Some(domain) = shop_domain(&access_token.shop) else {
             return config_error("the token's shop is not a valid shop name");
@@ -106,19 +85,12 @@ impl ShopifyApp {
                 Err(error) => return network_failure(shop, error, http_logs),
             };
             // Refresh answers are never logged, not even redacted.
-            let logged = Res {
-                body: String::new(),
-                ..response.clone()
-            };
+            let logged = Res { body: String::new(), ..response.clone() };
             match response.status {
                 200 => {
                     let now = self.clock.now();
                     let Some(refreshed) = parse_refreshed(&response.body, access_token, now) else {
-                        http_logs.push(HttpLog::new(
-                            "refresh_error",
-                            "Shopify's answer is not a token",
-                            logged,
-                        ));
+                        http_logs.push(HttpLog::new("refresh_error", "Shopify's answer is not a token", logged));
                         return exchange_failure(
                             Some(shop),
                             "refresh_error",
@@ -146,18 +118,9 @@ impl ShopifyApp {
                     http_logs.push(HttpLog::new("server_error_retry", detail, logged));
                 }
                 500..=504 => {
-                    let detail = format!(
-                        "HTTP {} from Shopify after {ATTEMPTS} attempts",
-                        response.status
-                    );
+                    let detail = format!("HTTP {} from Shopify after {ATTEMPTS} attempts", response.status);
                     http_logs.push(HttpLog::new("server_error", detail.clone(), logged));
-                    return exchange_failure(
-                        Some(shop),
-                        "server_error",
-                        &detail,
-                        Res::new(500, ""),
-                        http_logs,
-                    );
+                    return exchange_failure(Some(shop), "server_error", &detail, Res::new(500, ""), http_logs);
                 }
                 status => {
                     let error = oauth_error(&response.body);
@@ -176,11 +139,7 @@ impl ShopifyApp {
 }
 
 /// The refreshed token from a `200` body; `None` when the body is not a token object.
-fn parse_refreshed(
-    body: &str,
-    previous: &AccessToken,
-    now: time::OffsetDateTime,
-) -> Option<AccessToken> {
+fn parse_refreshed(body: &str, previous: &AccessToken, now: time::OffsetDateTime) -> Option<AccessToken> {
     let json: Value = serde_json::from_str(body).ok().filter(Value::is_object)?;
     let expires_at = |key: &str| expiry(&json, key, now).map(|at| at.unwrap_or(now)).ok();
     Some(AccessToken {

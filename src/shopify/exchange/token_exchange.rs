@@ -2,14 +2,10 @@
 
 use serde_json::{Value, json};
 
-use super::{
-    exchange_failure, expiry, network_failure, oauth_error, redact_token_body, retry_after,
-    string_member,
-};
+use super::{exchange_failure, expiry, network_failure, oauth_error, redact_token_body, retry_after, string_member};
 use crate::shopify::ShopifyApp;
 use crate::shopify::model::{
-    AccessMode, AccessToken, HttpLog, IdTokenDetails, Log, Res, TokenExchangeResult, User,
-    json_truthy,
+    AccessMode, AccessToken, HttpLog, IdTokenDetails, Log, Res, TokenExchangeResult, User, json_truthy,
 };
 use crate::shopify::protocol;
 use crate::shopify::shop::{SHOP_SUFFIX, shop_domain_from_dest};
@@ -30,13 +26,7 @@ impl ShopifyApp {
         expiring: bool,
     ) -> TokenExchangeResult {
         let config_error = |detail: &str| {
-            exchange_failure(
-                None,
-                "configuration_error",
-                detail,
-                protocol::configuration_error(),
-                Vec::new(),
-            )
+            exchange_failure(None, "configuration_error", detail, protocol::configuration_error(), Vec::new())
         };
         if access_mode == AccessMode::Online && !expiring {
             return config_error("online access tokens always expire: expiring must be true");
@@ -47,12 +37,13 @@ impl ShopifyApp {
         if id_token.token.is_empty() {
             return config_error("the session token is empty");
         }
-        let Some(domain) = id_token
-            .claims
-            .get("dest")
-            .and_then(Value::as_str)
-            .and_then(shop_domain_from_dest)
-        else {
+        let Some(domain) = id_token.claims.get("dest").and_then(Value::as_str).and_then(|dest| {
+            // Only the shop's origin itself, as the reference requires: no path or port.
+            shop_domain_from_dest(dest).filter(|domain| {
+                let dest = dest.to_ascii_lowercase();
+                dest == *domain || dest == format!("https://{domain}")
+            })
+        }) else {
             return config_error("the session token's dest is not a myshopify.com shop");
         };
         let shop = domain[..domain.len() - SHOP_SUFFIX.len()].to_owned();
@@ -79,20 +70,11 @@ impl ShopifyApp {
                 Ok(response) => response,
                 Err(error) => return network_failure(shop, error, http_logs),
             };
-            let logged = Res {
-                body: redact_token_body(&response.body),
-                ..response.clone()
-            };
+            let logged = Res { body: redact_token_body(&response.body), ..response.clone() };
             if response.status == 200 {
                 let now = self.clock.now();
-                let Some(access_token) =
-                    parse_access_token(&response.body, &shop, access_mode, now)
-                else {
-                    http_logs.push(HttpLog::new(
-                        "exchange_error",
-                        "Shopify's answer is not a token",
-                        logged,
-                    ));
+                let Some(access_token) = parse_access_token(&response.body, &shop, access_mode, now) else {
+                    http_logs.push(HttpLog::new("exchange_error", "Shopify's answer is not a token", logged));
                     return exchange_failure(
                         Some(shop),
                         "exchange_error",
@@ -107,10 +89,7 @@ impl ShopifyApp {
                     shop: Some(shop),
                     log: Log::new(
                         "success",
-                        format!(
-                            "exchanged the session token for an {} access token",
-                            access_mode.as_str()
-                        ),
+                        format!("exchanged the session token for an {} access token", access_mode.as_str()),
                     ),
                     response: Res::new(200, ""),
                     access_token: Some(access_token),
@@ -128,11 +107,7 @@ impl ShopifyApp {
                     self.clock.sleep(wait).await;
                     continue;
                 }
-                http_logs.push(HttpLog::new(
-                    "rate_limit_exceeded",
-                    "still rate limited after 3 attempts",
-                    logged,
-                ));
+                http_logs.push(HttpLog::new("rate_limit_exceeded", "still rate limited after 3 attempts", logged));
                 return exchange_failure(
                     Some(shop),
                     "rate_limit_exceeded",
@@ -143,17 +118,13 @@ impl ShopifyApp {
             }
             let error = oauth_error(&response.body);
             let (code, answer) = match error.as_str() {
-                "invalid_subject_token" => (
-                    "invalid_subject_token",
-                    invalid_token_response.unwrap_or_else(|| Res::new(401, "")),
-                ),
+                "invalid_subject_token" => {
+                    ("invalid_subject_token", invalid_token_response.unwrap_or_else(|| Res::new(401, "")))
+                }
                 "invalid_client" => ("invalid_client", Res::new(500, "")),
                 _ => ("exchange_error", Res::new(500, "")),
             };
-            let detail = format!(
-                "token exchange failed with HTTP {} ({error})",
-                response.status
-            );
+            let detail = format!("token exchange failed with HTTP {} ({error})", response.status);
             http_logs.push(HttpLog::new(code, detail.clone(), logged));
             return exchange_failure(Some(shop), code, &detail, answer, http_logs);
         }
@@ -182,10 +153,7 @@ fn parse_access_token(
         expires: expiry(&json, "expires_in", now).ok()?,
         scope: string_member(&json, "scope"),
         access_mode,
-        refresh_token: json
-            .get("refresh_token")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        refresh_token: json.get("refresh_token").and_then(Value::as_str).map(str::to_owned),
         refresh_token_expires: expiry(&json, "refresh_token_expires_in", now).ok()?,
         user,
     })

@@ -27,24 +27,15 @@ impl ShopifyApp {
             return failure("missing_shop", "the shop query parameter is required");
         };
         if first_value(&query, "shopify-reload").is_none() {
-            return failure(
-                "missing_shopify_reload",
-                "the shopify-reload query parameter is required",
-            );
+            return failure("missing_shopify_reload", "the shopify-reload query parameter is required");
         }
         let Some(domain) = shop_domain(shop) else {
-            return failure(
-                "invalid_shop",
-                "the shop query parameter is not a myshopify.com shop",
-            );
+            return failure("invalid_shop", "the shop query parameter is not a myshopify.com shop");
         };
         let response = Res::new(200, &protocol::app_bridge_tag(&self.config.client_id))
             .with_header("Content-Type", "text/html")
             .with_header("Link", SHORT_LINK_HEADER)
-            .with_header(
-                "Content-Security-Policy",
-                protocol::frame_ancestors(&domain),
-            );
+            .with_header("Content-Security-Policy", protocol::frame_ancestors(&domain));
         ResultForReq {
             ok: true,
             shop: Some(domain),

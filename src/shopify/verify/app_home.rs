@@ -15,11 +15,7 @@ impl ShopifyApp {
     ///
     /// A document load without a usable token is redirected to `patch_id_token_path`, where
     /// App Bridge fetches a fresh token and comes back.
-    pub fn verify_app_home_req(
-        &self,
-        req: &Req,
-        patch_id_token_path: &str,
-    ) -> ResultWithExchangeableIdToken {
+    pub fn verify_app_home_req(&self, req: &Req, patch_id_token_path: &str) -> ResultWithExchangeableIdToken {
         if patch_id_token_path.is_empty() {
             return failure(
                 "configuration_error",
@@ -28,15 +24,9 @@ impl ShopifyApp {
             );
         }
         if req.url.is_empty() {
-            return failure(
-                "configuration_error",
-                "the request URL is required",
-                protocol::configuration_error(),
-            );
+            return failure("configuration_error", "the request URL is required", protocol::configuration_error());
         }
-        let authorization = req
-            .header("authorization")
-            .filter(|value| !value.is_empty());
+        let authorization = req.header("authorization").filter(|value| !value.is_empty());
         let is_fetch = authorization.is_some();
         let redirect = || patch_id_token_redirect(&req.url, patch_id_token_path);
 
@@ -83,32 +73,16 @@ impl ShopifyApp {
                 );
             }
             Err(error) => {
-                return failure(
-                    error.code(),
-                    "the session token is not valid",
-                    protocol::unauthorized_retry(),
-                );
+                return failure(error.code(), "the session token is not valid", protocol::unauthorized_retry());
             }
         };
 
         if claims.get("aud").and_then(Value::as_str).unwrap_or("") != self.config.client_id {
-            let response = if is_fetch {
-                protocol::unauthorized_retry()
-            } else {
-                protocol::unauthorized()
-            };
-            return failure(
-                "invalid_aud",
-                "the session token was issued for another app",
-                response,
-            );
+            let response = if is_fetch { protocol::unauthorized_retry() } else { protocol::unauthorized() };
+            return failure("invalid_aud", "the session token was issued for another app", response);
         }
 
-        let Some(domain) = claims
-            .get("dest")
-            .and_then(Value::as_str)
-            .and_then(shop_domain_from_dest)
-        else {
+        let Some(domain) = claims.get("dest").and_then(Value::as_str).and_then(shop_domain_from_dest) else {
             return failure(
                 "invalid_shop",
                 "the session token's dest is not a myshopify.com shop",
@@ -117,11 +91,7 @@ impl ShopifyApp {
         };
         let shop = domain[..domain.len() - SHOP_SUFFIX.len()].to_owned();
         let user_id = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
-        let id_token = Some(IdTokenDetails {
-            exchangeable: true,
-            token,
-            claims,
-        });
+        let id_token = Some(IdTokenDetails { exchangeable: true, token, claims });
 
         let (log, response, invalid_token_response) = if is_fetch {
             (
@@ -131,15 +101,9 @@ impl ShopifyApp {
             )
         } else {
             (
-                Log::new(
-                    "verified",
-                    "App Home document request verified; send the response headers with the page",
-                ),
+                Log::new("verified", "App Home document request verified; send the response headers with the page"),
                 Res::new(200, "")
-                    .with_header(
-                        "Content-Security-Policy",
-                        protocol::frame_ancestors(&domain),
-                    )
+                    .with_header("Content-Security-Policy", protocol::frame_ancestors(&domain))
                     .with_header("Link", LINK_HEADER),
                 redirect(),
             )
@@ -168,16 +132,8 @@ fn patch_id_token_redirect(url: &str, patch_id_token_path: &str) -> Res {
         .join("&")
         .trim_start_matches('&')
         .to_owned();
-    let reload_path = if clean_query.is_empty() {
-        parts.path.clone()
-    } else {
-        format!("{}?{clean_query}", parts.path)
-    };
-    let carried = if clean_query.is_empty() {
-        String::new()
-    } else {
-        format!("{clean_query}&")
-    };
+    let reload_path = if clean_query.is_empty() { parts.path.clone() } else { format!("{}?{clean_query}", parts.path) };
+    let carried = if clean_query.is_empty() { String::new() } else { format!("{clean_query}&") };
     let location = format!(
         "{}://{}{patch_id_token_path}?{carried}shopify-reload={}",
         parts.scheme,

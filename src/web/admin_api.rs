@@ -1,0 +1,73 @@
+//! The Admin GraphQL API bound to one shop and its offline token, for handlers.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::error::AppError;
+use crate::shopify::ShopifyApp;
+use crate::shopify::graphql::GraphqlRequest;
+use crate::shopify::model::{AccessToken, GQLResult, IdTokenDetails, Res};
+use crate::state::AppState;
+use crate::tokens::OfflineTokens;
+
+/// A shop's Admin API, with an offline token valid for at least a minute.
+pub struct AdminApi {
+    /// The shop's name (`s1`).
+    pub shop: String,
+    /// The offline token in use.
+    pub access_token: AccessToken,
+    invalid_token_response: Option<Res>,
+    shopify: ShopifyApp,
+    tokens: Arc<OfflineTokens>,
+    api_version: String,
+}
+
+impl AdminApi {
+    /// The API of the shop a verified session token belongs to: its stored offline token,
+    /// refreshed or exchanged as needed.
+    pub async fn connect(
+        state: &AppState,
+        shop: &str,
+        id_token: &IdTokenDetails,
+        invalid_token_response: Option<Res>,
+    ) -> Result<Self, AppError> {
+        let access_token = state.tokens.get(shop, id_token, invalid_token_response.as_ref()).await?;
+        Ok(Self {
+            shop: shop.to_owned(),
+            access_token,
+            invalid_token_response,
+            shopify: state.shopify.clone(),
+            tokens: state.tokens.clone(),
+            api_version: state.config.api_version.clone(),
+        })
+    }
+
+    /// Runs a query. When Shopify rejects the token it is forgotten and the error carries
+    /// the session's invalid-token response, so the client retries with a fresh session
+    /// token and the next request exchanges a new access token.
+    pub async fn graphql(&self, request: GraphqlRequest) -> Result<GQLResult, AppError> {
+        let request = request.invalid_token_response(self.invalid_token_response.clone());
+        let result =
+            self.shopify.admin_graphql_request(&self.shop, &self.access_token.token, &self.api_version, &request).await;
+        if result.log.code == "unauthorized" {
+            tracing::warn!(shop = %self.shop, "Shopify rejected the stored offline token; forgetting it");
+            self.tokens.forget(&self.shop).await?;
+            return Err(AppError::Protocol(result.response));
+        }
+        Ok(result)
+    }
+}
+
+/// A JSON answer for a failed query: Shopify's `errors` (or the outcome code) with a 4xx/5xx
+/// status (502 when Shopify's own status was 200).
+pub fn graphql_failure(result: &GQLResult) -> Response {
+    let status =
+        StatusCode::from_u16(result.response.status).ok().filter(|s| s.is_client_error() || s.is_server_error());
+    let errors = serde_json::from_str::<Value>(&result.response.body).ok().and_then(|body| body.get("errors").cloned());
+    let body = json!({ "errors": errors.unwrap_or_else(|| json!([{ "message": result.log.code }])) });
+    (status.unwrap_or(StatusCode::BAD_GATEWAY), Json(body)).into_response()
+}

@@ -1,0 +1,85 @@
+//! Webhooks and Flow actions: requests signed with an HMAC of their raw body.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use crate::shopify::model::{Req, ResultForReq};
+use crate::state::AppState;
+use crate::web::core_request;
+
+/// A verified webhook delivery. The raw body is checked before anything parses it.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    /// The shop's name (`s1`), from the shop-domain header (validated).
+    pub shop: String,
+    /// The topic (`app/uninstalled`...), from `X-Shopify-Topic`.
+    pub topic: String,
+    /// The delivery id (`X-Shopify-Webhook-Id`), the same on every retry of one event.
+    pub webhook_id: Option<String>,
+    /// The raw body.
+    pub body: Bytes,
+}
+
+impl Webhook {
+    /// The body as JSON (`Value::Null` when it is not JSON).
+    pub fn payload(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// A verified Flow action request.
+#[derive(Debug, Clone)]
+pub struct FlowAction {
+    /// The shop's name, from the shop-domain header.
+    pub shop: String,
+    /// The action's JSON payload (`shop_id`, `action_run_id`, `handle`, `properties`...).
+    pub payload: Value,
+}
+
+/// Reads the body (413 past the app's body limit) and verifies it with `verify`.
+async fn verified(
+    request: Request,
+    state: &AppState,
+    verify: fn(&crate::shopify::ShopifyApp, &Req) -> ResultForReq,
+) -> Result<(Req, String), Response> {
+    let (parts, body) = request.into_parts();
+    let body = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let core = core_request(&parts, &state.config.app_url, body.to_vec());
+    let result = verify(&state.shopify, &core);
+    tracing::debug!(code = %result.log.code, shop = ?result.shop, "signed request");
+    match (result.ok, result.shop) {
+        (true, Some(shop)) => Ok((core, shop)),
+        _ => Err(result.response.into_response()),
+    }
+}
+
+fn header(req: &Req, names: &[&str]) -> Option<String> {
+    names.iter().find_map(|name| req.header(name)).map(str::to_owned)
+}
+
+impl FromRequest<AppState> for Webhook {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (core, shop) = verified(request, state, crate::shopify::ShopifyApp::verify_webhook_req).await?;
+        Ok(Self {
+            shop,
+            topic: header(&core, &["x-shopify-topic", "shopify-topic"]).unwrap_or_default(),
+            webhook_id: header(&core, &["x-shopify-webhook-id", "shopify-webhook-id"]).filter(|id| !id.is_empty()),
+            body: Bytes::from(core.body),
+        })
+    }
+}
+
+impl FromRequest<AppState> for FlowAction {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (core, shop) = verified(request, state, crate::shopify::ShopifyApp::verify_flow_action_req).await?;
+        Ok(Self { shop, payload: serde_json::from_slice(&core.body).unwrap_or(Value::Null) })
+    }
+}
