@@ -369,3 +369,39 @@ pub fn fetch(method: &str, uri: &str, id_token: &str) -> Request<Body> {
         .body(Body::empty())
         .unwrap()
 }
+
+/// `X-Shopify-Hmac-SHA256` for a body: base64 HMAC-SHA256 with `secret`.
+pub fn body_hmac(secret: &str, body: &[u8]) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// An App Proxy query: `params` plus `timestamp` and a `signature` over the sorted pairs.
+pub fn signed_proxy_query(secret: &str, params: &[(&str, &str)]) -> String {
+    use hmac::Mac;
+    let mut sorted: Vec<_> = params.to_vec();
+    sorted.sort();
+    let message: String = sorted.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(message.as_bytes());
+    let signature: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let encode = |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    let mut query: Vec<String> = params.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
+    query.push(format!("signature={signature}"));
+    query.join("&")
+}
+
+/// A signed webhook delivery.
+pub fn webhook(path: &str, topic: &str, webhook_id: &str, body: &str) -> Request<Body> {
+    Request::post(path)
+        .header("content-type", "application/json")
+        .header("x-shopify-topic", topic)
+        .header("x-shopify-shop-domain", SHOP_DOMAIN)
+        .header("x-shopify-webhook-id", webhook_id)
+        .header("x-shopify-hmac-sha256", body_hmac(API_SECRET, body.as_bytes()))
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
