@@ -37,21 +37,29 @@ async fn start(dir: &std::path::Path, shopify: &FakeShopify) -> Server {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let server = Server { child, base: format!("http://127.0.0.1:{port}") };
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     for _ in 0..400 {
-        if let Ok(response) = client.get(format!("{base}/healthz")).send().await {
+        if let Ok(response) = client.get(format!("{}/healthz", server.base)).send().await {
             assert_eq!(response.status(), 200);
-            return Server { child, base };
+            return server;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("the server did not start");
 }
 
+impl Drop for Server {
+    /// A failed test must not leave the server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Server {
     /// Stops the server with SIGTERM and returns its exit status and everything it printed.
-    fn stop(mut self) -> (std::process::ExitStatus, String) {
+    fn stop(&mut self) -> (std::process::ExitStatus, String) {
         let killed = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         assert!(killed.success());
         let status = self.child.wait().unwrap();
@@ -66,7 +74,7 @@ impl Server {
 async fn the_binary_serves_the_embedded_app_against_a_fake_shopify_and_never_logs_a_secret() {
     let shopify = FakeShopify::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &shopify).await;
+    let mut server = start(dir.path(), &shopify).await;
     assert!(dir.path().join("data/app.db").exists(), "the default SQLite file is created");
     let client = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
