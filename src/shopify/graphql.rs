@@ -152,7 +152,7 @@ impl ShopifyApp {
                         http_logs,
                     );
                 }
-                status @ (502 | 503 | 504) if retries_left => {
+                status @ 502..=504 if retries_left => {
                     let wait = Duration::from_millis((1000 << attempt.min(10)) + (self.jitter)());
                     let code = format!("http_error_{status}_retry");
                     let detail =
@@ -160,7 +160,7 @@ impl ShopifyApp {
                     http_logs.push(HttpLog::new(code, detail, response));
                     wait
                 }
-                status @ (502 | 503 | 504) => {
+                status @ 502..=504 => {
                     let code = format!("http_error_{status}");
                     let detail = format!("HTTP {status} from Shopify after every retry");
                     http_logs.push(HttpLog::new(code.clone(), detail.clone(), response));

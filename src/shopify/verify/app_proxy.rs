@@ -80,7 +80,7 @@ fn signed_message(params: &[(String, String)]) -> String {
             None => grouped.push((key, vec![value])),
         }
     }
-    grouped.sort_by(|(a, _), (b, _)| a.cmp(b));
+    grouped.sort_by_key(|(key, _)| *key);
     grouped.iter().map(|(key, values)| format!("{key}={}", values.join(","))).collect()
 }
 
