@@ -17,7 +17,7 @@ use shopify_app_rust::shopify::http::{BoxFuture, Transport, TransportError, Upst
 use shopify_app_rust::shopify::model::{
     AccessMode, AccessToken, ClientCredentialsExchangeResult, GQLResult, IdTokenDetails, Log, Req, Res, ResultForReq,
     ResultWithExchangeableIdToken, ResultWithLoggedInCustomerId, ResultWithNonExchangeableIdToken, TokenExchangeResult,
-    User, iso_seconds,
+    User, iso_seconds, json_truthy,
 };
 use shopify_app_rust::shopify::{AppConfig, ShopifyApp};
 use time::OffsetDateTime;
@@ -92,7 +92,7 @@ async fn call(app: &ShopifyApp, function: &str, case: &Value) -> Result<Value, U
         "exchange_using_token_exchange" => {
             let access_mode = access_mode(&args["access_mode"])?;
             let id_token = id_token(&args["id_token"])?;
-            let expiring = args.get("expiring").is_none_or(truthy);
+            let expiring = args.get("expiring").is_none_or(json_truthy);
             let invalid = response(&args["invalid_token_response"]);
             to_json(app.exchange_using_token_exchange(access_mode, &id_token, invalid, expiring).await)
         }
@@ -165,7 +165,7 @@ fn id_token(value: &Value) -> Result<IdTokenDetails, Unexpressible> {
         return Err("id_token is not an object".to_owned());
     };
     Ok(IdTokenDetails {
-        exchangeable: id_token.get("exchangeable").is_some_and(truthy),
+        exchangeable: id_token.get("exchangeable").is_some_and(json_truthy),
         token: id_token.get("token").and_then(Value::as_str).unwrap_or_default().to_owned(),
         claims: id_token.get("claims").and_then(Value::as_object).cloned().unwrap_or_default(),
     })
@@ -220,18 +220,6 @@ fn string_or_empty(value: &Value) -> Option<String> {
         Value::Null => Some(String::new()),
         Value::String(text) => Some(text.clone()),
         _ => None,
-    }
-}
-
-/// Python truthiness of a JSON value.
-fn truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(flag) => *flag,
-        Value::Number(number) => number.as_f64() != Some(0.0),
-        Value::String(text) => !text.is_empty(),
-        Value::Array(items) => !items.is_empty(),
-        Value::Object(members) => !members.is_empty(),
     }
 }
 

@@ -14,6 +14,8 @@ pub mod model;
 pub mod protocol;
 pub mod shop;
 pub mod signature;
+#[cfg(test)]
+mod testing;
 pub mod urls;
 pub mod verify;
 

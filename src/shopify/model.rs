@@ -336,7 +336,7 @@ pub struct GQLResult {
 
 /// Whether a JSON value counts as "set" the way Shopify's reference tests it: not null,
 /// false, zero, empty string, empty array or empty object.
-pub(crate) fn json_truthy(value: &Value) -> bool {
+pub fn json_truthy(value: &Value) -> bool {
     match value {
         Value::Null => false,
         Value::Bool(flag) => *flag,

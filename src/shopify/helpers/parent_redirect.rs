@@ -136,27 +136,11 @@ fn failure(shop: Option<String>, code: &'static str, detail: &str, response: Res
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::shopify::AppConfig;
-    use crate::shopify::http::{BoxFuture, Transport, TransportError, UpstreamRequest};
-
-    struct NoNetwork;
-
-    impl Transport for NoNetwork {
-        fn send(&self, _: UpstreamRequest) -> BoxFuture<'_, Result<Res, TransportError>> {
-            Box::pin(std::future::ready(Err(TransportError::Connect)))
-        }
-    }
+    use crate::shopify::testing::app_with;
 
     fn app() -> ShopifyApp {
-        let config = AppConfig {
-            client_id: "api-key\"><script>".to_owned(),
-            client_secret: "hush".to_owned(),
-            old_client_secret: None,
-        };
-        ShopifyApp::new(config, Arc::new(NoNetwork)).unwrap_or_else(|error| panic!("test config refused: {error}"))
+        app_with("api-key\"><script>", None)
     }
 
     fn request(headers: &[(&str, &str)]) -> Req {

@@ -100,33 +100,12 @@ fn failure(code: &'static str, detail: &str, response: Res) -> ResultWithLoggedI
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::shopify::AppConfig;
-    use crate::shopify::clock::ManualClock;
-    use crate::shopify::http::{BoxFuture, Transport, TransportError, UpstreamRequest};
+    use crate::shopify::testing::{NOW, app_with};
     use crate::shopify::urls::encode_query;
 
-    const NOW: i64 = 1_750_000_000;
-
-    struct NoNetwork;
-
-    impl Transport for NoNetwork {
-        fn send(&self, _: UpstreamRequest) -> BoxFuture<'_, Result<Res, TransportError>> {
-            Box::pin(std::future::ready(Err(TransportError::Connect)))
-        }
-    }
-
     fn app() -> ShopifyApp {
-        let config = AppConfig {
-            client_id: "api-key".to_owned(),
-            client_secret: "hush".to_owned(),
-            old_client_secret: Some("previous".to_owned()),
-        };
-        ShopifyApp::new(config, Arc::new(NoNetwork))
-            .unwrap_or_else(|error| panic!("test config refused: {error}"))
-            .with_clock(Arc::new(ManualClock::at(NOW)))
+        app_with("api-key", Some("previous"))
     }
 
     /// A proxy URL with `pairs`, signed with `secret`.

@@ -111,27 +111,11 @@ fn failure(code: &'static str, detail: String, response: Res) -> ResultForReq {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::shopify::AppConfig;
-    use crate::shopify::http::{BoxFuture, Transport, TransportError, UpstreamRequest};
-
-    struct NoNetwork;
-
-    impl Transport for NoNetwork {
-        fn send(&self, _: UpstreamRequest) -> BoxFuture<'_, Result<Res, TransportError>> {
-            Box::pin(std::future::ready(Err(TransportError::Connect)))
-        }
-    }
+    use crate::shopify::testing::app_with;
 
     fn app(old_secret: Option<&str>) -> ShopifyApp {
-        let config = AppConfig {
-            client_id: "api-key".to_owned(),
-            client_secret: "hush".to_owned(),
-            old_client_secret: old_secret.map(str::to_owned),
-        };
-        ShopifyApp::new(config, Arc::new(NoNetwork)).unwrap_or_else(|error| panic!("test config refused: {error}"))
+        app_with("api-key", old_secret)
     }
 
     fn webhook(headers: &[(&str, &str)], body: &[u8]) -> Req {

@@ -213,32 +213,14 @@ fn preflight(surface: Surface) -> Res {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use jsonwebtoken::{EncodingKey, Header};
     use serde_json::json;
 
     use super::*;
-    use crate::shopify::AppConfig;
-    use crate::shopify::clock::ManualClock;
-    use crate::shopify::http::{BoxFuture, Transport, TransportError, UpstreamRequest};
-
-    const NOW: i64 = 1_750_000_000;
-
-    struct NoNetwork;
-
-    impl Transport for NoNetwork {
-        fn send(&self, _: UpstreamRequest) -> BoxFuture<'_, Result<Res, TransportError>> {
-            Box::pin(std::future::ready(Err(TransportError::Connect)))
-        }
-    }
+    use crate::shopify::testing::{NOW, app_with};
 
     fn app() -> ShopifyApp {
-        let config =
-            AppConfig { client_id: "api-key".to_owned(), client_secret: "hush".to_owned(), old_client_secret: None };
-        ShopifyApp::new(config, Arc::new(NoNetwork))
-            .unwrap_or_else(|error| panic!("test config refused: {error}"))
-            .with_clock(Arc::new(ManualClock::at(NOW)))
+        app_with("api-key", None)
     }
 
     fn token(claims: Value) -> String {
