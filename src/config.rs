@@ -3,6 +3,9 @@
 
 use std::collections::HashMap;
 
+use crate::oauth::{ClientAuth, ProviderConfig};
+use crate::shopify::shop::shop_name;
+
 /// The app's validated settings.
 #[derive(Clone)]
 pub struct Config {
@@ -24,6 +27,13 @@ pub struct Config {
     pub api_version: String,
     /// Where Shopify calls go instead of `https://{shop}` (`SHOPIFY_SHOP_ORIGIN`, tests only).
     pub shop_origin: Option<String>,
+    /// Whether the session cookie is `Secure` (`SESSION_COOKIE_SECURE`; off only for a
+    /// plain-http localhost app URL).
+    pub session_cookie_secure: bool,
+    /// Shops whose client-credentials token is kept renewed (`SHOPIFY_CLIENT_CREDENTIALS_SHOPS`).
+    pub client_credentials_shops: Vec<String>,
+    /// Third-party OAuth2 providers (`OAUTH_PROVIDERS` and `OAUTH_<NAME>_*`).
+    pub oauth_providers: Vec<ProviderConfig>,
 }
 
 impl std::fmt::Debug for Config {
@@ -37,6 +47,9 @@ impl std::fmt::Debug for Config {
             .field("database_url", &self.database_url)
             .field("api_version", &self.api_version)
             .field("shop_origin", &self.shop_origin)
+            .field("session_cookie_secure", &self.session_cookie_secure)
+            .field("client_credentials_shops", &self.client_credentials_shops)
+            .field("oauth_providers", &self.oauth_providers)
             .finish_non_exhaustive()
     }
 }
@@ -108,6 +121,35 @@ impl Config {
             url::Url::parse(&origin.replace("{shop}", "shop.myshopify.com"))
                 .map_err(|error| ConfigError::Invalid { name: "SHOPIFY_SHOP_ORIGIN", reason: error.to_string() })?;
         }
+        let session_cookie_secure = match get("SESSION_COOKIE_SECURE").as_deref() {
+            None | Some("true" | "1") => true,
+            Some("false" | "0") if is_plain_http_localhost(&app_url) => false,
+            Some("false" | "0") => {
+                return Err(ConfigError::Invalid {
+                    name: "SESSION_COOKIE_SECURE",
+                    reason: "may be false only when the app URL is plain http on localhost".to_owned(),
+                });
+            }
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "SESSION_COOKIE_SECURE",
+                    reason: format!("{other:?} is not true or false"),
+                });
+            }
+        };
+        let mut client_credentials_shops = Vec::new();
+        for shop in get("SHOPIFY_CLIENT_CREDENTIALS_SHOPS").unwrap_or_default().split(',').map(str::trim) {
+            if shop.is_empty() {
+                continue;
+            }
+            let name = shop_name(shop).ok_or_else(|| ConfigError::Invalid {
+                name: "SHOPIFY_CLIENT_CREDENTIALS_SHOPS",
+                reason: format!("{shop:?} is not a shop"),
+            })?;
+            if !client_credentials_shops.contains(&name) {
+                client_credentials_shops.push(name);
+            }
+        }
         Ok(Self {
             api_key,
             api_secret,
@@ -118,8 +160,88 @@ impl Config {
             database_url,
             api_version,
             shop_origin,
+            session_cookie_secure,
+            client_credentials_shops,
+            oauth_providers: oauth_providers(&get)?,
         })
     }
+}
+
+/// Whether `origin` is `http://localhost` or a loopback address, where browsers and tests
+/// need no TLS.
+fn is_plain_http_localhost(origin: &str) -> bool {
+    url::Url::parse(origin).is_ok_and(|url| url.scheme() == "http" && is_loopback(&url))
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain == "localhost",
+        Some(url::Host::Ipv4(address)) => address.is_loopback(),
+        Some(url::Host::Ipv6(address)) => address.is_loopback(),
+        None => false,
+    }
+}
+
+/// The providers listed in `OAUTH_PROVIDERS` (comma-separated names), each configured by
+/// `OAUTH_<NAME>_AUTHORIZATION_URL`, `_TOKEN_URL`, `_CLIENT_ID` (required), `_CLIENT_SECRET`,
+/// `_SCOPES`, `_REDIRECT_PATH`, `_API_BASE_URL` and `_CLIENT_AUTH` (`basic` or `request_body`).
+fn oauth_providers(get: &dyn Fn(&str) -> Option<String>) -> Result<Vec<ProviderConfig>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid { name: "OAUTH_PROVIDERS", reason };
+    let mut providers: Vec<ProviderConfig> = Vec::new();
+    for name in get("OAUTH_PROVIDERS").unwrap_or_default().split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let name = name.to_ascii_lowercase();
+        let valid_name = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !valid_name || providers.iter().any(|p| p.name == name) {
+            return Err(invalid(format!("{name:?} is not a new name of lowercase letters, digits and -")));
+        }
+        let prefix = format!("OAUTH_{}_", name.to_ascii_uppercase().replace('-', "_"));
+        let var = |suffix: &str| get(&format!("{prefix}{suffix}"));
+        let required = |suffix: &str| var(suffix).ok_or_else(|| invalid(format!("{prefix}{suffix} is required")));
+        let endpoint = |suffix: &str, value: String| {
+            let url = url::Url::parse(&value).map_err(|error| invalid(format!("{prefix}{suffix}: {error}")))?;
+            if url.scheme() == "https" || (url.scheme() == "http" && is_loopback(&url)) {
+                Ok(value)
+            } else {
+                Err(invalid(format!("{prefix}{suffix} must be an https URL")))
+            }
+        };
+        let redirect_path = var("REDIRECT_PATH").unwrap_or_else(|| format!("/connect/{name}/callback"));
+        let path_ok = redirect_path.starts_with("/connect/")
+            && redirect_path.chars().all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c))
+            && !redirect_path.contains("//")
+            && providers.iter().all(|p| p.redirect_path != redirect_path && p.start_path() != redirect_path)
+            && redirect_path != format!("/connect/{name}");
+        if !path_ok {
+            return Err(invalid(format!(
+                "{prefix}REDIRECT_PATH must be a path under /connect/ used by no other route"
+            )));
+        }
+        let client_auth = match var("CLIENT_AUTH").as_deref() {
+            None | Some("basic") => ClientAuth::Basic,
+            Some("request_body") => ClientAuth::RequestBody,
+            Some(other) => return Err(invalid(format!("{prefix}CLIENT_AUTH {other:?} is not basic or request_body"))),
+        };
+        providers.push(ProviderConfig {
+            authorization_url: endpoint("AUTHORIZATION_URL", required("AUTHORIZATION_URL")?)?,
+            token_url: endpoint("TOKEN_URL", required("TOKEN_URL")?)?,
+            client_id: required("CLIENT_ID")?,
+            client_secret: var("CLIENT_SECRET"),
+            scopes: var("SCOPES")
+                .unwrap_or_default()
+                .split([',', ' '])
+                .filter(|scope| !scope.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            redirect_path,
+            api_base_url: var("API_BASE_URL")
+                .map(|url| endpoint("API_BASE_URL", url).map(|url| url.trim_end_matches('/').to_owned()))
+                .transpose()?,
+            client_auth,
+            name,
+        });
+    }
+    Ok(providers)
 }
 
 /// An `http(s)` origin (scheme, host, optional port) without a trailing slash.
@@ -169,5 +291,53 @@ mod tests {
         assert_eq!(config.port, 3000);
         let error = Config::from_vars(vars(&[base.as_slice(), &[("PORT", "x")]].concat())).unwrap_err();
         assert!(error.to_string().contains("PORT"));
+    }
+
+    #[test]
+    fn reads_the_optional_flows() {
+        let base = [("SHOPIFY_API_KEY", "k"), ("SHOPIFY_API_SECRET", "s")];
+        let config = Config::from_vars(vars(&base)).unwrap();
+        assert!(config.session_cookie_secure);
+        assert!(config.client_credentials_shops.is_empty() && config.oauth_providers.is_empty());
+
+        let provider = [
+            ("OAUTH_PROVIDERS", "Mail-Co"),
+            ("OAUTH_MAIL_CO_AUTHORIZATION_URL", "https://mail.example/oauth/authorize"),
+            ("OAUTH_MAIL_CO_TOKEN_URL", "https://mail.example/oauth/token"),
+            ("OAUTH_MAIL_CO_CLIENT_ID", "id"),
+            ("OAUTH_MAIL_CO_CLIENT_SECRET", "top-secret"),
+            ("OAUTH_MAIL_CO_SCOPES", "read, write"),
+            ("OAUTH_MAIL_CO_API_BASE_URL", "https://api.mail.example/3.0/"),
+            ("OAUTH_MAIL_CO_CLIENT_AUTH", "request_body"),
+            ("SHOPIFY_CLIENT_CREDENTIALS_SHOPS", "S1.myshopify.com, s2,s1"),
+            ("SHOPIFY_APP_URL", "https://app.example.com"),
+        ];
+        let config = Config::from_vars(vars(&[base.as_slice(), &provider].concat())).unwrap();
+        assert_eq!(config.client_credentials_shops, ["s1", "s2"]);
+        let mail = &config.oauth_providers[0];
+        assert_eq!((mail.name.as_str(), mail.redirect_path.as_str()), ("mail-co", "/connect/mail-co/callback"));
+        assert_eq!(mail.scopes, ["read", "write"]);
+        assert_eq!(mail.api_base_url.as_deref(), Some("https://api.mail.example/3.0"));
+        assert_eq!(mail.client_auth, ClientAuth::RequestBody);
+        assert!(!format!("{config:?}").contains("top-secret"));
+
+        for (name, value) in [
+            ("OAUTH_MAIL_CO_TOKEN_URL", "http://mail.example/token"),
+            ("OAUTH_MAIL_CO_REDIRECT_PATH", "/auth/callback"),
+            ("OAUTH_MAIL_CO_REDIRECT_PATH", "/connect/mail-co"),
+            ("OAUTH_MAIL_CO_CLIENT_AUTH", "jwt"),
+            ("SHOPIFY_CLIENT_CREDENTIALS_SHOPS", "evil.com/x"),
+            ("SESSION_COOKIE_SECURE", "false"),
+        ] {
+            let mut bad = vars(&[base.as_slice(), &provider].concat());
+            bad.insert(name.to_owned(), value.to_owned());
+            assert!(Config::from_vars(bad).is_err(), "{name}={value}");
+        }
+        let local = [("SHOPIFY_APP_URL", "http://localhost:3000"), ("SESSION_COOKIE_SECURE", "false")];
+        assert!(!Config::from_vars(vars(&[base.as_slice(), &local].concat())).unwrap().session_cookie_secure);
+        let mut missing = vars(&[base.as_slice(), &provider].concat());
+        missing.remove("OAUTH_MAIL_CO_CLIENT_ID");
+        let error = Config::from_vars(missing).unwrap_err();
+        assert!(error.to_string().contains("OAUTH_MAIL_CO_CLIENT_ID is required"), "{error}");
     }
 }

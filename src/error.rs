@@ -3,6 +3,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::oauth::OAuthError;
+use crate::sessions::SessionError;
 use crate::shopify::model::Res;
 use crate::tokens::{StoreError, TokenError};
 
@@ -22,6 +24,12 @@ pub enum AppError {
     /// A page failed to render.
     #[error("template failed: {0}")]
     Template(#[from] askama::Error),
+    /// The server-side session could not be read or written.
+    #[error("session store failed: {0}")]
+    Session(#[from] SessionError),
+    /// A third-party OAuth provider operation failed.
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
 }
 
 impl IntoResponse for AppError {
@@ -31,7 +39,23 @@ impl IntoResponse for AppError {
             Self::Token(TokenError::Busy) => {
                 (StatusCode::SERVICE_UNAVAILABLE, [("Retry-After", "1")], "Service Unavailable").into_response()
             }
-            error @ (Self::Token(TokenError::Store(_)) | Self::Store(_) | Self::Template(_)) => {
+            Self::OAuth(error @ (OAuthError::UnknownProvider(_) | OAuthError::NotConnected(_))) => {
+                (StatusCode::NOT_FOUND, error.to_string()).into_response()
+            }
+            Self::OAuth(error @ OAuthError::Reconnect(_)) => (StatusCode::CONFLICT, error.to_string()).into_response(),
+            Self::OAuth(error @ OAuthError::Rejected(_)) => {
+                (StatusCode::BAD_REQUEST, error.to_string()).into_response()
+            }
+            Self::OAuth(error @ OAuthError::Forbidden(_)) => (StatusCode::FORBIDDEN, error.to_string()).into_response(),
+            Self::OAuth(error @ OAuthError::Upstream(_)) => {
+                tracing::warn!(%error, "OAuth provider failed");
+                (StatusCode::BAD_GATEWAY, "the provider could not be reached").into_response()
+            }
+            error @ (Self::Token(TokenError::Store(_))
+            | Self::Store(_)
+            | Self::Template(_)
+            | Self::Session(_)
+            | Self::OAuth(OAuthError::Config { .. } | OAuthError::Store(_))) => {
                 tracing::error!(%error, "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
             }

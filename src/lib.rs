@@ -1,13 +1,16 @@
 //! A batteries-included starter for embedded Shopify apps on axum.
 //!
 //! [`shopify`] is the framework-agnostic auth core, [`web`] adapts it to axum, [`tokens`]
-//! stores access tokens, and [`routes`] holds the handlers, grouped by surface.
+//! stores access tokens, [`oauth`] connects third-party providers, [`sessions`] keeps the
+//! state of top-level flows, and [`routes`] holds the handlers, grouped by surface.
 
 pub mod config;
 pub mod db;
 pub mod deliveries;
 pub mod error;
+pub mod oauth;
 pub mod routes;
+pub mod sessions;
 pub mod shopify;
 pub mod state;
 pub mod tokens;
@@ -43,7 +46,9 @@ pub fn app(state: AppState) -> Router {
         .route("/proxy", get(routes::proxy::page))
         .route("/proxy/{*path}", get(routes::proxy::page))
         .route("/api/flow/action", post(routes::flow::action))
+        .route("/api/connections/{provider}", get(routes::connect::status))
         .merge(extension_routes())
+        .merge(session_routes(&state))
         .route("/healthz", get(routes::health::healthz))
         .nest_service("/static", ServeDir::new("static"))
         .with_state(state)
@@ -64,6 +69,21 @@ fn extension_routes() -> Router<AppState> {
             HeaderValue::from_static("*"),
         ))
         .layer(SetResponseHeaderLayer::if_not_present(header::ACCESS_CONTROL_EXPOSE_HEADERS, expose))
+}
+
+/// Top-level flows that keep state in a server-side session: the authorization-code install
+/// and the third-party provider connections. Only these routes get the session layer (and its
+/// cookie): embedded App Home requests stay cookie-free.
+fn session_routes(state: &AppState) -> Router<AppState> {
+    let mut router = Router::new()
+        .route("/auth/login", get(routes::auth::login))
+        .route(routes::auth::CALLBACK_PATH, get(routes::auth::callback));
+    for provider in state.oauth.configs() {
+        router = router
+            .route(&provider.start_path(), routes::connect::start_route(provider.name.clone()))
+            .route(&provider.redirect_path, routes::connect::callback_route(provider.name.clone()));
+    }
+    router.layer(sessions::layer(state.pool.clone(), state.config.session_cookie_secure))
 }
 
 /// One span per request, with the method and the path only: queries carry session tokens

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use shopify_app_rust::config::Config;
 use shopify_app_rust::shopify::clock::SystemClock;
-use shopify_app_rust::{AppState, app, db};
+use shopify_app_rust::{AppState, app, db, sessions};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -44,6 +44,11 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         tokio::net::TcpListener::bind(address).await.map_err(|error| format!("cannot listen on {address}: {error}"))?;
     let app_url = config.app_url.clone();
     let state = AppState::new(config, pool.clone(), Arc::new(SystemClock))?;
+    tokio::spawn(sessions::delete_expired_periodically(pool.clone()));
+    if let Some(client_credentials) = &state.client_credentials {
+        tracing::info!(shops = ?client_credentials.shops(), "keeping client-credentials tokens renewed");
+        tokio::spawn(client_credentials.clone().run());
+    }
     tracing::info!(%address, %app_url, "ready to serve");
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await?;
     pool.close().await;

@@ -6,10 +6,11 @@ use sqlx::SqlitePool;
 
 use crate::config::Config;
 use crate::deliveries::WebhookDeliveries;
+use crate::oauth::{OAuthError, OAuthProviders};
 use crate::shopify::clock::Clock;
-use crate::shopify::http::{ReqwestTransport, ShopOrigin};
+use crate::shopify::http::{ReqwestTransport, ShopOrigin, Transport};
 use crate::shopify::{AppConfig, ShopifyApp};
-use crate::tokens::{OfflineTokens, SqliteTokenRepository, TokenRepository};
+use crate::tokens::{ClientCredentialsTokens, OfflineTokens, SqliteTokenRepository, TokenRepository};
 
 /// Handler state: settings, the auth core, the token store and the database. Cheap to clone.
 #[derive(Clone)]
@@ -24,6 +25,11 @@ pub struct AppState {
     pub deliveries: WebhookDeliveries,
     /// The database pool.
     pub pool: SqlitePool,
+    /// Third-party OAuth2 providers and their tokens.
+    pub oauth: Arc<OAuthProviders>,
+    /// Client-credentials tokens, when `SHOPIFY_CLIENT_CREDENTIALS_SHOPS` names shops (`main`
+    /// spawns their renewal).
+    pub client_credentials: Option<Arc<ClientCredentialsTokens>>,
 }
 
 /// Why the state could not be built.
@@ -35,6 +41,9 @@ pub enum StateError {
     /// The HTTP client could not be built.
     #[error("HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    /// An OAuth provider is misconfigured.
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
 }
 
 impl AppState {
@@ -45,12 +54,26 @@ impl AppState {
             client_secret: config.api_secret.clone(),
             old_client_secret: config.old_api_secret.clone(),
         };
-        let mut shopify = ShopifyApp::new(credentials, Arc::new(ReqwestTransport::new()?))?.with_clock(clock);
+        // One HTTP client for every upstream call: Shopify and the OAuth providers.
+        let transport: Arc<dyn Transport> = Arc::new(ReqwestTransport::new()?);
+        let mut shopify = ShopifyApp::new(credentials, transport.clone())?.with_clock(clock.clone());
         if let Some(origin) = &config.shop_origin {
             shopify = shopify.with_origin(ShopOrigin::new(origin.clone()));
         }
         let repository: Arc<dyn TokenRepository> = Arc::new(SqliteTokenRepository::new(pool.clone()));
         let tokens = Arc::new(OfflineTokens::new(repository, shopify.clone()));
-        Ok(Self { config: Arc::new(config), shopify, tokens, deliveries: WebhookDeliveries::new(pool.clone()), pool })
+        let oauth =
+            OAuthProviders::new(config.oauth_providers.clone(), &config.app_url, transport, clock, pool.clone())?;
+        let client_credentials = (!config.client_credentials_shops.is_empty())
+            .then(|| Arc::new(ClientCredentialsTokens::new(shopify.clone(), config.client_credentials_shops.clone())));
+        Ok(Self {
+            config: Arc::new(config),
+            shopify,
+            tokens,
+            deliveries: WebhookDeliveries::new(pool.clone()),
+            pool,
+            oauth: Arc::new(oauth),
+            client_credentials,
+        })
     }
 }

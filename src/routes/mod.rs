@@ -2,6 +2,7 @@
 
 pub mod app_home;
 pub mod auth;
+pub mod connect;
 pub mod extensions;
 pub mod flow;
 pub mod health;

@@ -33,11 +33,13 @@ where
     Ok(StatusCode::OK)
 }
 
-/// `POST /webhooks/app/uninstalled`: forgets every token of the shop.
+/// `POST /webhooks/app/uninstalled`: forgets every token of the shop, third-party provider
+/// tokens included.
 pub async fn app_uninstalled(State(state): State<AppState>, webhook: Webhook) -> Result<StatusCode, AppError> {
     once(&state, &webhook, async {
         let deleted = state.tokens.repository().delete_shop(&webhook.shop).await?;
-        tracing::info!(shop = %webhook.shop, deleted, "app uninstalled");
+        let connections = state.oauth.store().delete_shop(&webhook.shop).await?;
+        tracing::info!(shop = %webhook.shop, deleted, connections, "app uninstalled");
         Ok(())
     })
     .await
@@ -71,7 +73,8 @@ pub async fn compliance(State(state): State<AppState>, webhook: Webhook) -> Resu
     once(&state, &webhook, async {
         if topic == "shop/redact" {
             let deleted = state.tokens.repository().delete_shop(&webhook.shop).await?;
-            tracing::info!(shop = %webhook.shop, deleted, "shop data redacted");
+            let connections = state.oauth.store().delete_shop(&webhook.shop).await?;
+            tracing::info!(shop = %webhook.shop, deleted, connections, "shop data redacted");
         } else {
             let customer_id = webhook.payload().pointer("/customer/id").cloned().unwrap_or(Value::Null);
             tracing::info!(%topic, shop = %webhook.shop, %customer_id, "customer privacy request: this template stores no customer data");

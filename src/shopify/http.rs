@@ -16,7 +16,7 @@ pub const USER_AGENT: &str = concat!("shopify-app-rust v", env!("CARGO_PKG_VERSI
 /// A request to Shopify.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamRequest {
-    /// Always `POST` today.
+    /// `POST` for Shopify; any common method for OAuth providers' APIs.
     pub method: &'static str,
     /// The full URL.
     pub url: String,

@@ -131,6 +131,13 @@ pub struct ResultForReq {
     pub response: Res,
 }
 
+impl ResultForReq {
+    /// A failed check.
+    pub fn failure(shop: Option<String>, code: &'static str, detail: impl Into<String>, response: Res) -> Self {
+        Self { ok: false, shop, log: Log::new(code, detail), response }
+    }
+}
+
 /// Outcome of the checkout and customer-account extension checks.
 #[derive(Debug, Clone, Serialize)]
 pub struct ResultWithNonExchangeableIdToken {
@@ -313,6 +320,33 @@ pub struct ClientCredentialsExchangeResult {
     pub access_token: Option<ClientCredentialsAccessToken>,
     /// One entry per request sent to Shopify.
     pub http_logs: Vec<HttpLog>,
+}
+
+/// Outcome of the authorization-code callback check. Its `Debug` output hides the code.
+#[derive(Clone)]
+pub struct OAuthCallbackResult {
+    /// Whether the callback passed every check.
+    pub ok: bool,
+    /// The shop's name (`s1`), once its format is checked.
+    pub shop: Option<String>,
+    /// What happened.
+    pub log: Log,
+    /// What to answer on failure.
+    pub response: Res,
+    /// The authorization code to exchange, on success.
+    pub code: Option<String>,
+}
+
+impl std::fmt::Debug for OAuthCallbackResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthCallbackResult")
+            .field("ok", &self.ok)
+            .field("shop", &self.shop)
+            .field("log", &self.log)
+            .field("response", &self.response)
+            .field("code", &self.code.as_ref().map(|_| "[REDACTED]"))
+            .finish()
+    }
 }
 
 /// Outcome of an Admin GraphQL request.

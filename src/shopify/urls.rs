@@ -133,6 +133,36 @@ pub fn encode_query(pairs: &[(String, String)]) -> String {
     pairs.iter().map(|(key, value)| format!("{}={}", plus(key), plus(value))).collect::<Vec<_>>().join("&")
 }
 
+/// Groups pairs by key, in order of each key's first appearance (Python's `parse_qs`).
+pub fn group_by_key(pairs: impl IntoIterator<Item = (String, String)>) -> Vec<(String, Vec<String>)> {
+    let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
+    for (key, value) in pairs {
+        match grouped.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, values)) => values.push(value),
+            None => grouped.push((key, vec![value])),
+        }
+    }
+    grouped
+}
+
+/// Pairs back from groups, a repeated key's values side by side (`urlencode(.., doseq=True)`).
+pub fn flatten_groups(groups: Vec<(String, Vec<String>)>) -> Vec<(String, String)> {
+    groups.into_iter().flat_map(|(key, values)| values.into_iter().map(move |value| (key.clone(), value))).collect()
+}
+
+/// `base`, then `?` and the encoded pairs when there are any, then `#fragment` when non-empty.
+pub fn with_query_and_fragment(mut base: String, pairs: &[(String, String)], fragment: &str) -> String {
+    if !pairs.is_empty() {
+        base.push('?');
+        base.push_str(&encode_query(pairs));
+    }
+    if !fragment.is_empty() {
+        base.push('#');
+        base.push_str(fragment);
+    }
+    base
+}
+
 /// Encodes a string as a JSON literal that is safe inside an HTML `<script>` element.
 ///
 /// Non-ASCII becomes `\uXXXX`, and `<`/`>` become `\u003C`/`\u003E`, so no `</script>` or

@@ -1,12 +1,19 @@
 //! Token storage: a [`TokenRepository`] trait with a SQLite implementation, and
 //! [`OfflineTokens`], which hands out a valid offline token per shop, exchanging or
-//! refreshing it as needed, one refresh at a time.
+//! refreshing it as needed, one refresh at a time. [`ClientCredentialsTokens`] keeps the
+//! client-credentials tokens of server-to-server apps renewed.
 
+pub mod client_credentials;
 mod offline;
 mod sqlite;
 
+pub use client_credentials::ClientCredentialsTokens;
 pub use offline::{OfflineTokens, TokenError};
 pub use sqlite::SqliteTokenRepository;
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
@@ -37,6 +44,30 @@ impl TokenKey {
             access_mode: token.access_mode,
             user_id: token.user.as_ref().map_or(0, |user| user.id),
         }
+    }
+}
+
+/// One async lock per key (a shop, or a shop and a provider), created on first use: makes a
+/// refresh single-flight within the process.
+#[derive(Debug)]
+pub struct KeyedLocks<K>(Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>);
+
+impl<K: Eq + Hash> KeyedLocks<K> {
+    /// No locks yet.
+    pub fn new() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+
+    /// The lock of `key`.
+    pub fn get(&self, key: K) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
+        locks.entry(key).or_default().clone()
+    }
+}
+
+impl<K: Eq + Hash> Default for KeyedLocks<K> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

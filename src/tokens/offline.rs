@@ -1,10 +1,9 @@
 //! Offline tokens on demand: load, refresh near expiry (single-flight), or exchange.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::{StoreError, TokenKey, TokenRepository};
+use super::{KeyedLocks, StoreError, TokenKey, TokenRepository};
 use crate::shopify::ShopifyApp;
 use crate::shopify::model::{AccessMode, AccessToken, IdTokenDetails, Res, TokenExchangeResult};
 
@@ -45,7 +44,7 @@ enum Plan {
 pub struct OfflineTokens {
     repository: Arc<dyn TokenRepository>,
     shopify: ShopifyApp,
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    locks: KeyedLocks<String>,
     holder: String,
 }
 
@@ -55,7 +54,7 @@ impl OfflineTokens {
         use std::hash::{BuildHasher, RandomState};
         let holder =
             format!("{}-{:016x}", std::process::id(), RandomState::new().hash_one(std::time::SystemTime::now()));
-        Self { repository, shopify, locks: Mutex::new(HashMap::new()), holder }
+        Self { repository, shopify, locks: KeyedLocks::new(), holder }
     }
 
     /// The repository behind these tokens.
@@ -75,7 +74,7 @@ impl OfflineTokens {
         if let Plan::Use(token) = self.plan(self.repository.load(&key).await?) {
             return Ok(token);
         }
-        let lock = self.lock_for(shop);
+        let lock = self.locks.get(shop.to_owned());
         let _in_process = lock.lock().await;
         for _ in 0..=(LEASE.as_millis() / POLL.as_millis()) {
             // Look again: whoever held the lock may have done the work.
@@ -162,11 +161,6 @@ impl OfflineTokens {
             }
             _ => Err(rejected(&result)),
         }
-    }
-
-    fn lock_for(&self, shop: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|poison| poison.into_inner());
-        locks.entry(shop.to_owned()).or_default().clone()
     }
 }
 

@@ -405,3 +405,196 @@ pub fn webhook(path: &str, topic: &str, webhook_id: &str, body: &str) -> Request
         .body(Body::from(body.to_owned()))
         .unwrap()
 }
+
+/// Lowercase hex HMAC-SHA256, the OAuth callback's `hmac` format.
+pub fn hex_hmac(secret: &str, message: &str) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(message.as_bytes());
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An authorization-code callback query as Shopify sends it: `params` plus an `hmac` over the
+/// sorted `key=value` pairs joined by `&`.
+pub fn signed_callback_query(secret: &str, params: &[(&str, &str)]) -> String {
+    let mut sorted: Vec<_> = params.to_vec();
+    sorted.sort();
+    let message = sorted.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+    let encode = |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    let mut query: Vec<String> = params.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
+    query.push(format!("hmac={}", hex_hmac(secret, &message)));
+    query.join("&")
+}
+
+/// A GET carrying a `Cookie` header (as a browser sends the session cookie back).
+pub fn get_with_cookie(uri: &str, cookie: &str) -> Request<Body> {
+    Request::get(uri).header("cookie", cookie).body(Body::empty()).unwrap()
+}
+
+impl TestResponse {
+    /// The `name=value` part of the session cookie this response sets, if any.
+    pub fn session_cookie(&self) -> Option<String> {
+        self.set_cookie().map(|cookie| cookie.split(';').next().unwrap_or_default().to_owned())
+    }
+
+    /// The full `Set-Cookie` header, if any.
+    pub fn set_cookie(&self) -> Option<&str> {
+        self.headers.get("set-cookie").and_then(|v| v.to_str().ok())
+    }
+
+    /// The query pairs of the `Location` header.
+    pub fn location_params(&self) -> HashMap<String, String> {
+        let location = url::Url::parse(self.header("location").expect("a Location header")).unwrap();
+        location.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    }
+}
+
+/// Rows in a table of the app's database.
+pub async fn count_rows(state: &AppState, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&state.pool).await.unwrap()
+}
+
+pub const PROVIDER_CLIENT_ID: &str = "provider-client";
+pub const PROVIDER_CLIENT_SECRET: &str = "provider-secret";
+
+#[derive(Default)]
+struct ProviderState {
+    /// Authorization codes issued, with the PKCE challenge each was issued for.
+    codes: Mutex<HashMap<String, String>>,
+    /// Token-endpoint requests: the form fields plus `authorization` (the header).
+    token_requests: Mutex<Vec<HashMap<String, String>>>,
+    access_tokens: Mutex<Vec<String>>,
+    refresh_tokens: Mutex<Vec<String>>,
+    issued: Mutex<u32>,
+}
+
+/// A fake third-party OAuth2 provider on 127.0.0.1: a token endpoint that checks the client's
+/// Basic credentials and PKCE (S256), rotates refresh tokens, and an API that accepts only the
+/// current access tokens.
+#[derive(Clone)]
+pub struct FakeProvider {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    state: Arc<ProviderState>,
+}
+
+impl FakeProvider {
+    pub async fn start() -> Self {
+        let state = Arc::new(ProviderState::default());
+        let router = Router::new()
+            .route("/token", post(provider_token))
+            .route("/api/me", axum::routing::get(provider_me))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        Self { base: format!("http://{address}"), state }
+    }
+
+    /// The app's settings for this provider, named `example`.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("OAUTH_PROVIDERS", "example".to_owned()),
+            ("OAUTH_EXAMPLE_AUTHORIZATION_URL", "https://provider.example/oauth/authorize".to_owned()),
+            ("OAUTH_EXAMPLE_TOKEN_URL", format!("{}/token", self.base)),
+            ("OAUTH_EXAMPLE_CLIENT_ID", PROVIDER_CLIENT_ID.to_owned()),
+            ("OAUTH_EXAMPLE_CLIENT_SECRET", PROVIDER_CLIENT_SECRET.to_owned()),
+            ("OAUTH_EXAMPLE_SCOPES", "read write".to_owned()),
+            ("OAUTH_EXAMPLE_API_BASE_URL", format!("{}/api", self.base)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// What the provider does when the merchant consents: a code bound to the PKCE challenge.
+    pub fn issue_code(&self, code_challenge: &str) -> String {
+        let mut codes = self.state.codes.lock().unwrap();
+        let code = format!("code-{}", codes.len() + 1);
+        codes.insert(code.clone(), code_challenge.to_owned());
+        code
+    }
+
+    pub fn token_requests(&self) -> Vec<HashMap<String, String>> {
+        self.state.token_requests.lock().unwrap().clone()
+    }
+
+    /// Adds a refresh token the provider accepts (as if issued earlier).
+    pub fn accept_refresh_token(&self, token: &str) {
+        self.state.refresh_tokens.lock().unwrap().push(token.to_owned());
+    }
+
+    /// Forgets every access token, as if they had all expired.
+    pub fn expire_access_tokens(&self) {
+        self.state.access_tokens.lock().unwrap().clear();
+    }
+}
+
+fn provider_json(status: StatusCode, body: Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+async fn provider_token(State(state): State<Arc<ProviderState>>, headers: HeaderMap, body: Bytes) -> Response<Body> {
+    use base64::Engine;
+    let mut form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    form.insert("authorization".into(), authorization.clone());
+    state.token_requests.lock().unwrap().push(form.clone());
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{PROVIDER_CLIENT_ID}:{PROVIDER_CLIENT_SECRET}"));
+    if authorization != format!("Basic {basic}") {
+        return provider_json(StatusCode::UNAUTHORIZED, json!({"error": "invalid_client"}));
+    }
+    let field = |name: &str| form.get(name).cloned().unwrap_or_default();
+    let granted = match field("grant_type").as_str() {
+        "authorization_code" => {
+            let challenge = state.codes.lock().unwrap().remove(&field("code"));
+            let verifier = field("code_verifier");
+            let computed = {
+                use sha2::Digest;
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
+            };
+            challenge.is_some_and(|challenge| !verifier.is_empty() && challenge == computed)
+        }
+        "refresh_token" => {
+            let mut refresh_tokens = state.refresh_tokens.lock().unwrap();
+            let before = refresh_tokens.len();
+            refresh_tokens.retain(|token| *token != field("refresh_token"));
+            refresh_tokens.len() < before
+        }
+        _ => false,
+    };
+    if !granted {
+        return provider_json(StatusCode::BAD_REQUEST, json!({"error": "invalid_grant"}));
+    }
+    let serial = {
+        let mut issued = state.issued.lock().unwrap();
+        *issued += 1;
+        *issued
+    };
+    let (access, refresh) = (format!("prov_at_{serial}"), format!("prov_rt_{serial}"));
+    *state.access_tokens.lock().unwrap() = vec![access.clone()];
+    state.refresh_tokens.lock().unwrap().push(refresh.clone());
+    provider_json(
+        StatusCode::OK,
+        json!({"access_token": access, "token_type": "Bearer", "expires_in": 3600, "refresh_token": refresh, "scope": "read write"}),
+    )
+}
+
+async fn provider_me(State(state): State<Arc<ProviderState>>, headers: HeaderMap) -> Response<Body> {
+    let token = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    match token {
+        Some(token) if state.access_tokens.lock().unwrap().iter().any(|t| t == token) => {
+            let revision = headers.get("revision").and_then(|v| v.to_str().ok());
+            provider_json(
+                StatusCode::OK,
+                json!({"account": "merchant@example.com", "token": token, "revision": revision}),
+            )
+        }
+        _ => provider_json(StatusCode::UNAUTHORIZED, json!({"error": "invalid_token"})),
+    }
+}

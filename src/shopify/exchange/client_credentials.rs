@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{exchange_failure, expiry, network_failure, oauth_error, redact_token_body, string_member};
+use super::{exchange_failure, expiry, not_a_token, string_member};
 use crate::shopify::ShopifyApp;
 use crate::shopify::model::{
     AccessMode, ClientCredentialsAccessToken, ClientCredentialsExchangeResult, HttpLog, Log, Res,
@@ -34,23 +34,18 @@ impl ShopifyApp {
             "client_secret": self.config.client_secret,
             "grant_type": "client_credentials",
         });
-        let response = match self.post_oauth(&domain, &body).await {
-            Ok(response) => response,
-            Err(error) => return network_failure(shop, error, Vec::new()),
+        let refusal = |error: &str| match error {
+            "invalid_client" => ("invalid_client", Res::new(500, "")),
+            _ => ("exchange_error", Res::new(500, "")),
         };
-        let logged = Res { body: redact_token_body(&response.body), ..response.clone() };
-        if response.status != 200 {
-            let error = oauth_error(&response.body);
-            let code = if error == "invalid_client" { "invalid_client" } else { "exchange_error" };
-            let detail = format!("client credentials exchange failed with HTTP {} ({error})", response.status);
-            let http_logs = vec![HttpLog::new(code, detail.clone(), logged)];
-            return exchange_failure(Some(shop), code, &detail, Res::new(500, ""), http_logs);
-        }
+        let (response, logged) =
+            match self.post_oauth_once(&domain, &shop, &body, "client credentials exchange", refusal).await {
+                Ok(answer) => answer,
+                Err(failure) => return failure,
+            };
         let now = self.clock.now();
         let Some(access_token) = parse_access_token(&response.body, &shop, now) else {
-            let detail = "Shopify's answer is not a token";
-            let http_logs = vec![HttpLog::new("exchange_error", detail, logged)];
-            return exchange_failure(Some(shop), "exchange_error", detail, Res::new(500, ""), http_logs);
+            return not_a_token(shop, logged, Vec::new());
         };
         let detail = "client credentials exchanged for an offline access token";
         ClientCredentialsExchangeResult {

@@ -1,9 +1,12 @@
-//! Calls to Shopify's OAuth endpoint (`/admin/oauth/access_token`): token exchange, refresh
-//! and client credentials.
+//! Calls to Shopify's OAuth endpoint (`/admin/oauth/access_token`): token exchange, refresh,
+//! client credentials and the authorization-code grant.
 
+mod authorization_code;
 mod client_credentials;
 mod refresh;
 mod token_exchange;
+
+pub use authorization_code::CALLBACK_MAX_AGE_SECONDS;
 
 use std::time::Duration;
 
@@ -12,7 +15,9 @@ use time::OffsetDateTime;
 
 use super::ShopifyApp;
 use super::http::{TransportError, USER_AGENT, UpstreamRequest};
-use super::model::{ClientCredentialsExchangeResult, HttpLog, Log, Res, TokenExchangeResult};
+use super::model::{
+    AccessMode, AccessToken, ClientCredentialsExchangeResult, HttpLog, Log, Res, TokenExchangeResult, User, json_truthy,
+};
 
 /// Longest wait honoured from a `Retry-After` header.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
@@ -31,6 +36,32 @@ impl ShopifyApp {
             body: body.to_string(),
         };
         self.transport.send(request).await
+    }
+
+    /// One POST to the token endpoint, never retried: the `200` answer with its redacted copy
+    /// for the log, or the finished failure (a network error, or Shopify's refusal, whose
+    /// OAuth `error` `refusal` maps to a code and an answer). `what` names the call in details.
+    async fn post_oauth_once<R: OAuthResult>(
+        &self,
+        shop_domain: &str,
+        shop: &str,
+        body: &Value,
+        what: &str,
+        refusal: fn(&str) -> (&'static str, Res),
+    ) -> Result<(Res, Res), R> {
+        let response = match self.post_oauth(shop_domain, body).await {
+            Ok(response) => response,
+            Err(error) => return Err(network_failure(shop.to_owned(), error, Vec::new())),
+        };
+        let logged = Res { body: redact_token_body(&response.body), ..response.clone() };
+        if response.status == 200 {
+            return Ok((response, logged));
+        }
+        let error = oauth_error(&response.body);
+        let (code, answer) = refusal(&error);
+        let detail = format!("{what} failed with HTTP {} ({error})", response.status);
+        let http_logs = vec![HttpLog::new(code, detail.clone(), logged)];
+        Err(exchange_failure(Some(shop.to_owned()), code, &detail, answer, http_logs))
     }
 }
 
@@ -80,6 +111,31 @@ fn expiry(json: &Value, key: &str, now: OffsetDateTime) -> Result<Option<OffsetD
     }
 }
 
+/// Builds an Admin API access token from a `200` body of token exchange or of the
+/// authorization-code grant; `None` when the body is not a token object. An online token takes
+/// its staff member from `associated_user`.
+fn parse_access_token(body: &str, shop: &str, access_mode: AccessMode, now: OffsetDateTime) -> Option<AccessToken> {
+    let json: Value = serde_json::from_str(body).ok().filter(Value::is_object)?;
+    let user = match (access_mode, json.get("associated_user")) {
+        (AccessMode::Online, Some(associated)) if json_truthy(associated) => {
+            let mut user: User = serde_json::from_value(associated.clone()).ok()?;
+            user.scope = string_member(&json, "associated_user_scope");
+            Some(user)
+        }
+        _ => None,
+    };
+    Some(AccessToken {
+        shop: shop.to_owned(),
+        token: string_member(&json, "access_token"),
+        expires: expiry(&json, "expires_in", now).ok()?,
+        scope: string_member(&json, "scope"),
+        access_mode,
+        refresh_token: json.get("refresh_token").and_then(Value::as_str).map(str::to_owned),
+        refresh_token_expires: expiry(&json, "refresh_token_expires_in", now).ok()?,
+        user,
+    })
+}
+
 /// A string member, `""` when absent.
 fn string_member(json: &Value, key: &str) -> String {
     json.get(key).and_then(Value::as_str).unwrap_or_default().to_owned()
@@ -112,6 +168,13 @@ fn exchange_failure<R: OAuthResult>(
     http_logs: Vec<HttpLog>,
 ) -> R {
     R::failed(shop, Log::new(code, detail), response, http_logs)
+}
+
+/// A `200` whose body is not a token: the call fails with `exchange_error`.
+fn not_a_token<R: OAuthResult>(shop: String, logged: Res, mut http_logs: Vec<HttpLog>) -> R {
+    let detail = "Shopify's answer is not a token";
+    http_logs.push(HttpLog::new("exchange_error", detail, logged));
+    exchange_failure(Some(shop), "exchange_error", detail, Res::new(500, ""), http_logs)
 }
 
 /// The request never got an answer.

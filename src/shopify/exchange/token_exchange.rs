@@ -2,11 +2,11 @@
 
 use serde_json::{Value, json};
 
-use super::{exchange_failure, expiry, network_failure, oauth_error, redact_token_body, retry_after, string_member};
-use crate::shopify::ShopifyApp;
-use crate::shopify::model::{
-    AccessMode, AccessToken, HttpLog, IdTokenDetails, Log, Res, TokenExchangeResult, User, json_truthy,
+use super::{
+    exchange_failure, network_failure, not_a_token, oauth_error, parse_access_token, redact_token_body, retry_after,
 };
+use crate::shopify::ShopifyApp;
+use crate::shopify::model::{AccessMode, HttpLog, IdTokenDetails, Log, Res, TokenExchangeResult};
 use crate::shopify::protocol;
 use crate::shopify::shop::{SHOP_SUFFIX, shop_domain_from_dest};
 
@@ -74,14 +74,7 @@ impl ShopifyApp {
             if response.status == 200 {
                 let now = self.clock.now();
                 let Some(access_token) = parse_access_token(&response.body, &shop, access_mode, now) else {
-                    http_logs.push(HttpLog::new("exchange_error", "Shopify's answer is not a token", logged));
-                    return exchange_failure(
-                        Some(shop),
-                        "exchange_error",
-                        "Shopify's answer is not a token",
-                        Res::new(500, ""),
-                        http_logs,
-                    );
+                    return not_a_token(shop, logged, http_logs);
                 };
                 http_logs.push(HttpLog::new("success", "token exchange succeeded", logged));
                 return TokenExchangeResult {
@@ -129,32 +122,4 @@ impl ShopifyApp {
             return exchange_failure(Some(shop), code, &detail, answer, http_logs);
         }
     }
-}
-
-/// Builds the access token from a `200` body; `None` when the body is not a token object.
-fn parse_access_token(
-    body: &str,
-    shop: &str,
-    access_mode: AccessMode,
-    now: time::OffsetDateTime,
-) -> Option<AccessToken> {
-    let json: Value = serde_json::from_str(body).ok().filter(Value::is_object)?;
-    let user = match (access_mode, json.get("associated_user")) {
-        (AccessMode::Online, Some(associated)) if json_truthy(associated) => {
-            let mut user: User = serde_json::from_value(associated.clone()).ok()?;
-            user.scope = string_member(&json, "associated_user_scope");
-            Some(user)
-        }
-        _ => None,
-    };
-    Some(AccessToken {
-        shop: shop.to_owned(),
-        token: string_member(&json, "access_token"),
-        expires: expiry(&json, "expires_in", now).ok()?,
-        scope: string_member(&json, "scope"),
-        access_mode,
-        refresh_token: json.get("refresh_token").and_then(Value::as_str).map(str::to_owned),
-        refresh_token_expires: expiry(&json, "refresh_token_expires_in", now).ok()?,
-        user,
-    })
 }

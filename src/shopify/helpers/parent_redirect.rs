@@ -5,7 +5,9 @@ use crate::shopify::ShopifyApp;
 use crate::shopify::model::{Log, Req, Res, ResultForReq};
 use crate::shopify::protocol::{self, LINK_HEADER, REAUTHORIZE_HEADER};
 use crate::shopify::shop::{SHOP_SUFFIX, shop_domain};
-use crate::shopify::urls::{UrlParts, encode_query, json_for_script, parse_query};
+use crate::shopify::urls::{
+    UrlParts, flatten_groups, group_by_key, json_for_script, parse_query, with_query_and_fragment,
+};
 
 /// Query parameters of the embedded-app protocol that are dropped from a redirect back into
 /// the Shopify admin (they describe the current load, and some are credentials).
@@ -30,7 +32,7 @@ impl ShopifyApp {
         let valid_domain = shop_domain(shop);
         let shop_name = valid_domain.as_deref().map(|domain| domain[..domain.len() - SHOP_SUFFIX.len()].to_owned());
         if req.url.is_empty() {
-            return failure(
+            return ResultForReq::failure(
                 None,
                 "configuration_error",
                 "the request URL is required",
@@ -39,7 +41,7 @@ impl ShopifyApp {
         }
         let target = target.unwrap_or("_top");
         if !matches!(target, "_top" | "_blank") {
-            return failure(
+            return ResultForReq::failure(
                 shop_name,
                 "invalid_target",
                 "the target must be _top or _blank: respond 400 Bad Request",
@@ -48,7 +50,7 @@ impl ShopifyApp {
         }
         let scheme = UrlParts::parse(redirect_url).scheme;
         if !matches!(scheme.as_str(), "http" | "https") {
-            return failure(
+            return ResultForReq::failure(
                 None,
                 "configuration_error",
                 "the redirect URL must use http or https",
@@ -57,7 +59,7 @@ impl ShopifyApp {
         }
         // It goes into a header or a script: no control character may ride along.
         if redirect_url.chars().any(|c| c.is_ascii_control()) {
-            return failure(
+            return ResultForReq::failure(
                 None,
                 "configuration_error",
                 "the redirect URL contains control characters",
@@ -65,7 +67,7 @@ impl ShopifyApp {
             );
         }
         let (Some(domain), Some(shop)) = (valid_domain, shop_name) else {
-            return failure(
+            return ResultForReq::failure(
                 None,
                 "invalid_shop",
                 "the shop is not a myshopify.com shop: respond 400 Bad Request",
@@ -103,35 +105,13 @@ fn strip_protocol_params(redirect_url: &str) -> String {
     if !(host == "admin.shopify.com" || host.ends_with(SHOP_SUFFIX)) || parts.query.is_empty() {
         return redirect_url.to_owned();
     }
-    let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
-    for (key, value) in parse_query(&parts.query, true) {
-        if PROTOCOL_PARAMS.contains(&key.as_str()) {
-            continue;
-        }
-        match grouped.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, values)) => values.push(value),
-            None => grouped.push((key, vec![value])),
-        }
-    }
-    let kept: Vec<(String, String)> = grouped
-        .into_iter()
-        .flat_map(|(key, values)| values.into_iter().map(move |value| (key.clone(), value)))
-        .collect();
+    let kept = parse_query(&parts.query, true).into_iter().filter(|(key, _)| !PROTOCOL_PARAMS.contains(&key.as_str()));
     let scheme = if parts.scheme.is_empty() { "https" } else { &parts.scheme };
-    let mut url = format!("{scheme}://{host}{}", parts.path);
-    if !kept.is_empty() {
-        url.push('?');
-        url.push_str(&encode_query(&kept));
-    }
-    if !parts.fragment.is_empty() {
-        url.push('#');
-        url.push_str(&parts.fragment);
-    }
-    url
-}
-
-fn failure(shop: Option<String>, code: &'static str, detail: &str, response: Res) -> ResultForReq {
-    ResultForReq { ok: false, shop, log: Log::new(code, detail), response }
+    with_query_and_fragment(
+        format!("{scheme}://{host}{}", parts.path),
+        &flatten_groups(group_by_key(kept)),
+        &parts.fragment,
+    )
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@ use crate::shopify::ShopifyApp;
 use crate::shopify::model::{Log, Req, Res, ResultForReq};
 use crate::shopify::protocol::{self, LINK_HEADER};
 use crate::shopify::shop::{SHOP_SUFFIX, shop_domain};
-use crate::shopify::urls::{UrlParts, encode_query, json_for_script, parse_query};
+use crate::shopify::urls::{
+    UrlParts, flatten_groups, group_by_key, json_for_script, parse_query, with_query_and_fragment,
+};
 
 /// Request parameters never copied into the redirect: credentials and one-time values.
 const NOT_FORWARDED: [&str; 5] = ["id_token", "hmac", "signature", "session", "timestamp"];
@@ -24,7 +26,7 @@ impl ShopifyApp {
         let valid_domain = shop_domain(shop);
         let shop_name = valid_domain.as_deref().map(|domain| domain[..domain.len() - SHOP_SUFFIX.len()].to_owned());
         if req.url.is_empty() {
-            return failure(
+            return ResultForReq::failure(
                 None,
                 "configuration_error",
                 "the request URL is required",
@@ -32,7 +34,7 @@ impl ShopifyApp {
             );
         }
         if !is_safe_relative_url(redirect_url) {
-            return failure(
+            return ResultForReq::failure(
                 shop_name,
                 "invalid_redirect_url",
                 "the redirect URL is not a safe root-relative path: respond 400 Bad Request",
@@ -41,7 +43,7 @@ impl ShopifyApp {
         }
         let (Some(domain), Some(shop)) = (valid_domain, shop_name) else {
             let detail = "the shop is not a myshopify.com shop: respond 400 Bad Request";
-            return failure(None, "invalid_shop", detail, protocol::bad_request());
+            return ResultForReq::failure(None, "invalid_shop", detail, protocol::bad_request());
         };
         let location = merge_query(&req.url, redirect_url);
         let log = Log::new("app_home_redirect_success", "respond with this response to redirect within the app");
@@ -83,43 +85,13 @@ fn is_safe_relative_url(url: &str) -> bool {
 /// not already have (minus [`NOT_FORWARDED`]), then its fragment.
 fn merge_query(request_url: &str, redirect_url: &str) -> String {
     let redirect = UrlParts::parse(redirect_url);
-    let mut merged = group(parse_query(&redirect.query, true));
-    let from_request = group(parse_query(&UrlParts::parse(request_url).query, true));
-    for (key, values) in from_request {
+    let mut merged = group_by_key(parse_query(&redirect.query, true));
+    for (key, values) in group_by_key(parse_query(&UrlParts::parse(request_url).query, true)) {
         if !NOT_FORWARDED.contains(&key.as_str()) && !merged.iter().any(|(k, _)| *k == key) {
             merged.push((key, values));
         }
     }
-    let pairs: Vec<(String, String)> = merged
-        .into_iter()
-        .flat_map(|(key, values)| values.into_iter().map(move |value| (key.clone(), value)))
-        .collect();
-    let mut url = redirect.path;
-    if !pairs.is_empty() {
-        url.push('?');
-        url.push_str(&encode_query(&pairs));
-    }
-    if !redirect.fragment.is_empty() {
-        url.push('#');
-        url.push_str(&redirect.fragment);
-    }
-    url
-}
-
-/// Pairs grouped by key, in order of first appearance (Python's `parse_qs`).
-fn group(pairs: Vec<(String, String)>) -> Vec<(String, Vec<String>)> {
-    let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
-    for (key, value) in pairs {
-        match grouped.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, values)) => values.push(value),
-            None => grouped.push((key, vec![value])),
-        }
-    }
-    grouped
-}
-
-fn failure(shop: Option<String>, code: &'static str, detail: &str, response: Res) -> ResultForReq {
-    ResultForReq { ok: false, shop, log: Log::new(code, detail), response }
+    with_query_and_fragment(redirect.path, &flatten_groups(merged), &redirect.fragment)
 }
 
 #[cfg(test)]

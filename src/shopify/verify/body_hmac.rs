@@ -49,14 +49,16 @@ impl ShopifyApp {
     fn verify_body_hmac(&self, req: &Req, kind: &BodyHmacKind) -> ResultForReq {
         let name = kind.name;
         if req.method.is_empty() {
-            return failure(
+            return ResultForReq::failure(
+                None,
                 "configuration_error",
                 "the request method is required".to_owned(),
                 protocol::configuration_error(),
             );
         }
         if req.method != "POST" {
-            return failure(
+            return ResultForReq::failure(
+                None,
                 "post_method_expected",
                 format!("{name} requests must use POST: respond 405 Method Not Allowed"),
                 Res::new(405, "Method not allowed"),
@@ -64,7 +66,8 @@ impl ShopifyApp {
         }
         let received = first_present(req, kind.hmac_headers).unwrap_or_default();
         if received.is_empty() {
-            return failure(
+            return ResultForReq::failure(
+                None,
                 "missing_hmac_header",
                 format!("the {name} HMAC header is missing: respond 400 Bad Request"),
                 protocol::bad_request(),
@@ -72,7 +75,8 @@ impl ShopifyApp {
         }
         // A non-ASCII header cannot be a base64 digest: it fails like any wrong value.
         if !signature::verify_base64_hmac(&self.config.secrets_for_hmac(), &req.body, received) {
-            return failure(
+            return ResultForReq::failure(
+                None,
                 "invalid_hmac",
                 format!("the {name} HMAC does not match the body: respond 401 Unauthorized"),
                 protocol::unauthorized(),
@@ -83,7 +87,8 @@ impl ShopifyApp {
             Some(header) => match shop_name(header) {
                 Some(shop) => shop,
                 None => {
-                    return failure(
+                    return ResultForReq::failure(
+                        None,
                         "invalid_shop",
                         format!("the {name} shop-domain header is not a myshopify.com shop: respond 400 Bad Request"),
                         protocol::bad_request(),
@@ -103,10 +108,6 @@ impl ShopifyApp {
 /// The value of the first of `names` present in the request, even if empty.
 fn first_present<'a>(req: &'a Req, names: &[&str]) -> Option<&'a str> {
     names.iter().find_map(|name| req.header(name))
-}
-
-fn failure(code: &'static str, detail: String, response: Res) -> ResultForReq {
-    ResultForReq { ok: false, shop: None, log: Log::new(code, detail), response }
 }
 
 #[cfg(test)]

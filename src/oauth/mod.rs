@@ -1,0 +1,422 @@
+//! A reusable OAuth2 client for third-party providers (an e-mail or analytics service a merchant
+//! connects from inside the app): the authorization-code grant with `state` and PKCE (S256),
+//! tokens stored per shop and provider, refreshed when they expire, and calls to the provider's
+//! API with a valid token.
+//!
+//! The protocol is the `oauth2` crate's; its requests go through the app's shared HTTP client
+//! ([`http::ProviderHttp`]). The routes in [`crate::routes::connect`] drive the browser side.
+
+pub mod http;
+mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicTokenResponse};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenResponse, TokenUrl,
+};
+use serde_json::Value;
+use sqlx::SqlitePool;
+use time::OffsetDateTime;
+
+pub use store::ProviderTokenStore;
+
+use self::http::ProviderHttp;
+use crate::shopify::clock::Clock;
+use crate::shopify::http::{Transport, TransportError, UpstreamRequest};
+use crate::shopify::model::Res;
+use crate::tokens::{KeyedLocks, StoreError};
+
+/// A token is refreshed once it expires within this margin.
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+/// How the app authenticates at the provider's token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    /// HTTP Basic with the client id and secret (RFC 6749's default).
+    #[default]
+    Basic,
+    /// `client_id` and `client_secret` in the form body.
+    RequestBody,
+}
+
+/// One provider, as configured (see the `OAUTH_*` variables in the README).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProviderConfig {
+    /// The provider's name in routes and storage: lowercase letters, digits and `-`.
+    pub name: String,
+    /// The provider's authorization endpoint (where the browser is sent).
+    pub authorization_url: String,
+    /// The provider's token endpoint.
+    pub token_url: String,
+    /// The app's client id at the provider.
+    pub client_id: String,
+    /// The app's client secret at the provider (`None` for a public client).
+    pub client_secret: Option<String>,
+    /// Scopes to request.
+    pub scopes: Vec<String>,
+    /// The path the provider redirects back to, under the app's URL (`/connect/{name}/callback`).
+    pub redirect_path: String,
+    /// The base URL of the provider's API; [`OAuthProviders::request`] only calls below it.
+    pub api_base_url: Option<String>,
+    /// How the app authenticates at the token endpoint.
+    pub client_auth: ClientAuth,
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("name", &self.name)
+            .field("authorization_url", &self.authorization_url)
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "[REDACTED]"))
+            .field("scopes", &self.scopes)
+            .field("redirect_path", &self.redirect_path)
+            .field("api_base_url", &self.api_base_url)
+            .field("client_auth", &self.client_auth)
+            .finish()
+    }
+}
+
+impl ProviderConfig {
+    /// The path that starts the connection: `/connect/{name}`.
+    pub fn start_path(&self) -> String {
+        format!("/connect/{}", self.name)
+    }
+}
+
+/// A provider's token for one shop. Its `Debug` output hides both tokens.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProviderToken {
+    /// The shop's name (`s1`).
+    pub shop: String,
+    /// The provider's name.
+    pub provider: String,
+    /// The access token.
+    pub access_token: String,
+    /// The refresh token, when the provider issued one.
+    pub refresh_token: Option<String>,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+    /// When the access token expires (`None`: never, as far as the provider said).
+    pub expires: Option<OffsetDateTime>,
+}
+
+impl std::fmt::Debug for ProviderToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderToken")
+            .field("shop", &self.shop)
+            .field("provider", &self.provider)
+            .field("access_token", &"[REDACTED]")
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[REDACTED]"))
+            .field("scope", &self.scope)
+            .field("expires", &self.expires)
+            .finish()
+    }
+}
+
+/// Where to send the browser, and what to keep in its session until the callback. Its `Debug`
+/// output hides the state and the PKCE verifier.
+#[derive(Clone)]
+pub struct Authorization {
+    /// The provider's authorization URL with `state` and the PKCE challenge.
+    pub url: String,
+    /// The `state` (256 random bits) the callback must bring back.
+    pub state: String,
+    /// The PKCE verifier the code exchange must send.
+    pub pkce_verifier: String,
+}
+
+impl std::fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorization").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+/// Why a provider operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    /// No provider has this name.
+    #[error("no OAuth provider named {0:?} is configured")]
+    UnknownProvider(String),
+    /// The shop has not connected this provider.
+    #[error("the shop has not connected {0}")]
+    NotConnected(String),
+    /// The token expired and cannot be refreshed: the merchant must connect again.
+    #[error("the {0} token expired and cannot be refreshed: connect again")]
+    Reconnect(String),
+    /// The provider refused the request with an OAuth error code (`invalid_grant`...).
+    #[error("the provider refused the request ({0})")]
+    Rejected(String),
+    /// The provider could not be reached, or answered something that is not OAuth.
+    #[error("the provider failed: {0}")]
+    Upstream(String),
+    /// The provider has no API base URL, or the path is not a plain absolute path.
+    #[error("the API request is not allowed: {0}")]
+    Forbidden(&'static str),
+    /// A provider's URL is not valid.
+    #[error("provider {provider}: invalid {what}: {error}")]
+    Config {
+        /// The provider.
+        provider: String,
+        /// Which URL.
+        what: &'static str,
+        /// Why.
+        error: String,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+
+struct Provider {
+    config: ProviderConfig,
+    client: Client,
+}
+
+/// The configured providers, their token store and the shared HTTP client.
+pub struct OAuthProviders {
+    providers: Vec<Provider>,
+    http: ProviderHttp,
+    clock: Arc<dyn Clock>,
+    store: ProviderTokenStore,
+    locks: KeyedLocks<(String, String)>,
+}
+
+impl std::fmt::Debug for OAuthProviders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let configs: Vec<&ProviderConfig> = self.providers.iter().map(|p| &p.config).collect();
+        f.debug_struct("OAuthProviders").field("providers", &configs).finish_non_exhaustive()
+    }
+}
+
+impl OAuthProviders {
+    /// The providers in `configs`, redirecting back to `app_url`, with tokens in `pool`.
+    pub fn new(
+        configs: Vec<ProviderConfig>,
+        app_url: &str,
+        transport: Arc<dyn Transport>,
+        clock: Arc<dyn Clock>,
+        pool: SqlitePool,
+    ) -> Result<Self, OAuthError> {
+        let providers = configs.into_iter().map(|config| Provider::new(config, app_url)).collect::<Result<_, _>>()?;
+        Ok(Self {
+            providers,
+            http: ProviderHttp(transport),
+            clock,
+            store: ProviderTokenStore::new(pool),
+            locks: KeyedLocks::new(),
+        })
+    }
+
+    /// The configured providers.
+    pub fn configs(&self) -> impl Iterator<Item = &ProviderConfig> {
+        self.providers.iter().map(|provider| &provider.config)
+    }
+
+    /// The token store.
+    pub fn store(&self) -> &ProviderTokenStore {
+        &self.store
+    }
+
+    fn provider(&self, name: &str) -> Result<&Provider, OAuthError> {
+        self.providers
+            .iter()
+            .find(|provider| provider.config.name == name)
+            .ok_or_else(|| OAuthError::UnknownProvider(name.to_owned()))
+    }
+
+    /// Starts a connection: a fresh `state` (256 bits) and PKCE verifier, and the provider's
+    /// authorization URL carrying the state, the S256 challenge, the scopes and the redirect URI.
+    pub fn authorize(&self, provider: &str) -> Result<Authorization, OAuthError> {
+        let provider = self.provider(provider)?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (url, state) = provider
+            .client
+            .authorize_url(|| CsrfToken::new_random_len(32))
+            .add_scopes(provider.config.scopes.iter().cloned().map(Scope::new))
+            .set_pkce_challenge(challenge)
+            .url();
+        Ok(Authorization { url: url.into(), state: state.into_secret(), pkce_verifier: verifier.into_secret() })
+    }
+
+    /// Finishes a connection: exchanges the callback's `code` with the session's PKCE verifier
+    /// and stores the token for `shop`, replacing any previous one.
+    pub async fn connect(
+        &self,
+        shop: &str,
+        provider: &str,
+        code: &str,
+        pkce_verifier: &str,
+    ) -> Result<ProviderToken, OAuthError> {
+        let provider = self.provider(provider)?;
+        let response = provider
+            .client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()))
+            .request_async(&self.http)
+            .await
+            .map_err(token_error)?;
+        let token = self.token_from(shop, &provider.config.name, &response, None);
+        self.store.save(&token).await?;
+        Ok(token)
+    }
+
+    /// A valid token of `shop` for `provider`: the stored one, refreshed (once, across
+    /// concurrent callers) when it expires within [`REFRESH_MARGIN`]. A refresh token the
+    /// provider refuses is forgotten with the token ([`OAuthError::Reconnect`]).
+    pub async fn token(&self, shop: &str, provider: &str) -> Result<ProviderToken, OAuthError> {
+        let provider = self.provider(provider)?;
+        let name = provider.config.name.as_str();
+        let stored = self.stored(shop, name).await?;
+        if !self.expiring(&stored) {
+            return Ok(stored);
+        }
+        let lock = self.locks.get((shop.to_owned(), name.to_owned()));
+        let _in_process = lock.lock().await;
+        // Look again: whoever held the lock may have refreshed it.
+        let stored = self.stored(shop, name).await?;
+        if !self.expiring(&stored) {
+            return Ok(stored);
+        }
+        let Some(refresh_token) = stored.refresh_token.clone().filter(|token| !token.is_empty()) else {
+            return Err(OAuthError::Reconnect(name.to_owned()));
+        };
+        let refresh = RefreshToken::new(refresh_token.clone());
+        let response = match provider.client.exchange_refresh_token(&refresh).request_async(&self.http).await {
+            Ok(response) => response,
+            Err(RequestTokenError::ServerResponse(error)) if *error.error() == BasicErrorResponseType::InvalidGrant => {
+                tracing::warn!(shop, provider = name, "the provider refused the refresh token; forgetting the token");
+                self.store.delete(shop, name).await?;
+                return Err(OAuthError::Reconnect(name.to_owned()));
+            }
+            Err(error) => return Err(token_error(error)),
+        };
+        let fresh = self.token_from(shop, name, &response, Some(&refresh_token));
+        if self.store.save_refreshed(&refresh_token, &fresh).await? {
+            return Ok(fresh);
+        }
+        // Another process swapped first; theirs is as good as ours.
+        self.stored(shop, name).await
+    }
+
+    /// Calls the provider's API at `path` (below its API base URL) with a valid token of
+    /// `shop`, as `Authorization: Bearer`, plus `headers` (a version header, say; an
+    /// `Authorization` among them is ignored). `body`, when given, is sent as JSON. Answers the
+    /// provider's response, whatever its status.
+    pub async fn request(
+        &self,
+        shop: &str,
+        provider: &str,
+        method: &'static str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Res, OAuthError> {
+        let config = &self.provider(provider)?.config;
+        let base = config.api_base_url.as_deref().ok_or(OAuthError::Forbidden("the provider has no API base URL"))?;
+        if !path.starts_with('/') || path.starts_with("//") || path.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(OAuthError::Forbidden("the path must be absolute, below the API base URL"));
+        }
+        let token = self.token(shop, provider).await?;
+        let mut all_headers = vec![
+            ("Authorization".to_owned(), format!("Bearer {}", token.access_token)),
+            ("Accept".to_owned(), "application/json".to_owned()),
+        ];
+        if body.is_some() {
+            all_headers.push(("Content-Type".to_owned(), "application/json".to_owned()));
+        }
+        all_headers.extend(
+            headers
+                .iter()
+                .filter(|(name, _)| !name.eq_ignore_ascii_case("authorization"))
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned())),
+        );
+        let request = UpstreamRequest {
+            method,
+            url: format!("{base}{path}"),
+            headers: all_headers,
+            body: body.map(Value::to_string).unwrap_or_default(),
+        };
+        self.http.0.send(request).await.map_err(|error| OAuthError::Upstream(error.to_string()))
+    }
+
+    /// Forgets the token `shop` holds for `provider`.
+    pub async fn disconnect(&self, shop: &str, provider: &str) -> Result<(), OAuthError> {
+        let name = &self.provider(provider)?.config.name;
+        Ok(self.store.delete(shop, name).await?)
+    }
+
+    async fn stored(&self, shop: &str, provider: &str) -> Result<ProviderToken, OAuthError> {
+        self.store.load(shop, provider).await?.ok_or_else(|| OAuthError::NotConnected(provider.to_owned()))
+    }
+
+    fn expiring(&self, token: &ProviderToken) -> bool {
+        token.expires.is_some_and(|at| at <= self.clock.now() + REFRESH_MARGIN)
+    }
+
+    /// The token from a token response; a refresh answer without a new refresh token keeps
+    /// the previous one (RFC 6749, section 6).
+    fn token_from(
+        &self,
+        shop: &str,
+        provider: &str,
+        response: &BasicTokenResponse,
+        previous_refresh_token: Option<&str>,
+    ) -> ProviderToken {
+        let scope = response
+            .scopes()
+            .map(|scopes| scopes.iter().map(|scope| scope.as_str()).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default();
+        ProviderToken {
+            shop: shop.to_owned(),
+            provider: provider.to_owned(),
+            access_token: response.access_token().secret().clone(),
+            refresh_token: response
+                .refresh_token()
+                .map(|token| token.secret().clone())
+                .or_else(|| previous_refresh_token.map(str::to_owned)),
+            scope,
+            expires: response.expires_in().map(|lifetime| self.clock.now() + lifetime),
+        }
+    }
+}
+
+impl Provider {
+    fn new(config: ProviderConfig, app_url: &str) -> Result<Self, OAuthError> {
+        let invalid = |what: &'static str| {
+            let provider = config.name.clone();
+            move |error: oauth2::url::ParseError| OAuthError::Config { provider, what, error: error.to_string() }
+        };
+        let mut client = BasicClient::new(ClientId::new(config.client_id.clone()))
+            .set_auth_uri(AuthUrl::new(config.authorization_url.clone()).map_err(invalid("authorization URL"))?)
+            .set_token_uri(TokenUrl::new(config.token_url.clone()).map_err(invalid("token URL"))?)
+            .set_redirect_uri(
+                RedirectUrl::new(format!("{app_url}{}", config.redirect_path)).map_err(invalid("redirect path"))?,
+            )
+            .set_auth_type(match config.client_auth {
+                ClientAuth::Basic => AuthType::BasicAuth,
+                ClientAuth::RequestBody => AuthType::RequestBody,
+            });
+        if let Some(secret) = &config.client_secret {
+            client = client.set_client_secret(ClientSecret::new(secret.clone()));
+        }
+        Ok(Self { config, client })
+    }
+}
+
+/// An `oauth2` request error, without the response body (it may hold tokens).
+fn token_error(error: RequestTokenError<TransportError, oauth2::basic::BasicErrorResponse>) -> OAuthError {
+    match error {
+        RequestTokenError::ServerResponse(response) => OAuthError::Rejected(response.error().as_ref().to_owned()),
+        RequestTokenError::Request(error) => OAuthError::Upstream(error.to_string()),
+        RequestTokenError::Parse(error, _body) => OAuthError::Upstream(format!("unreadable token response: {error}")),
+        RequestTokenError::Other(detail) => OAuthError::Upstream(detail),
+    }
+}

@@ -1,0 +1,62 @@
+//! Server-side sessions (tower-sessions, stored in the app's SQLite database), for top-level
+//! flows only: the OAuth `state` of the install and provider-connection flows. Embedded App
+//! Home requests never get this layer: the admin iframe is third-party to the browser, so they
+//! authenticate with session tokens instead.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use sqlx::SqlitePool;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::session_store::ExpiredDeletion;
+use tower_sessions::{Expiry, Session, SessionManagerLayer};
+use tower_sessions_sqlx_store::SqliteStore;
+
+pub use tower_sessions::session::Error as SessionError;
+
+/// The session cookie's name.
+pub const COOKIE_NAME: &str = "shopify_app_session";
+/// How long a session lives after its last change.
+pub const LIFETIME: time::Duration = time::Duration::hours(1);
+/// How often expired sessions are deleted.
+pub const DELETE_EXPIRED_EVERY: Duration = Duration::from_secs(60 * 60);
+
+/// The session layer over the `tower_sessions` table (`migrations/0003_sessions.sql`): cookies
+/// `HttpOnly`, `SameSite=Lax` (sent on the top-level redirect back from Shopify or a provider),
+/// `Secure` unless `secure` is false (plain-http localhost only), expiring after [`LIFETIME`].
+pub fn layer(pool: SqlitePool, secure: bool) -> SessionManagerLayer<SqliteStore> {
+    SessionManagerLayer::new(SqliteStore::new(pool))
+        .with_name(COOKIE_NAME)
+        .with_secure(secure)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(LIFETIME))
+}
+
+/// Deletes expired sessions now and then every [`DELETE_EXPIRED_EVERY`], forever: spawn it
+/// once at start.
+pub async fn delete_expired_periodically(pool: SqlitePool) {
+    let store = SqliteStore::new(pool);
+    loop {
+        if let Err(error) = store.delete_expired().await {
+            tracing::warn!(%error, "could not delete expired sessions");
+        }
+        tokio::time::sleep(DELETE_EXPIRED_EVERY).await;
+    }
+}
+
+/// Removes `key` from the session and returns its value, persisting the removal at once, so the
+/// value can be used only once, whatever the response turns out to be.
+pub async fn take<T: DeserializeOwned>(session: &Session, key: &str) -> Result<Option<T>, SessionError> {
+    let value = session.remove::<T>(key).await?;
+    if value.is_some() {
+        session.save().await?;
+    }
+    Ok(value)
+}
+
+/// 256 random bits from the thread's CSPRNG, URL-safe base64 (43 characters): OAuth `state`.
+pub fn random_token() -> String {
+    oauth2::CsrfToken::new_random_len(32).into_secret()
+}
