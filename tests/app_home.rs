@@ -99,6 +99,19 @@ async fn a_valid_document_load_renders_the_page_and_exchanges_once() {
 }
 
 #[tokio::test]
+async fn concurrent_first_loads_exchange_the_session_token_once() {
+    let app = TestApp::start().await;
+    let uri = format!("/?{}", document_query(&session_token(app.now())));
+    let requests = (0..10).map(|_| {
+        let (state, uri) = (app.state.clone(), uri.clone());
+        async move { send(&state, get(&uri)).await }
+    });
+    let responses = futures_join_all(requests).await;
+    assert!(responses.iter().all(|r| r.status == StatusCode::OK));
+    assert_eq!(app.shopify.exchanges(), 1);
+}
+
+#[tokio::test]
 async fn the_page_escapes_what_it_renders() {
     let app = TestApp::start_with(&[("SHOPIFY_API_KEY", "key\"><script>x</script>")]).await;
     let mut claims = claims(app.now());

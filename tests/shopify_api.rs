@@ -349,3 +349,47 @@ async fn refresh_only_calls_shopify_when_it_must() {
     assert!(h.fake.requests().is_empty());
     assert!(h.clock.now() == OffsetDateTime::from_unix_timestamp(NOW).unwrap());
 }
+
+/// Inputs on which Shopify's reference package raises an exception get defined results here.
+#[tokio::test]
+async fn inputs_the_reference_crashes_on_get_defined_results() {
+    // A GraphQL 200 whose JSON body is an array.
+    let h = harness().await;
+    h.fake.script(Endpoint::Graphql, [Scripted::json(200, json!([1, 2]))]);
+    let result = h.graphql(2).await;
+    assert_eq!((result.ok, result.log.code.as_ref(), result.data), (true, "success", None));
+
+    // Token endpoint 200s that are not a token object, and a non-numeric expires_in.
+    for body in ["<html>", "[1]", r#"{"access_token":"t","expires_in":"soon"}"#] {
+        let h = harness().await;
+        h.fake.script(Endpoint::Token, [Scripted { status: 200, headers: vec![], body: body.into() }]);
+        let result = h.shopify.exchange_using_token_exchange(AccessMode::Offline, &id_token(), None, true).await;
+        assert_eq!(
+            (result.ok, result.log.code.as_ref(), result.response.status),
+            (false, "exchange_error", 500),
+            "{body}"
+        );
+    }
+    // An error body that is a JSON array.
+    let h = harness().await;
+    h.fake.script(Endpoint::Token, [Scripted::json(400, json!(["invalid_client"]))]);
+    let result = h.shopify.exchange_using_token_exchange(AccessMode::Offline, &id_token(), None, true).await;
+    assert_eq!(result.log.code, "exchange_error");
+
+    // A stored expiry without a time zone is read as UTC.
+    let naive: AccessToken = serde_json::from_value(json!({
+        "shop": "s1", "token": "t", "expires": "2025-06-15T15:07:00", "scope": "", "access_mode": "offline",
+        "refresh_token": "r", "refresh_token_expires": null, "user": null
+    }))
+    .unwrap();
+    assert_eq!(naive.expires, Some(OffsetDateTime::from_unix_timestamp(NOW + 20).unwrap()));
+    let h = harness().await;
+    assert!(h.shopify.refresh_token_exchanged_access_token(&naive).await.ok);
+    assert_eq!(h.fake.refreshes(), 1);
+
+    // Client credentials for a shop with a trailing newline: refused before any request.
+    let h = harness().await;
+    let result = h.shopify.exchange_using_client_credentials("s1\n").await;
+    assert_eq!((result.log.code.as_ref(), result.response.status), ("configuration_error", 500));
+    assert!(h.fake.requests().is_empty());
+}
