@@ -19,7 +19,12 @@ pub fn shop_domain(shop: &str) -> Option<String> {
 
 /// The shop name (`s1`) for a valid shop name or domain, lowercased.
 pub fn shop_name(shop: &str) -> Option<String> {
-    shop_domain(shop).map(|domain| domain[..domain.len() - SHOP_SUFFIX.len()].to_owned())
+    shop_domain(shop).map(|domain| name_of(&domain))
+}
+
+/// The name part (`s1`) of a shop domain that [`shop_domain`] returned.
+pub fn name_of(domain: &str) -> String {
+    domain.strip_suffix(SHOP_SUFFIX).unwrap_or(domain).to_owned()
 }
 
 /// The validated shop domain named by a session token's `dest` claim

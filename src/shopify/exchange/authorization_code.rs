@@ -11,7 +11,7 @@ use crate::shopify::model::{
     AccessMode, HttpLog, Log, OAuthCallbackResult, Req, Res, TokenExchangeResult, json_truthy,
 };
 use crate::shopify::protocol;
-use crate::shopify::shop::{SHOP_SUFFIX, shop_domain, shop_name};
+use crate::shopify::shop::{name_of, shop_domain, shop_name};
 use crate::shopify::signature;
 use crate::shopify::urls::{UrlParts, encode_query, parse_query, quote_all};
 
@@ -118,7 +118,7 @@ impl ShopifyApp {
         if code.is_empty() {
             return config_error("the authorization code is empty");
         }
-        let shop = domain[..domain.len() - SHOP_SUFFIX.len()].to_owned();
+        let shop = name_of(&domain);
         let body = json!({
             "client_id": self.config.client_id,
             "client_secret": self.config.client_secret,

@@ -9,7 +9,7 @@ use crate::shopify::model::{
     AccessMode, ClientCredentialsAccessToken, ClientCredentialsExchangeResult, HttpLog, Log, Res,
 };
 use crate::shopify::protocol;
-use crate::shopify::shop::{SHOP_SUFFIX, is_valid_shop_name, shop_domain};
+use crate::shopify::shop::{is_valid_shop_name, name_of, shop_domain};
 
 impl ShopifyApp {
     /// Obtains an offline access token for `shop`, the shop name (`s1` for
@@ -27,7 +27,7 @@ impl ShopifyApp {
         let Some(domain) = shop_domain(shop).filter(|_| is_valid_shop_name(shop)) else {
             return config_error("the shop is not a shop name (such as `shop-name`)");
         };
-        let shop = domain[..domain.len() - SHOP_SUFFIX.len()].to_owned();
+        let shop = name_of(&domain);
 
         let body = json!({
             "client_id": self.config.client_id,

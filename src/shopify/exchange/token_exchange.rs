@@ -8,7 +8,7 @@ use super::{
 use crate::shopify::ShopifyApp;
 use crate::shopify::model::{AccessMode, HttpLog, IdTokenDetails, Log, Res, TokenExchangeResult};
 use crate::shopify::protocol;
-use crate::shopify::shop::{SHOP_SUFFIX, shop_domain_from_dest};
+use crate::shopify::shop::{name_of, shop_domain_from_dest};
 
 const ATTEMPTS: usize = 3;
 
@@ -46,7 +46,7 @@ impl ShopifyApp {
         }) else {
             return config_error("the session token's dest is not a myshopify.com shop");
         };
-        let shop = domain[..domain.len() - SHOP_SUFFIX.len()].to_owned();
+        let shop = name_of(&domain);
 
         let requested_token_type = match access_mode {
             AccessMode::Online => "urn:shopify:params:oauth:token-type:online-access-token",

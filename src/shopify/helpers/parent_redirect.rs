@@ -4,7 +4,7 @@
 use crate::shopify::ShopifyApp;
 use crate::shopify::model::{Log, Req, Res, ResultForReq};
 use crate::shopify::protocol::{self, LINK_HEADER, REAUTHORIZE_HEADER};
-use crate::shopify::shop::{SHOP_SUFFIX, shop_domain};
+use crate::shopify::shop::{SHOP_SUFFIX, name_of, shop_domain};
 use crate::shopify::urls::{
     UrlParts, flatten_groups, group_by_key, json_for_script, parse_query, with_query_and_fragment,
 };
@@ -30,7 +30,7 @@ impl ShopifyApp {
         target: Option<&str>,
     ) -> ResultForReq {
         let valid_domain = shop_domain(shop);
-        let shop_name = valid_domain.as_deref().map(|domain| domain[..domain.len() - SHOP_SUFFIX.len()].to_owned());
+        let shop_name = valid_domain.as_deref().map(name_of);
         if req.url.is_empty() {
             return ResultForReq::failure(
                 None,

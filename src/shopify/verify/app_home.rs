@@ -6,7 +6,7 @@ use crate::shopify::ShopifyApp;
 use crate::shopify::id_token;
 use crate::shopify::model::{IdTokenDetails, Log, Req, Res, ResultWithExchangeableIdToken};
 use crate::shopify::protocol::{self, LINK_HEADER, RETRY_HEADER};
-use crate::shopify::shop::{SHOP_SUFFIX, shop_domain_from_dest};
+use crate::shopify::shop::{name_of, shop_domain_from_dest};
 use crate::shopify::urls::{UrlParts, first_value, parse_query, quote_all};
 
 impl ShopifyApp {
@@ -89,7 +89,7 @@ impl ShopifyApp {
                 protocol::bad_request(),
             );
         };
-        let shop = domain[..domain.len() - SHOP_SUFFIX.len()].to_owned();
+        let shop = name_of(&domain);
         let user_id = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
         let id_token = Some(IdTokenDetails { exchangeable: true, token, claims });
 

@@ -11,7 +11,7 @@ use crate::shopify::model::{
     IdTokenDetails, Log, Req, Res, ResultWithExchangeableIdToken, ResultWithNonExchangeableIdToken,
 };
 use crate::shopify::protocol::{self, REAUTHORIZE_HEADER, RETRY_HEADER};
-use crate::shopify::shop::{SHOP_SUFFIX, shop_domain_from_dest};
+use crate::shopify::shop::{name_of, shop_domain_from_dest};
 
 /// The extension surfaces; their differences are data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,7 +194,7 @@ impl ShopifyApp {
         };
         Outcome {
             ok: true,
-            shop: Some(domain[..domain.len() - SHOP_SUFFIX.len()].to_owned()),
+            shop: Some(name_of(&domain)),
             log: Log::new("verified", format!("{} request verified", surface.name())),
             response: Res::new(200, ""),
             id_token: Some(IdTokenDetails { exchangeable: surface.exchangeable(), token: token.to_owned(), claims }),
