@@ -19,7 +19,7 @@ pub mod web;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, header};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -40,12 +40,14 @@ pub fn app(state: AppState) -> Router {
         .route("/settings/back-home", get(routes::app_home::back_home))
         .route("/settings/open-products", get(routes::app_home::open_products))
         .route(web::extract::PATCH_ID_TOKEN_PATH, get(routes::auth::patch_id_token))
-        .route("/webhooks/app/uninstalled", post(routes::webhooks::app_uninstalled))
-        .route("/webhooks/app/scopes_update", post(routes::webhooks::scopes_update))
-        .route("/webhooks/compliance", post(routes::webhooks::compliance))
+        // Any method: a wrong one gets the protocol's 405 from the verifier, not axum's.
+        // Any method: a wrong one gets the protocol's 405 from the verifier, not axum's.
+        .route("/webhooks/app/uninstalled", any(routes::webhooks::app_uninstalled))
+        .route("/webhooks/app/scopes_update", any(routes::webhooks::scopes_update))
+        .route("/webhooks/compliance", any(routes::webhooks::compliance))
         .route("/proxy", get(routes::proxy::page))
         .route("/proxy/{*path}", get(routes::proxy::page))
-        .route("/api/flow/action", post(routes::flow::action))
+        .route("/api/flow/action", any(routes::flow::action))
         .route("/api/connections/{provider}", get(routes::connect::status))
         .merge(extension_routes())
         .merge(session_routes(&state))

@@ -377,3 +377,97 @@ async fn futures_join_all<F: std::future::Future<Output = TestResponse> + Send +
     }
     responses
 }
+
+#[tokio::test]
+async fn an_expiring_token_without_a_refresh_token_is_used_then_exchanged() {
+    let app = TestApp::start().await;
+    let mut token = AccessToken {
+        shop: SHOP.into(),
+        token: "shpat_no_refresh".into(),
+        expires: Some(at(NOW + 30)),
+        scope: String::new(),
+        access_mode: AccessMode::Offline,
+        refresh_token: None,
+        refresh_token_expires: None,
+        user: None,
+    };
+    app.state.tokens.repository().save(&token).await.unwrap();
+    let response = app.send(get(&format!("/?{}", document_query(&session_token(app.now()))))).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert!(app.shopify.requests().is_empty(), "still valid for 30 s: used as it is");
+
+    token.expires = Some(at(NOW - 1));
+    app.state.tokens.repository().save(&token).await.unwrap();
+    let response = app.send(get(&format!("/?{}", document_query(&session_token(app.now()))))).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!((app.shopify.refreshes(), app.shopify.exchanges()), (0, 1));
+}
+
+#[tokio::test]
+async fn a_refresh_that_meets_a_shopify_outage_keeps_the_still_valid_token() {
+    let app = TestApp::start().await;
+    store_token(&app, NOW + 50, NOW + 86_400).await;
+    app.shopify.script(Endpoint::Token, [Scripted::status(503), Scripted::status(503), Scripted::status(503)]);
+    let response = app.send(fetch("POST", "/api/products", &session_token(app.now()))).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    assert_eq!(app.shopify.refreshes(), 3);
+    assert_eq!(app.shopify.graphql_requests()[0].headers["x-shopify-access-token"], "shpat_stored");
+}
+
+#[tokio::test]
+async fn forgetting_a_rejected_token_keeps_a_newer_one() {
+    let app = TestApp::start().await;
+    store_token(&app, NOW + 3600, NOW + 86_400).await;
+    let mut newer = stored(&app).await.unwrap();
+    newer.token = "shpat_newer".into();
+    app.state.tokens.repository().save(&newer).await.unwrap();
+    app.state.tokens.forget(SHOP, "shpat_stored").await.unwrap();
+    assert_eq!(stored(&app).await.unwrap().token, "shpat_newer");
+    app.state.tokens.forget(SHOP, "shpat_newer").await.unwrap();
+    assert!(stored(&app).await.is_none());
+}
+
+#[tokio::test]
+async fn a_refresh_finishes_and_is_saved_even_if_its_request_goes_away() {
+    let app = TestApp::start().await;
+    store_token(&app, NOW + 10, NOW + 86_400).await;
+    let gate = app.shopify.hold_refreshes();
+    let (state, uri) = (app.state.clone(), format!("/?{}", document_query(&session_token(app.now()))));
+    let request = tokio::spawn(async move { send(&state, get(&uri)).await });
+    gate.arrived().await;
+    request.abort();
+    assert!(request.await.unwrap_err().is_cancelled());
+    gate.release();
+
+    let mut saved = None;
+    for _ in 0..1000 {
+        saved = stored(&app).await.filter(|token| token.token == "shpat_fake_1");
+        let leases: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM refresh_leases").fetch_one(&app.state.pool).await.unwrap();
+        if saved.is_some() && leases == 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let saved = saved.expect("the rotated token was saved");
+    assert_eq!(saved.refresh_token.as_deref(), Some("shprt_fake_1"));
+    let leases: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM refresh_leases").fetch_one(&app.state.pool).await.unwrap();
+    assert_eq!(leases, 0, "the lease was given back");
+}
+
+#[tokio::test]
+async fn an_uninstall_during_a_refresh_sends_the_client_to_start_over() {
+    let app = TestApp::start().await;
+    store_token(&app, NOW + 10, NOW + 86_400).await;
+    let gate = app.shopify.hold_refreshes();
+    let (state, uri) = (app.state.clone(), format!("/?{}", document_query(&session_token(app.now()))));
+    let request = tokio::spawn(async move { send(&state, get(&uri)).await });
+    gate.arrived().await;
+    app.state.tokens.repository().delete_shop(SHOP).await.unwrap();
+    gate.release();
+    let response = request.await.unwrap();
+    assert_eq!(response.status, StatusCode::FOUND, "{}", response.body);
+    assert!(response.header("location").unwrap().contains("/auth/patch-id-token?"));
+    assert!(stored(&app).await.is_none(), "the refreshed token of an uninstalled shop is not stored");
+}

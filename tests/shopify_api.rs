@@ -393,3 +393,26 @@ async fn inputs_the_reference_crashes_on_get_defined_results() {
     assert_eq!((result.log.code.as_ref(), result.response.status), ("configuration_error", 500));
     assert!(h.fake.requests().is_empty());
 }
+
+/// Numbers in Shopify's answers are clamped before they meet a clock: no overflow panics.
+#[tokio::test]
+async fn huge_numbers_in_answers_are_clamped_not_panics() {
+    let h = harness().await;
+    let throttled = Scripted::json(
+        200,
+        json!({"errors": [{"extensions": {"code": "THROTTLED"}}],
+               "extensions": {"cost": {"requestedQueryCost": 1e300, "throttleStatus": {"currentlyAvailable": 0, "restoreRate": 1e-300}}}}),
+    );
+    h.fake.script(Endpoint::Graphql, [Scripted::status(429).header("Retry-After", "1e20"), throttled, ok_body()]);
+    assert!(h.graphql(2).await.ok);
+    assert_eq!(h.sleeps(), [Duration::from_secs(10), Duration::from_secs(10)]);
+
+    let h = harness().await;
+    h.fake.script(
+        Endpoint::Token,
+        [Scripted::json(200, json!({"access_token": "t", "expires_in": 1e12, "refresh_token_expires_in": 1.8e19}))],
+    );
+    let result = h.shopify.exchange_using_token_exchange(AccessMode::Offline, &id_token(), None, true).await;
+    let token = result.access_token.expect("a token with a far-future expiry");
+    assert!(token.expires.unwrap() > OffsetDateTime::from_unix_timestamp(NOW + 50 * 365 * 86_400).unwrap());
+}

@@ -77,7 +77,8 @@ async fn webhooks_are_verified_before_anything_is_read_or_changed() {
     assert_eq!(app.send(bad_shop).await.status, StatusCode::BAD_REQUEST);
 
     let get = Request::get("/webhooks/app/uninstalled").body(Body::empty()).unwrap();
-    assert_eq!(app.send(get).await.status, StatusCode::METHOD_NOT_ALLOWED);
+    let response = app.send(get).await;
+    assert_eq!((response.status, response.body.as_str()), (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"));
     assert!(stored(&app).await.is_some(), "no failed delivery changed stored data");
 
     // The newer header names, signed with the old secret during a rotation.
@@ -346,4 +347,49 @@ async fn a_delivery_whose_work_failed_runs_again_on_shopifys_retry() {
     let response = app.send(webhook("/webhooks/app/uninstalled", "app/uninstalled", "w-1", body)).await;
     assert_eq!(response.status, StatusCode::OK);
     assert!(stored(&app).await.is_none(), "the retry was not mistaken for a duplicate");
+}
+
+#[tokio::test]
+async fn a_signed_query_string_replayed_as_a_webhook_body_is_refused() {
+    // The app's secret also signs the OAuth callback's query (hex). An attacker who installs the
+    // app on their own shop sees such a signature; as base64 it is a valid body HMAC for the
+    // query string. It must not pass as a webhook for another shop.
+    let app = TestApp::start().await;
+    store_token(&app).await;
+    let query = "code=abc&shop=attacker.myshopify.com&state=xyz&timestamp=1750000000";
+    for (path, topic) in [("/webhooks/compliance", "shop/redact"), ("/webhooks/app/uninstalled", "app/uninstalled")] {
+        let response = app.send(webhook(path, topic, "forged-1", query)).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{path}");
+    }
+    // A JSON payload naming another shop than the (unsigned) header is refused too.
+    let other = r#"{"shop_id":2,"shop_domain":"attacker.myshopify.com"}"#;
+    let response = app.send(webhook("/webhooks/compliance", "shop/redact", "forged-2", other)).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    // And a delivery whose topic header does not match its route.
+    let response = app.send(webhook("/webhooks/app/uninstalled", "shop/redact", "forged-3", "{}")).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert!(stored(&app).await.is_some(), "nothing was deleted");
+}
+
+#[tokio::test]
+async fn a_delivery_in_progress_is_retried_later_and_a_stale_claim_is_taken_over() {
+    let app = TestApp::start().await;
+    store_token(&app).await;
+    // A copy of the delivery is being handled (or its handler was cut off) right now.
+    sqlx::query("INSERT INTO webhook_deliveries (webhook_id, topic, shop, received_at, done) VALUES ('w-1', 'app/uninstalled', 's1', ?, 0)")
+        .bind(NOW)
+        .execute(&app.state.pool)
+        .await
+        .unwrap();
+    let body = r#"{"id":1,"myshopify_domain":"s1.myshopify.com"}"#;
+    let response = app.send(webhook("/webhooks/app/uninstalled", "app/uninstalled", "w-1", body)).await;
+    assert_eq!(response.status, StatusCode::CONFLICT, "Shopify retries a non-2xx later");
+    assert!(stored(&app).await.is_some());
+
+    app.clock.0.advance(std::time::Duration::from_secs(61));
+    let response = app.send(webhook("/webhooks/app/uninstalled", "app/uninstalled", "w-1", body)).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert!(stored(&app).await.is_none(), "the cut-off work ran on the retry");
+    let response = app.send(webhook("/webhooks/app/uninstalled", "app/uninstalled", "w-1", body)).await;
+    assert_eq!(response.status, StatusCode::OK);
 }

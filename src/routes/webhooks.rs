@@ -1,7 +1,7 @@
 //! Webhooks: `app/uninstalled`, `app/scopes_update` and the three compliance topics.
 //!
-//! Each handler runs its work once per delivery: [`once`] claims the delivery id first and
-//! releases it if the work fails, so Shopify's retry is not lost.
+//! Each handler runs its work once per delivery through [`once`], and must be idempotent:
+//! a delivery whose work was cut off is run again by Shopify's retry.
 
 use std::future::Future;
 
@@ -9,11 +9,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::Value;
 
+use crate::deliveries::Claim;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::web::extract::Webhook;
 
-/// Runs `work` unless this delivery was already handled; always 200 on success.
+/// Runs `work` unless this delivery was already handled. 200 when done (now or before); 409
+/// while another copy of the delivery is being handled, so Shopify retries later; an error
+/// releases the claim so that Shopify's retry runs the work again.
 async fn once<F>(state: &AppState, webhook: &Webhook, work: F) -> Result<StatusCode, AppError>
 where
     F: Future<Output = Result<(), AppError>>,
@@ -22,20 +25,40 @@ where
         work.await?;
         return Ok(StatusCode::OK);
     };
-    if !state.deliveries.claim(id, &webhook.topic, &webhook.shop, state.shopify.clock().now()).await? {
-        tracing::info!(topic = %webhook.topic, shop = %webhook.shop, "repeated webhook delivery skipped");
-        return Ok(StatusCode::OK);
+    match state.deliveries.claim(id, &webhook.topic, &webhook.shop, state.shopify.clock().now()).await? {
+        Claim::Done => {
+            tracing::info!(topic = %webhook.topic, shop = %webhook.shop, "repeated webhook delivery skipped");
+            return Ok(StatusCode::OK);
+        }
+        Claim::InProgress => {
+            tracing::info!(topic = %webhook.topic, shop = %webhook.shop, "webhook delivery already in progress");
+            return Ok(StatusCode::CONFLICT);
+        }
+        Claim::Claimed => {}
     }
     if let Err(error) = work.await {
         state.deliveries.release(id).await?;
         return Err(error);
     }
+    state.deliveries.finish(id).await?;
     Ok(StatusCode::OK)
+}
+
+/// A delivery of another topic than the route's (the topic header is not signed).
+fn wrong_topic(webhook: &Webhook, expected: &str) -> bool {
+    if webhook.topic == expected {
+        return false;
+    }
+    tracing::warn!(topic = %webhook.topic, %expected, shop = %webhook.shop, "webhook topic does not match its route");
+    true
 }
 
 /// `POST /webhooks/app/uninstalled`: forgets every token of the shop, third-party provider
 /// tokens included.
 pub async fn app_uninstalled(State(state): State<AppState>, webhook: Webhook) -> Result<StatusCode, AppError> {
+    if wrong_topic(&webhook, "app/uninstalled") {
+        return Ok(StatusCode::BAD_REQUEST);
+    }
     once(&state, &webhook, async {
         let deleted = state.tokens.repository().delete_shop(&webhook.shop).await?;
         let connections = state.oauth.store().delete_shop(&webhook.shop).await?;
@@ -47,8 +70,10 @@ pub async fn app_uninstalled(State(state): State<AppState>, webhook: Webhook) ->
 
 /// `POST /webhooks/app/scopes_update`: records the scopes the merchant granted.
 pub async fn scopes_update(State(state): State<AppState>, webhook: Webhook) -> Result<StatusCode, AppError> {
-    let payload = webhook.payload();
-    let Some(current) = payload.get("current").and_then(Value::as_array) else {
+    if wrong_topic(&webhook, "app/scopes_update") {
+        return Ok(StatusCode::BAD_REQUEST);
+    }
+    let Some(current) = webhook.payload.get("current").and_then(Value::as_array) else {
         return Ok(StatusCode::BAD_REQUEST);
     };
     let scopes = current.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",");
@@ -76,7 +101,7 @@ pub async fn compliance(State(state): State<AppState>, webhook: Webhook) -> Resu
             let connections = state.oauth.store().delete_shop(&webhook.shop).await?;
             tracing::info!(shop = %webhook.shop, deleted, connections, "shop data redacted");
         } else {
-            let customer_id = webhook.payload().pointer("/customer/id").cloned().unwrap_or(Value::Null);
+            let customer_id = webhook.payload.pointer("/customer/id").cloned().unwrap_or(Value::Null);
             tracing::info!(%topic, shop = %webhook.shop, %customer_id, "customer privacy request: this template stores no customer data");
         }
         Ok(())

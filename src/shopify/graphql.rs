@@ -236,7 +236,7 @@ fn throttle_wait(errors: &Value, body: &Map<String, Value>) -> Option<Duration> 
         }
         _ => 1.0,
     };
-    Some(Duration::from_secs_f64(seconds).min(MAX_RETRY_AFTER))
+    Some(Duration::from_secs_f64(seconds.min(MAX_RETRY_AFTER.as_secs_f64())))
 }
 
 fn failure(

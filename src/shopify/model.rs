@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-/// An incoming request, as the core sees it: framework-agnostic.
-#[derive(Debug, Clone, Default)]
+/// An incoming request, as the core sees it: framework-agnostic. Its `Debug` output hides
+/// credentials: the query, the body, and the values of authorization, HMAC and cookie headers.
+#[derive(Clone, Default)]
 pub struct Req {
     /// The HTTP method, as sent (`POST`, `GET`...).
     pub method: String,
@@ -32,6 +33,33 @@ impl Req {
     /// Whether a header is present at all, even with an empty value.
     pub fn has_header(&self, name: &str) -> bool {
         self.header(name).is_some()
+    }
+}
+
+/// Headers whose values are credentials.
+const SECRET_HEADERS: [&str; 5] =
+    ["authorization", "x-shopify-hmac-sha256", "shopify-hmac-sha256", "x-shopify-access-token", "cookie"];
+
+impl std::fmt::Debug for Req {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let secret = SECRET_HEADERS.iter().any(|secret| name.eq_ignore_ascii_case(secret));
+                (name.as_str(), if secret { "[REDACTED]" } else { value.as_str() })
+            })
+            .collect();
+        let url = match self.url.split_once('?') {
+            Some((before, _)) => format!("{before}?[REDACTED]"),
+            None => self.url.clone(),
+        };
+        f.debug_struct("Req")
+            .field("method", &self.method)
+            .field("headers", &headers)
+            .field("url", &url)
+            .field("body", &format_args!("[{} bytes]", self.body.len()))
+            .finish()
     }
 }
 
@@ -107,8 +135,8 @@ impl HttpLog {
     }
 }
 
-/// A verified session token (id token) and its claims.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A verified session token (id token) and its claims. Its `Debug` output hides the token.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct IdTokenDetails {
     /// Whether Shopify accepts this token in a token exchange (admin, POS and App Home tokens).
     pub exchangeable: bool,
@@ -116,6 +144,16 @@ pub struct IdTokenDetails {
     pub token: String,
     /// The decoded payload, in its original key order.
     pub claims: Map<String, Value>,
+}
+
+impl std::fmt::Debug for IdTokenDetails {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdTokenDetails")
+            .field("exchangeable", &self.exchangeable)
+            .field("token", &"[REDACTED]")
+            .field("claims", &self.claims)
+            .finish()
+    }
 }
 
 /// Outcome of a check that only says yes or no: webhooks, Flow actions, the helpers.
@@ -270,8 +308,9 @@ impl std::fmt::Debug for AccessToken {
     }
 }
 
-/// An access token obtained with the client-credentials grant (always offline).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// An access token obtained with the client-credentials grant (always offline). Its `Debug`
+/// output hides the token.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct ClientCredentialsAccessToken {
     /// The shop's name.
     pub shop: String,
@@ -286,6 +325,17 @@ pub struct ClientCredentialsAccessToken {
     pub access_mode: AccessMode,
     /// Always `None`.
     pub user: Option<User>,
+}
+
+impl std::fmt::Debug for ClientCredentialsAccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentialsAccessToken")
+            .field("shop", &self.shop)
+            .field("token", &"[REDACTED]")
+            .field("expires", &self.expires)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Outcome of token exchange and of refresh.
@@ -489,5 +539,33 @@ mod tests {
         ] {
             assert_eq!(python_int(&bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn debug_output_hides_credentials() {
+        let req = Req {
+            method: "POST".into(),
+            headers: vec![
+                ("Authorization".into(), "Bearer SESSION".into()),
+                ("X-Shopify-Hmac-SHA256".into(), "HMAC".into()),
+                ("X-Shopify-Topic".into(), "app/uninstalled".into()),
+            ],
+            url: "https://app.example.com/?id_token=SESSION&hmac=HMAC".into(),
+            body: b"BODY".to_vec(),
+        };
+        let id_token = IdTokenDetails { exchangeable: true, token: "SESSION".into(), claims: Map::new() };
+        let client_credentials = ClientCredentialsAccessToken {
+            shop: "s1".into(),
+            token: "SECRET".into(),
+            expires: None,
+            scope: String::new(),
+            access_mode: AccessMode::Offline,
+            user: None,
+        };
+        let printed = format!("{req:?} {id_token:?} {client_credentials:?}");
+        for secret in ["SESSION", "HMAC", "BODY", "SECRET"] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        assert!(printed.contains("app/uninstalled"));
     }
 }

@@ -2,6 +2,8 @@
 //! (Python's `urlparse`, `parse_qs`, `quote` and `urlencode`), so that signatures and
 //! redirects come out byte for byte the same.
 
+use std::collections::HashMap;
+
 /// The parts of a URL, split the way Python's `urlparse` does.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UrlParts {
@@ -136,10 +138,14 @@ pub fn encode_query(pairs: &[(String, String)]) -> String {
 /// Groups pairs by key, in order of each key's first appearance (Python's `parse_qs`).
 pub fn group_by_key(pairs: impl IntoIterator<Item = (String, String)>) -> Vec<(String, Vec<String>)> {
     let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
     for (key, value) in pairs {
-        match grouped.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, values)) => values.push(value),
-            None => grouped.push((key, vec![value])),
+        match index.get(&key) {
+            Some(&position) => grouped[position].1.push(value),
+            None => {
+                index.insert(key.clone(), grouped.len());
+                grouped.push((key, vec![value]));
+            }
         }
     }
     grouped

@@ -92,8 +92,9 @@ pub trait TokenRepository: Send + Sync {
         previous_refresh_token: &str,
         token: &AccessToken,
     ) -> BoxFuture<'_, Result<bool, StoreError>>;
-    /// Deletes the token under `key`.
-    fn delete(&self, key: &TokenKey) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Deletes the token under `key` if it is still `token` (a newer one is kept). Returns
+    /// whether it was deleted.
+    fn delete_if_token(&self, key: &TokenKey, token: &str) -> BoxFuture<'_, Result<bool, StoreError>>;
     /// Deletes every token of `shop`. Returns how many were deleted.
     fn delete_shop(&self, shop: &str) -> BoxFuture<'_, Result<u64, StoreError>>;
     /// Records new granted scopes on every token of `shop`.

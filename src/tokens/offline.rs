@@ -7,8 +7,9 @@ use super::{KeyedLocks, StoreError, TokenKey, TokenRepository};
 use crate::shopify::ShopifyApp;
 use crate::shopify::model::{AccessMode, AccessToken, IdTokenDetails, Res, TokenExchangeResult};
 
-/// How long a refresh lease protects a refresh in flight (a crashed holder's lease runs out).
-const LEASE: Duration = Duration::from_secs(30);
+/// How long a refresh lease protects a refresh in flight: longer than the worst refresh
+/// (three attempts of at most 30 s each). A crashed holder's lease runs out.
+const LEASE: Duration = Duration::from_secs(120);
 /// How often a request waiting for another process's refresh looks again.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -40,8 +41,13 @@ enum Plan {
 }
 
 /// Hands out a valid offline token per shop. Refresh is single-flight: within the process a
-/// per-shop lock, across processes a lease row in the database.
+/// per-shop lock, across processes a lease row in the database. A refresh runs to its end
+/// even if the request that started it goes away, so a rotated refresh token is never lost.
 pub struct OfflineTokens {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     repository: Arc<dyn TokenRepository>,
     shopify: ShopifyApp,
     locks: KeyedLocks<String>,
@@ -54,12 +60,12 @@ impl OfflineTokens {
         use std::hash::{BuildHasher, RandomState};
         let holder =
             format!("{}-{:016x}", std::process::id(), RandomState::new().hash_one(std::time::SystemTime::now()));
-        Self { repository, shopify, locks: KeyedLocks::new(), holder }
+        Self { inner: Arc::new(Inner { repository, shopify, locks: KeyedLocks::new(), holder }) }
     }
 
     /// The repository behind these tokens.
     pub fn repository(&self) -> &Arc<dyn TokenRepository> {
-        &self.repository
+        &self.inner.repository
     }
 
     /// A valid offline token for the shop of a verified session token: the stored one,
@@ -70,36 +76,48 @@ impl OfflineTokens {
         id_token: &IdTokenDetails,
         invalid_token_response: Option<&Res>,
     ) -> Result<AccessToken, TokenError> {
+        let inner = &self.inner;
         let key = TokenKey::offline(shop);
-        if let Plan::Use(token) = self.plan(self.repository.load(&key).await?) {
+        if let Plan::Use(token) = inner.plan(inner.repository.load(&key).await?) {
             return Ok(token);
         }
-        let lock = self.locks.get(shop.to_owned());
-        let _in_process = lock.lock().await;
+        let in_process = inner.locks.get(shop.to_owned()).lock_owned().await;
         for _ in 0..=(LEASE.as_millis() / POLL.as_millis()) {
             // Look again: whoever held the lock may have done the work.
-            match self.plan(self.repository.load(&key).await?) {
+            match inner.plan(inner.repository.load(&key).await?) {
                 Plan::Use(token) => return Ok(token),
-                Plan::Exchange => return self.exchange(id_token, invalid_token_response).await,
+                Plan::Exchange => return inner.exchange(id_token, invalid_token_response).await,
                 Plan::Refresh(_) => {
-                    let now = self.shopify.clock().now();
-                    if self.repository.try_lease(&key, &self.holder, now, now + LEASE).await? {
-                        let outcome = self.refresh(&key, id_token, invalid_token_response).await;
-                        self.repository.release_lease(&key, &self.holder).await?;
-                        return outcome;
+                    let now = inner.shopify.clock().now();
+                    if inner.repository.try_lease(&key, &inner.holder, now, now + LEASE).await? {
+                        // The task owns the lock, the lease and the outcome; this request only
+                        // waits for it.
+                        let (inner, id_token) = (self.inner.clone(), id_token.clone());
+                        let invalid_token_response = invalid_token_response.cloned();
+                        let task = tokio::spawn(async move {
+                            let _in_process = in_process;
+                            let outcome = inner.refresh(&key, &id_token, invalid_token_response.as_ref()).await;
+                            inner.repository.release_lease(&key, &inner.holder).await?;
+                            outcome
+                        });
+                        return task.await.map_err(|_| TokenError::Busy)?;
                     }
-                    self.shopify.clock().sleep(POLL).await;
+                    inner.shopify.clock().sleep(POLL).await;
                 }
             }
         }
         Err(TokenError::Busy)
     }
 
-    /// Forgets a shop's offline token (Shopify rejected it), so the next request exchanges.
-    pub async fn forget(&self, shop: &str) -> Result<(), StoreError> {
-        self.repository.delete(&TokenKey::offline(shop)).await
+    /// Forgets a shop's offline token that Shopify rejected, so the next request exchanges a
+    /// new one. A token stored since (by a refresh or a reinstall) is kept.
+    pub async fn forget(&self, shop: &str, rejected_token: &str) -> Result<(), StoreError> {
+        self.inner.repository.delete_if_token(&TokenKey::offline(shop), rejected_token).await?;
+        Ok(())
     }
+}
 
+impl Inner {
     fn plan(&self, stored: Option<AccessToken>) -> Plan {
         let Some(token) = stored else {
             return Plan::Exchange;
@@ -113,7 +131,8 @@ impl OfflineTokens {
         }
     }
 
-    /// Refreshes under the lease; falls back to token exchange when the refresh token is dead.
+    /// Refreshes under the lease; falls back to token exchange when the refresh token is dead,
+    /// and to the stored token while it is still valid when Shopify cannot be reached.
     async fn refresh(
         &self,
         key: &TokenKey,
@@ -127,20 +146,27 @@ impl OfflineTokens {
             Plan::Refresh(token) => token,
         };
         let result = self.shopify.refresh_token_exchanged_access_token(&stale).await;
+        let still_valid = stale.expires.is_none_or(|at| at > self.shopify.clock().now());
         match &result.access_token {
             Some(fresh) if result.ok => {
                 let previous = stale.refresh_token.as_deref().unwrap_or_default();
                 if self.repository.save_refreshed(previous, fresh).await? {
-                    Ok(fresh.clone())
-                } else {
-                    // Someone else swapped first; theirs is as good as ours.
-                    self.repository.load(key).await?.ok_or_else(|| rejected(&result))
+                    return Ok(fresh.clone());
                 }
+                // Someone else swapped first (theirs is as good as ours), or the shop
+                // uninstalled meanwhile (the client must start over).
+                self.repository.load(key).await?.ok_or_else(|| TokenError::Rejected {
+                    code: "token_revoked".to_owned(),
+                    response: invalid_token_response.cloned().unwrap_or_else(|| Res::new(401, "")),
+                })
             }
             _ if matches!(&*result.log.code, "refresh_token_expired" | "invalid_grant") => {
                 self.exchange(id_token, invalid_token_response).await
             }
-            _ if result.ok => Ok(stale),
+            _ if result.ok || still_valid => {
+                tracing::warn!(code = %result.log.code, shop = %key.shop, "refresh failed; the stored token is still valid");
+                Ok(stale)
+            }
             _ => Err(rejected(&result)),
         }
     }

@@ -139,16 +139,19 @@ impl TokenRepository for SqliteTokenRepository {
         })
     }
 
-    fn delete(&self, key: &TokenKey) -> BoxFuture<'_, Result<(), StoreError>> {
-        let key = key.clone();
+    fn delete_if_token(&self, key: &TokenKey, token: &str) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let (key, token) = (key.clone(), token.to_owned());
         Box::pin(async move {
-            sqlx::query("DELETE FROM access_tokens WHERE shop = ? AND access_mode = ? AND user_id = ?")
-                .bind(&key.shop)
-                .bind(key.access_mode.as_str())
-                .bind(key.user_id)
-                .execute(&self.pool)
-                .await?;
-            Ok(())
+            let deleted = sqlx::query(
+                "DELETE FROM access_tokens WHERE shop = ? AND access_mode = ? AND user_id = ? AND token = ?",
+            )
+            .bind(&key.shop)
+            .bind(key.access_mode.as_str())
+            .bind(key.user_id)
+            .bind(&token)
+            .execute(&self.pool)
+            .await?;
+            Ok(deleted.rows_affected() == 1)
         })
     }
 

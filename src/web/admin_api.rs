@@ -55,7 +55,7 @@ impl AdminApi {
             self.shopify.admin_graphql_request(&self.shop, &self.access_token.token, &self.api_version, &request).await;
         if result.log.code == "unauthorized" {
             tracing::warn!(shop = %self.shop, "Shopify rejected the stored offline token; forgetting it");
-            self.tokens.forget(&self.shop).await?;
+            self.tokens.forget(&self.shop, &self.access_token.token).await?;
             return Err(AppError::Protocol(result.response));
         }
         Ok(result)

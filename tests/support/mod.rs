@@ -84,6 +84,27 @@ struct FakeState {
     issued: Mutex<u32>,
     /// Real delay before answering a refresh, to widen the window for racing requests.
     refresh_delay: Mutex<Duration>,
+    /// When set, a refresh is held until the test releases it.
+    refresh_gate: Mutex<Option<RefreshGate>>,
+}
+
+/// Holds refresh answers: the test learns when a refresh arrived and says when to answer.
+#[derive(Clone, Default)]
+pub struct RefreshGate {
+    arrived: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl RefreshGate {
+    /// Waits until a refresh request reached the fake.
+    pub async fn arrived(&self) {
+        self.arrived.notified().await;
+    }
+
+    /// Lets the held refresh answer.
+    pub fn release(&self) {
+        self.release.notify_one();
+    }
 }
 
 /// A fake Shopify: OAuth token endpoint and Admin GraphQL, with scripted answers.
@@ -110,6 +131,13 @@ impl FakeShopify {
     /// Queues answers for an endpoint; once they run out, the default behaviour resumes.
     pub fn script(&self, endpoint: Endpoint, answers: impl IntoIterator<Item = Scripted>) {
         self.state.scripts.lock().unwrap().entry(endpoint).or_default().extend(answers);
+    }
+
+    /// Holds every refresh until released through the returned gate.
+    pub fn hold_refreshes(&self) -> RefreshGate {
+        let gate = RefreshGate::default();
+        *self.state.refresh_gate.lock().unwrap() = Some(gate.clone());
+        gate
     }
 
     pub fn set_refresh_delay(&self, delay: Duration) {
@@ -170,6 +198,11 @@ async fn token_endpoint(
     }
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if request["grant_type"] == "refresh_token" {
+        let gate = state.refresh_gate.lock().unwrap().clone();
+        if let Some(gate) = gate {
+            gate.arrived.notify_one();
+            gate.release.notified().await;
+        }
         let delay = *state.refresh_delay.lock().unwrap();
         tokio::time::sleep(delay).await;
     }

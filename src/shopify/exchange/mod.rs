@@ -19,6 +19,9 @@ use super::model::{
     AccessMode, AccessToken, ClientCredentialsExchangeResult, HttpLog, Log, Res, TokenExchangeResult, User, json_truthy,
 };
 
+/// Longest lifetime taken from an `expires_in` member (a century).
+const MAX_EXPIRES_IN: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Longest wait honoured from a `Retry-After` header.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
@@ -72,7 +75,7 @@ pub(crate) fn retry_after(response: &Res) -> Duration {
         .header("retry-after")
         .and_then(|value| value.trim().parse::<f64>().ok())
         .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
-        .map_or(Duration::from_secs(1), |seconds| Duration::from_secs_f64(seconds).min(MAX_RETRY_AFTER))
+        .map_or(Duration::from_secs(1), |seconds| Duration::from_secs_f64(seconds.min(MAX_RETRY_AFTER.as_secs_f64())))
 }
 
 /// The `error` member of a JSON error body, `unknown_error` when there is none.
@@ -106,7 +109,8 @@ fn expiry(json: &Value, key: &str, now: OffsetDateTime) -> Result<Option<OffsetD
         None | Some(Value::Null) => Ok(None),
         Some(value) => {
             let seconds = value.as_f64().filter(|s| s.is_finite()).ok_or(())?;
-            Ok(Some(now + Duration::from_secs_f64(seconds.max(0.0))))
+            // Clamped so that no answer can overflow the clock: past a century is "far future".
+            Ok(Some(now + Duration::from_secs_f64(seconds.clamp(0.0, MAX_EXPIRES_IN.as_secs_f64()))))
         }
     }
 }

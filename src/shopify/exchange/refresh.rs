@@ -16,17 +16,14 @@ const ATTEMPTS: usize = 3;
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
 impl ShopifyApp {
-    /// Whether `token` should be refreshed now: it expires within [`REFRESH_MARGIN`] (or has a
-    /// refresh token but no expiry) and its refresh token is still valid.
+    /// Whether `token` should be refreshed now: it has a refresh token that is still valid,
+    /// and it expires within [`REFRESH_MARGIN`] (or has no expiry).
     pub fn needs_refresh(&self, token: &AccessToken) -> bool {
         let now = self.clock.now();
         let has_refresh_token = token.refresh_token.as_deref().is_some_and(|t| !t.is_empty());
         let refresh_alive = token.refresh_token_expires.is_none_or(|at| at > now);
-        let expiring = match token.expires {
-            Some(at) => at <= now + REFRESH_MARGIN,
-            None => has_refresh_token,
-        };
-        expiring && refresh_alive
+        let expiring = token.expires.is_none_or(|at| at <= now + REFRESH_MARGIN);
+        has_refresh_token && refresh_alive && expiring
     }
 
     /// Refreshes an expiring access token when it expires within a minute.

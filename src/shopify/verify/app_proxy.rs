@@ -1,6 +1,8 @@
 //! `verify_app_proxy_req`: storefront requests Shopify forwards through the App Proxy, signed
 //! in the `signature` query parameter.
 
+use std::collections::BTreeMap;
+
 use crate::shopify::ShopifyApp;
 use crate::shopify::model::{Log, Req, Res, ResultWithLoggedInCustomerId, python_int_str};
 use crate::shopify::protocol;
@@ -72,15 +74,14 @@ impl ShopifyApp {
 
 /// The text Shopify signs: every parameter but `signature`, decoded, sorted by key (code-point
 /// order), as `key=value` (repeated keys as `key=v1,v2`), with no separator.
+///
+/// Linear in the number of parameters (a sorted map, not a search per parameter): it runs
+/// before the signature is checked, on whatever query anyone sends.
 fn signed_message(params: &[(String, String)]) -> String {
-    let mut grouped: Vec<(&str, Vec<&str>)> = Vec::new();
+    let mut grouped: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (key, value) in params.iter().filter(|(key, _)| key != "signature") {
-        match grouped.iter_mut().find(|(k, _)| k == key) {
-            Some((_, values)) => values.push(value),
-            None => grouped.push((key, vec![value])),
-        }
+        grouped.entry(key).or_default().push(value);
     }
-    grouped.sort_by_key(|(key, _)| *key);
     grouped.iter().map(|(key, values)| format!("{key}={}", values.join(","))).collect()
 }
 

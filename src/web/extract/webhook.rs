@@ -5,7 +5,8 @@ use axum::extract::{FromRequest, Request};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use crate::shopify::model::{Req, ResultForReq};
+use crate::shopify::model::{Req, Res, ResultForReq};
+use crate::shopify::shop::shop_name;
 use crate::state::AppState;
 use crate::web::core_request;
 
@@ -18,15 +19,8 @@ pub struct Webhook {
     pub topic: String,
     /// The delivery id (`X-Shopify-Webhook-Id`), the same on every retry of one event.
     pub webhook_id: Option<String>,
-    /// The raw body.
-    pub body: Bytes,
-}
-
-impl Webhook {
-    /// The body as JSON (`Value::Null` when it is not JSON).
-    pub fn payload(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
+    /// The payload: a JSON object, whose shop (if it names one) is the header's.
+    pub payload: Value,
 }
 
 /// A verified Flow action request.
@@ -38,12 +32,18 @@ pub struct FlowAction {
     pub payload: Value,
 }
 
-/// Reads the body (413 past the app's body limit) and verifies it with `verify`.
+/// Reads the body (413 past the app's body limit), verifies it with `verify`, and parses it.
+///
+/// The HMAC covers the body only, and the app's secret also signs query strings elsewhere in
+/// the protocol (OAuth callback, App Home URL). So beyond the signature, the body must be a
+/// JSON object (a signed query string is not), and a shop the payload names
+/// (`myshopify_domain`, `shop_domain`, `shopify_domain`) must be the shop of the unsigned
+/// header. Either failure answers 400.
 async fn verified(
     request: Request,
     state: &AppState,
     verify: fn(&crate::shopify::ShopifyApp, &Req) -> ResultForReq,
-) -> Result<(Req, String), Response> {
+) -> Result<(Req, String, Value), Response> {
     let (parts, body) = request.into_parts();
     let body = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
         .await
@@ -51,10 +51,27 @@ async fn verified(
     let core = core_request(&parts, &state.config.app_url, body.to_vec());
     let result = verify(&state.shopify, &core);
     tracing::debug!(code = %result.log.code, shop = ?result.shop, "signed request");
-    match (result.ok, result.shop) {
-        (true, Some(shop)) => Ok((core, shop)),
-        _ => Err(result.response.into_response()),
+    let (true, Some(shop)) = (result.ok, result.shop) else {
+        return Err(result.response.into_response());
+    };
+    let payload = match serde_json::from_slice::<Value>(&core.body) {
+        Ok(payload @ Value::Object(_)) => payload,
+        _ => return Err(bad_request("the signed body is not a JSON object")),
+    };
+    let named_shop = ["myshopify_domain", "shop_domain", "shopify_domain"]
+        .iter()
+        .find_map(|key| payload.get(*key).and_then(Value::as_str));
+    if let Some(named) = named_shop
+        && shop_name(named).as_deref() != Some(shop.as_str())
+    {
+        return Err(bad_request("the payload names another shop than the shop header"));
     }
+    Ok((core, shop, payload))
+}
+
+fn bad_request(reason: &str) -> Response {
+    tracing::warn!(reason, "signed request refused");
+    Res::new(400, "Bad Request").into_response()
 }
 
 fn header(req: &Req, names: &[&str]) -> Option<String> {
@@ -65,12 +82,12 @@ impl FromRequest<AppState> for Webhook {
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (core, shop) = verified(request, state, crate::shopify::ShopifyApp::verify_webhook_req).await?;
+        let (core, shop, payload) = verified(request, state, crate::shopify::ShopifyApp::verify_webhook_req).await?;
         Ok(Self {
             shop,
             topic: header(&core, &["x-shopify-topic", "shopify-topic"]).unwrap_or_default(),
             webhook_id: header(&core, &["x-shopify-webhook-id", "shopify-webhook-id"]).filter(|id| !id.is_empty()),
-            body: Bytes::from(core.body),
+            payload,
         })
     }
 }
@@ -79,7 +96,7 @@ impl FromRequest<AppState> for FlowAction {
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (core, shop) = verified(request, state, crate::shopify::ShopifyApp::verify_flow_action_req).await?;
-        Ok(Self { shop, payload: serde_json::from_slice(&core.body).unwrap_or(Value::Null) })
+        let (_, shop, payload) = verified(request, state, crate::shopify::ShopifyApp::verify_flow_action_req).await?;
+        Ok(Self { shop, payload })
     }
 }
