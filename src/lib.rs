@@ -49,6 +49,7 @@ pub fn app(state: AppState) -> Router {
         .route("/proxy/{*path}", get(routes::proxy::page))
         .route("/api/flow/action", any(routes::flow::action))
         .route("/api/connections/{provider}", get(routes::connect::status))
+        .route("/api/connections/{provider}/confirm", post(routes::connect::confirm))
         .merge(extension_routes())
         .merge(session_routes(&state))
         .route("/healthz", get(routes::health::healthz))

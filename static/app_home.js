@@ -26,3 +26,21 @@ button.addEventListener("click", async () => {
     button.loading = false;
   }
 });
+
+// Back from a third-party provider's consent screen (see "Connecting a provider" in the
+// README): the provider's token waits until this embedded page, authenticated by its session
+// token, confirms that this shop and staff member started the connection.
+const returned = new URLSearchParams(location.search);
+const provider = returned.get("connect");
+const pending = returned.get("pending");
+if (provider && pending) {
+  fetch(`/api/connections/${encodeURIComponent(provider)}/confirm`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ pending }),
+  }).then((response) => {
+    shopify.toast.show(response.ok ? `Connected to ${provider}` : `Could not connect to ${provider}`, {
+      isError: !response.ok,
+    });
+  });
+}

@@ -1,5 +1,6 @@
 //! Connecting a third-party OAuth2 provider over HTTP: the PKCE authorization-code flow with
-//! its session state, token storage per shop and provider, refresh on expiry and API calls,
+//! its session state, the embedded app's confirmation of the pending connection, token storage
+//! per shop and provider, refresh on expiry (single-flight across processes) and API calls,
 //! against a fake provider on 127.0.0.1.
 
 mod support;
@@ -7,11 +8,14 @@ mod support;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use shopify_app_rust::oauth::{OAuthError, ProviderToken};
+use serde_json::json;
+use shopify_app_rust::AppState;
+use shopify_app_rust::oauth::{OAuthError, PENDING_LIFETIME, ProviderToken};
 use support::*;
 use time::OffsetDateTime;
 
 const APP_IN_ADMIN: &str = "https://admin.shopify.com/store/s1/apps/test-api-key";
+const CONFIRM: &str = "/api/connections/example/confirm";
 
 async fn start() -> (TestApp, FakeProvider) {
     let provider = FakeProvider::start().await;
@@ -23,10 +27,61 @@ async fn start() -> (TestApp, FakeProvider) {
 /// Opens `/connect/example` from the embedded app: the session cookie and the query the
 /// browser carries to the provider.
 async fn begin(app: &TestApp) -> (String, std::collections::HashMap<String, String>) {
-    let response = app.send(get(&format!("/connect/example?id_token={}", session_token(app.now())))).await;
+    begin_with(app, &session_token(app.now())).await
+}
+
+/// Opens `/connect/example?id_token={id_token}`.
+async fn begin_with(app: &TestApp, id_token: &str) -> (String, std::collections::HashMap<String, String>) {
+    let response = app.send(get(&format!("/connect/example?id_token={id_token}"))).await;
     assert_eq!(response.status, StatusCode::FOUND, "{}", response.body);
     assert!(response.header("location").unwrap().starts_with("https://provider.example/oauth/authorize?"));
     (response.session_cookie().expect("a session cookie"), response.location_params())
+}
+
+/// The whole browser side with the session token `id_token` at the start: start, consent at
+/// the provider, callback. Returns the callback's response.
+async fn authorize_with(app: &TestApp, provider: &FakeProvider, id_token: &str) -> TestResponse {
+    let (cookie, params) = begin_with(app, id_token).await;
+    let code = provider.issue_code(&params["code_challenge"]);
+    app.send(get_with_cookie(&format!("/connect/example/callback?code={code}&state={}", params["state"]), &cookie))
+        .await
+}
+
+/// The pending id of a callback that redirected into the app in `shop`'s admin.
+fn pending_id(callback: &TestResponse, shop: &str) -> String {
+    assert_eq!(callback.status, StatusCode::FOUND, "{}", callback.body);
+    let location = callback.header("location").unwrap();
+    let app_in_admin = format!("https://admin.shopify.com/store/{shop}/apps/{API_KEY}?");
+    assert!(location.starts_with(&app_in_admin), "{location}");
+    let params = callback.location_params();
+    assert_eq!(params["connect"], "example");
+    assert!(params["pending"].len() >= 43);
+    params["pending"].clone()
+}
+
+/// The embedded page's confirmation of `pending`, with the session token `id_token`.
+async fn confirm(app: &TestApp, id_token: &str, pending: &str) -> TestResponse {
+    app.send(fetch_json("POST", CONFIRM, id_token, &json!({ "pending": pending }))).await
+}
+
+/// A valid session token of staff member `sub` in `shop` (`s2`).
+fn session_token_of(shop: &str, sub: &str, now: i64) -> String {
+    let mut claims = claims(now);
+    claims["iss"] = json!(format!("https://{shop}.myshopify.com/admin"));
+    claims["dest"] = json!(format!("https://{shop}.myshopify.com"));
+    claims["sub"] = json!(sub);
+    sign(&claims, API_SECRET)
+}
+
+fn expiring_token(access_token: &str, refresh_token: &str) -> ProviderToken {
+    ProviderToken {
+        shop: SHOP.into(),
+        provider: "example".into(),
+        access_token: access_token.into(),
+        refresh_token: Some(refresh_token.into()),
+        scope: "read".into(),
+        expires: Some(OffsetDateTime::from_unix_timestamp(NOW - 1).unwrap()),
+    }
 }
 
 async fn stored(app: &TestApp) -> Option<ProviderToken> {
@@ -48,8 +103,21 @@ async fn the_pkce_flow_connects_then_the_token_is_refreshed_and_used() {
     let code = provider.issue_code(&params["code_challenge"]);
     let callback = format!("/connect/example/callback?code={code}&state={}", params["state"]);
     let response = app.send(get_with_cookie(&callback, &cookie)).await;
-    assert_eq!(response.status, StatusCode::FOUND, "{}", response.body);
-    assert_eq!(response.header("location"), Some(APP_IN_ADMIN));
+    let pending = pending_id(&response, SHOP);
+    assert!(response.header("location").unwrap().starts_with(&format!("{APP_IN_ADMIN}?connect=example&pending=")));
+
+    // The callback alone links nothing: the embedded app must confirm.
+    assert!(stored(&app).await.is_none());
+    let status = app.send(fetch("GET", "/api/connections/example", &session_token(app.now()))).await;
+    assert_eq!(status.json()["connected"], false);
+    let confirmed = confirm(&app, &session_token(app.now()), &pending).await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
+    assert_eq!(confirmed.json()["connected"], true);
+    assert_eq!(confirmed.json()["scope"], "read write");
+    assert!(confirmed.set_cookie().is_none());
+    assert_eq!(count_rows(&app.state, "provider_pending_connections").await, 0);
+    let again = confirm(&app, &session_token(app.now()), &pending).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND, "a pending connection is confirmed once");
 
     let requests = provider.token_requests();
     assert_eq!(requests.len(), 1);
@@ -149,6 +217,162 @@ async fn the_callback_refuses_a_missing_wrong_or_replayed_state() {
     let replayed = app.send(get_with_cookie(&callback, &cookie)).await;
     assert_eq!(replayed.status, StatusCode::FORBIDDEN);
     assert_eq!(provider.token_requests().len(), 1);
+    assert!(stored(&app).await.is_none(), "a callback alone never links");
+}
+
+/// Account-linking CSRF: the attacker (staff of `s2`) sends a victim (staff `42` of `s1`,
+/// logged in at the provider) `/connect/example?id_token=<the attacker's session token>`. The
+/// victim consents, but the callback only redirects into `s2`'s admin, and a confirmation with
+/// any session token but the attacker's own is refused: the victim's account is linked nowhere.
+#[tokio::test]
+async fn a_connection_is_linked_only_for_the_shop_and_staff_member_that_started_it() {
+    let (app, provider) = start().await;
+    let attacker = session_token_of("s2", "7", app.now());
+    let callback = authorize_with(&app, &provider, &attacker).await;
+    let pending = pending_id(&callback, "s2");
+    assert_eq!(count_rows(&app.state, "provider_tokens").await, 0, "a callback alone never links");
+
+    let victim = confirm(&app, &session_token(app.now()), &pending).await;
+    assert_eq!(victim.status, StatusCode::FORBIDDEN, "{}", victim.body);
+    assert_eq!(victim.json()["connected"], false);
+    assert_eq!(count_rows(&app.state, "provider_tokens").await, 0);
+    // The refused attempt used the pending connection up.
+    assert_eq!(confirm(&app, &attacker, &pending).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(count_rows(&app.state, "provider_tokens").await, 0);
+
+    // Another staff member of the same shop cannot confirm either.
+    let callback = authorize_with(&app, &provider, &session_token(app.now())).await;
+    let pending = pending_id(&callback, SHOP);
+    let colleague = confirm(&app, &session_token_of(SHOP, "43", app.now()), &pending).await;
+    assert_eq!(colleague.status, StatusCode::FORBIDDEN, "{}", colleague.body);
+    assert!(stored(&app).await.is_none());
+
+    // Nor can a request without a session token, or one for another provider's name.
+    let callback = authorize_with(&app, &provider, &session_token(app.now())).await;
+    let pending = pending_id(&callback, SHOP);
+    let unsigned = app.send(
+        axum::http::Request::post(CONFIRM)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(json!({ "pending": pending }).to_string()))
+            .unwrap(),
+    );
+    assert_ne!(unsigned.await.status, StatusCode::OK);
+    let other = app
+        .send(fetch_json(
+            "POST",
+            "/api/connections/other/confirm",
+            &session_token(app.now()),
+            &json!({"pending": pending}),
+        ))
+        .await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    assert!(stored(&app).await.is_none());
+    // The right staff member still can.
+    let confirmed = confirm(&app, &session_token(app.now()), &pending).await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
+    assert_eq!(stored(&app).await.unwrap().access_token, "prov_at_3");
+}
+
+#[tokio::test]
+async fn an_expired_pending_connection_cannot_be_confirmed() {
+    let (app, provider) = start().await;
+    let callback = authorize_with(&app, &provider, &session_token(app.now())).await;
+    let pending = pending_id(&callback, SHOP);
+    assert_eq!(count_rows(&app.state, "provider_pending_connections").await, 1);
+
+    app.clock.0.advance(PENDING_LIFETIME);
+    let late = confirm(&app, &session_token(app.now()), &pending).await;
+    assert_eq!(late.status, StatusCode::NOT_FOUND, "{}", late.body);
+    assert!(stored(&app).await.is_none());
+    assert_eq!(count_rows(&app.state, "provider_pending_connections").await, 0, "expired entries are deleted");
+
+    // Expired entries are also deleted when another connection is granted.
+    let first = authorize_with(&app, &provider, &session_token(app.now())).await;
+    pending_id(&first, SHOP);
+    app.clock.0.advance(PENDING_LIFETIME + Duration::from_secs(1));
+    let second = authorize_with(&app, &provider, &session_token(app.now())).await;
+    let pending = pending_id(&second, SHOP);
+    assert_eq!(count_rows(&app.state, "provider_pending_connections").await, 1);
+    assert_eq!(confirm(&app, &session_token(app.now()), &pending).await.status, StatusCode::OK);
+    assert_eq!(stored(&app).await.unwrap().access_token, "prov_at_3");
+}
+
+/// Two processes find the same token expiring at once. Only one refresh reaches the provider
+/// (which rotates the refresh token), and the other process waits for its result instead of
+/// refreshing with the old refresh token, being refused, and deleting the fresh token.
+#[tokio::test]
+async fn two_processes_refresh_once_and_keep_the_connection() {
+    let (app, provider) = start().await;
+    let env = provider.env();
+    let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let second = app.second_process_with(&extra).await;
+    provider.accept_refresh_token("rt_stored");
+    provider.set_refresh_delay(Duration::from_millis(100));
+    app.state.oauth.store().save(&expiring_token("at_stored", "rt_stored")).await.unwrap();
+
+    let refresh = |state: AppState| tokio::spawn(async move { state.oauth.token(SHOP, "example").await });
+    let (first, other) = (refresh(app.state.clone()), refresh(second.clone()));
+    let (first, other) = (first.await.unwrap(), other.await.unwrap());
+    assert_eq!(first.unwrap().access_token, "prov_at_1");
+    assert_eq!(other.unwrap().access_token, "prov_at_1");
+    assert_eq!(provider.token_requests().len(), 1, "one refresh across both processes");
+    let token = stored(&app).await.expect("the connection survives");
+    assert_eq!((token.access_token.as_str(), token.refresh_token.as_deref()), ("prov_at_1", Some("prov_rt_1")));
+    assert_eq!(count_rows(&app.state, "provider_refresh_leases").await, 0, "the lease is given back");
+    assert_eq!(second.oauth.token(SHOP, "example").await.unwrap().access_token, "prov_at_1");
+}
+
+/// A refusal of the refresh token forgets the token only while it is still the stored one: a
+/// token stored meanwhile (a new connection, another process's refresh) is kept and used.
+#[tokio::test]
+async fn a_refused_refresh_keeps_a_token_stored_meanwhile() {
+    let (app, provider) = start().await;
+    provider.set_refresh_delay(Duration::from_millis(200));
+    app.state.oauth.store().save(&expiring_token("at_old", "rt_revoked")).await.unwrap();
+
+    let state = app.state.clone();
+    let refresh = tokio::spawn(async move { state.oauth.token(SHOP, "example").await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let replacement = ProviderToken {
+        access_token: "at_new".into(),
+        refresh_token: Some("rt_new".into()),
+        expires: Some(OffsetDateTime::from_unix_timestamp(NOW + 7200).unwrap()),
+        ..expiring_token("", "")
+    };
+    app.state.oauth.store().save(&replacement).await.unwrap();
+
+    let token = refresh.await.unwrap().expect("the token stored meanwhile");
+    assert_eq!(token.access_token, "at_new");
+    assert_eq!(provider.token_requests().len(), 1);
+    assert_eq!(provider.token_requests()[0]["refresh_token"], "rt_revoked");
+    assert_eq!(stored(&app).await, Some(replacement));
+}
+
+/// An `expires_in` past any calendar (u64::MAX, a huge float) is a far-future expiry: the
+/// token is stored and used, and nothing panics, on connection and on refresh.
+#[tokio::test]
+async fn a_huge_expires_in_is_a_far_future_expiry() {
+    for expires_in in [json!(1e20), json!(u64::MAX)] {
+        let (app, provider) = start().await;
+        provider.set_expires_in(expires_in.clone());
+        let callback = authorize_with(&app, &provider, &session_token(app.now())).await;
+        let pending = pending_id(&callback, SHOP);
+        let confirmed = confirm(&app, &session_token(app.now()), &pending).await;
+        assert_eq!(confirmed.status, StatusCode::OK, "{expires_in}: {}", confirmed.body);
+        let token = stored(&app).await.expect("token stored");
+        let far = OffsetDateTime::from_unix_timestamp(NOW + 50 * 365 * 86_400).unwrap();
+        assert!(token.expires.is_some_and(|at| at > far), "{expires_in}: {:?}", token.expires);
+        assert_eq!(app.state.oauth.token(SHOP, "example").await.unwrap(), token);
+
+        // The same answer to a refresh.
+        app.state.oauth.store().save(&expiring_token("at_stored", "prov_rt_1")).await.unwrap();
+        let refreshed = app.state.oauth.token(SHOP, "example").await.unwrap();
+        assert_eq!(refreshed.access_token, "prov_at_2", "{expires_in}");
+        assert!(refreshed.expires.is_some_and(|at| at > far), "{expires_in}: {:?}", refreshed.expires);
+        let status = app.send(fetch("GET", "/api/connections/example", &session_token(app.now()))).await;
+        assert_eq!(status.json()["connected"], true, "{expires_in}");
+        assert_eq!(provider.token_requests().len(), 2);
+    }
 }
 
 #[tokio::test]
@@ -225,8 +449,10 @@ async fn api_calls_stay_below_the_configured_base_url() {
 }
 
 #[tokio::test]
-async fn uninstalling_forgets_the_shops_provider_tokens() {
-    let (app, _provider) = start().await;
+async fn uninstalling_forgets_the_shops_provider_tokens_and_pending_connections() {
+    let (app, provider) = start().await;
+    let callback = authorize_with(&app, &provider, &session_token(app.now())).await;
+    let pending = pending_id(&callback, SHOP);
     let token = ProviderToken {
         shop: SHOP.into(),
         provider: "example".into(),
@@ -239,5 +465,8 @@ async fn uninstalling_forgets_the_shops_provider_tokens() {
     assert_eq!(app.state.oauth.token(SHOP, "example").await.unwrap(), token);
     let response = app.send(webhook("/webhooks/app/uninstalled", "app/uninstalled", "wh-1", "{}")).await;
     assert_eq!(response.status, StatusCode::OK);
+    assert!(stored(&app).await.is_none());
+    assert_eq!(count_rows(&app.state, "provider_pending_connections").await, 0);
+    assert_eq!(confirm(&app, &session_token(app.now()), &pending).await.status, StatusCode::NOT_FOUND);
     assert!(stored(&app).await.is_none());
 }

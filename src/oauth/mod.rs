@@ -1,26 +1,32 @@
 //! A reusable OAuth2 client for third-party providers (an e-mail or analytics service a merchant
 //! connects from inside the app): the authorization-code grant with `state` and PKCE (S256),
-//! tokens stored per shop and provider, refreshed when they expire, and calls to the provider's
-//! API with a valid token.
+//! tokens kept pending until the embedded app confirms them for the same shop and staff member,
+//! then stored per shop and provider, refreshed when they expire (single-flight across
+//! processes), and calls to the provider's API with a valid token.
 //!
 //! The protocol is the `oauth2` crate's; its requests go through the app's shared HTTP client
 //! ([`http::ProviderHttp`]). The routes in [`crate::routes::connect`] drive the browser side.
 
 pub mod http;
+mod response;
 mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicTokenResponse};
+use oauth2::basic::{
+    BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+};
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenResponse, TokenUrl,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardRevocableToken,
+    TokenResponse, TokenUrl,
 };
 use serde_json::Value;
 use sqlx::SqlitePool;
 use time::OffsetDateTime;
 
+pub use response::{MAX_LIFETIME, ProviderTokenResponse};
 pub use store::ProviderTokenStore;
 
 use self::http::ProviderHttp;
@@ -31,6 +37,13 @@ use crate::tokens::{KeyedLocks, StoreError};
 
 /// A token is refreshed once it expires within this margin.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+/// How long a refresh lease protects a refresh in flight (a crashed holder's lease runs out).
+pub const REFRESH_LEASE: Duration = Duration::from_secs(30);
+/// How often a caller waiting for another process's refresh looks again.
+const POLL: Duration = Duration::from_millis(100);
+/// How long a token obtained by a connection's callback waits for the embedded app to confirm
+/// it ([`OAuthProviders::confirm`]).
+pub const PENDING_LIFETIME: Duration = Duration::from_secs(10 * 60);
 
 /// How the app authenticates at the provider's token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -118,6 +131,47 @@ impl std::fmt::Debug for ProviderToken {
     }
 }
 
+/// A connection the provider granted but the app has not linked yet: its token waits in the
+/// store until the embedded app confirms it with a session token of the same shop and staff
+/// member ([`OAuthProviders::confirm`]), or until it expires. Its `Debug` output hides the id.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PendingConnection {
+    /// The random id (256 bits) the embedded app confirms with.
+    pub id: String,
+    /// The shop of the session token that started the connection.
+    pub shop: String,
+    /// The provider's name.
+    pub provider: String,
+    /// The staff member (`sub`) of the session token that started the connection.
+    pub user_id: Option<String>,
+    /// When it can no longer be confirmed.
+    pub expires: OffsetDateTime,
+}
+
+impl std::fmt::Debug for PendingConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingConnection")
+            .field("id", &"[REDACTED]")
+            .field("shop", &self.shop)
+            .field("provider", &self.provider)
+            .field("user_id", &self.user_id)
+            .field("expires", &self.expires)
+            .finish()
+    }
+}
+
+/// What confirming a pending connection did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirmation {
+    /// The token is now the shop's connection.
+    Linked(ProviderToken),
+    /// No such pending connection: unknown, already confirmed, or expired.
+    NotFound,
+    /// It was started from another shop or by another staff member: nothing was linked (and
+    /// the pending connection is used up).
+    WrongOwner,
+}
+
 /// Where to send the browser, and what to keep in its session until the callback. Its `Debug`
 /// output hides the state and the PKCE verifier.
 #[derive(Clone)]
@@ -172,7 +226,18 @@ pub enum OAuthError {
     Store(#[from] StoreError),
 }
 
-type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+type Client = oauth2::Client<
+    BasicErrorResponse,
+    ProviderTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
 
 struct Provider {
     config: ProviderConfig,
@@ -186,6 +251,8 @@ pub struct OAuthProviders {
     clock: Arc<dyn Clock>,
     store: ProviderTokenStore,
     locks: KeyedLocks<(String, String)>,
+    /// This process's name on refresh leases.
+    holder: String,
 }
 
 impl std::fmt::Debug for OAuthProviders {
@@ -211,6 +278,7 @@ impl OAuthProviders {
             clock,
             store: ProviderTokenStore::new(pool),
             locks: KeyedLocks::new(),
+            holder: format!("{}-{}", std::process::id(), crate::sessions::random_token()),
         })
     }
 
@@ -245,15 +313,19 @@ impl OAuthProviders {
         Ok(Authorization { url: url.into(), state: state.into_secret(), pkce_verifier: verifier.into_secret() })
     }
 
-    /// Finishes a connection: exchanges the callback's `code` with the session's PKCE verifier
-    /// and stores the token for `shop`, replacing any previous one.
-    pub async fn connect(
+    /// Finishes the provider side of a connection: exchanges the callback's `code` with the
+    /// session's PKCE verifier and keeps the token as a [`PendingConnection`] of `shop` and
+    /// `user_id` (from the session token that started the connection) for
+    /// [`PENDING_LIFETIME`]. Nothing is linked until [`OAuthProviders::confirm`]: a callback
+    /// alone never connects a shop.
+    pub async fn connect_pending(
         &self,
         shop: &str,
+        user_id: Option<&str>,
         provider: &str,
         code: &str,
         pkce_verifier: &str,
-    ) -> Result<ProviderToken, OAuthError> {
+    ) -> Result<PendingConnection, OAuthError> {
         let provider = self.provider(provider)?;
         let response = provider
             .client
@@ -263,13 +335,51 @@ impl OAuthProviders {
             .await
             .map_err(token_error)?;
         let token = self.token_from(shop, &provider.config.name, &response, None);
-        self.store.save(&token).await?;
-        Ok(token)
+        let now = self.clock.now();
+        let pending = PendingConnection {
+            id: crate::sessions::random_token(),
+            shop: shop.to_owned(),
+            provider: provider.config.name.clone(),
+            user_id: user_id.map(str::to_owned),
+            expires: after(now, PENDING_LIFETIME).unwrap_or(now),
+        };
+        self.store.save_pending(&pending, &token, now).await?;
+        Ok(pending)
     }
 
-    /// A valid token of `shop` for `provider`: the stored one, refreshed (once, across
-    /// concurrent callers) when it expires within [`REFRESH_MARGIN`]. A refresh token the
-    /// provider refuses is forgotten with the token ([`OAuthError::Reconnect`]).
+    /// Links the pending connection `id` of `provider` for the embedded app, when it exists,
+    /// has not expired, and was started from `shop` by `user_id` (the verified session token
+    /// of the confirming request): its token becomes the shop's connection, replacing any
+    /// previous one. Any attempt uses the pending connection up.
+    pub async fn confirm(
+        &self,
+        provider: &str,
+        id: &str,
+        shop: &str,
+        user_id: Option<&str>,
+    ) -> Result<Confirmation, OAuthError> {
+        let name = self.provider(provider)?.config.name.as_str();
+        let Some((pending, token)) = self.store.take_pending(name, id, self.clock.now()).await? else {
+            return Ok(Confirmation::NotFound);
+        };
+        if pending.shop != shop || pending.user_id.as_deref() != user_id {
+            tracing::warn!(
+                pending_shop = %pending.shop,
+                shop,
+                provider = name,
+                "a connection started elsewhere was confirmed from another shop or staff member; not linked"
+            );
+            return Ok(Confirmation::WrongOwner);
+        }
+        self.store.save(&token).await?;
+        Ok(Confirmation::Linked(token))
+    }
+
+    /// A valid token of `shop` for `provider`: the stored one, refreshed when it expires within
+    /// [`REFRESH_MARGIN`]. The refresh is single-flight: within the process a lock per shop and
+    /// provider, across processes a lease row (callers wait for its holder's result). A refresh
+    /// token the provider refuses is forgotten with the token ([`OAuthError::Reconnect`]), but
+    /// only while the stored token still holds that refresh token.
     pub async fn token(&self, shop: &str, provider: &str) -> Result<ProviderToken, OAuthError> {
         let provider = self.provider(provider)?;
         let name = provider.config.name.as_str();
@@ -279,10 +389,39 @@ impl OAuthProviders {
         }
         let lock = self.locks.get((shop.to_owned(), name.to_owned()));
         let _in_process = lock.lock().await;
-        // Look again: whoever held the lock may have refreshed it.
+        // One more round than the lease lasts: a dead holder's lease is then taken over.
+        for _ in 0..=(REFRESH_LEASE.as_millis() / POLL.as_millis()) + 1 {
+            // Look again: whoever held the lock or the lease may have refreshed it.
+            let stored = self.stored(shop, name).await?;
+            if !self.expiring(&stored) {
+                return Ok(stored);
+            }
+            let now = self.clock.now();
+            let until = after(now, REFRESH_LEASE).unwrap_or(now);
+            if !self.store.try_lease(shop, name, &self.holder, now, until).await? {
+                self.clock.sleep(POLL).await;
+                continue;
+            }
+            let outcome = self.refresh(provider, shop).await;
+            if let Err(error) = self.store.release_lease(shop, name, &self.holder).await {
+                // It runs out by itself.
+                tracing::warn!(shop, provider = name, %error, "could not release a provider refresh lease");
+            }
+            if let Some(token) = outcome? {
+                return Ok(token);
+            }
+        }
+        Err(OAuthError::Upstream(format!("another process is still refreshing the {name} token")))
+    }
+
+    /// Refreshes `shop`'s token under the lease. `None` when the stored token was replaced
+    /// meanwhile (a refresh that lost its lease, a new connection): look again.
+    async fn refresh(&self, provider: &Provider, shop: &str) -> Result<Option<ProviderToken>, OAuthError> {
+        let name = provider.config.name.as_str();
+        // Another process may have finished between our read and our lease.
         let stored = self.stored(shop, name).await?;
         if !self.expiring(&stored) {
-            return Ok(stored);
+            return Ok(Some(stored));
         }
         let Some(refresh_token) = stored.refresh_token.clone().filter(|token| !token.is_empty()) else {
             return Err(OAuthError::Reconnect(name.to_owned()));
@@ -291,18 +430,21 @@ impl OAuthProviders {
         let response = match provider.client.exchange_refresh_token(&refresh).request_async(&self.http).await {
             Ok(response) => response,
             Err(RequestTokenError::ServerResponse(error)) if *error.error() == BasicErrorResponseType::InvalidGrant => {
-                tracing::warn!(shop, provider = name, "the provider refused the refresh token; forgetting the token");
-                self.store.delete(shop, name).await?;
-                return Err(OAuthError::Reconnect(name.to_owned()));
+                if self.store.delete_refused(shop, name, &refresh_token).await? {
+                    tracing::warn!(shop, provider = name, "the provider refused the refresh token; token forgotten");
+                    return Err(OAuthError::Reconnect(name.to_owned()));
+                }
+                // The refusal is about a token someone has replaced since: keep theirs.
+                return Ok(None);
             }
             Err(error) => return Err(token_error(error)),
         };
         let fresh = self.token_from(shop, name, &response, Some(&refresh_token));
         if self.store.save_refreshed(&refresh_token, &fresh).await? {
-            return Ok(fresh);
+            return Ok(Some(fresh));
         }
-        // Another process swapped first; theirs is as good as ours.
-        self.stored(shop, name).await
+        // Someone replaced the token first; theirs is as good as ours.
+        Ok(None)
     }
 
     /// Calls the provider's API at `path` (below its API base URL) with a valid token of
@@ -358,7 +500,8 @@ impl OAuthProviders {
     }
 
     fn expiring(&self, token: &ProviderToken) -> bool {
-        token.expires.is_some_and(|at| at <= self.clock.now() + REFRESH_MARGIN)
+        let now = self.clock.now();
+        token.expires.is_some_and(|at| at <= after(now, REFRESH_MARGIN).unwrap_or(now))
     }
 
     /// The token from a token response; a refresh answer without a new refresh token keeps
@@ -367,7 +510,7 @@ impl OAuthProviders {
         &self,
         shop: &str,
         provider: &str,
-        response: &BasicTokenResponse,
+        response: &ProviderTokenResponse,
         previous_refresh_token: Option<&str>,
     ) -> ProviderToken {
         let scope = response
@@ -383,7 +526,9 @@ impl OAuthProviders {
                 .map(|token| token.secret().clone())
                 .or_else(|| previous_refresh_token.map(str::to_owned)),
             scope,
-            expires: response.expires_in().map(|lifetime| self.clock.now() + lifetime),
+            // Clamped to MAX_LIFETIME, and added without overflow: past the calendar's end is
+            // "never expires".
+            expires: response.expires_in().and_then(|lifetime| after(self.clock.now(), lifetime)),
         }
     }
 }
@@ -394,7 +539,7 @@ impl Provider {
             let provider = config.name.clone();
             move |error: oauth2::url::ParseError| OAuthError::Config { provider, what, error: error.to_string() }
         };
-        let mut client = BasicClient::new(ClientId::new(config.client_id.clone()))
+        let mut client: Client = oauth2::Client::new(ClientId::new(config.client_id.clone()))
             .set_auth_uri(AuthUrl::new(config.authorization_url.clone()).map_err(invalid("authorization URL"))?)
             .set_token_uri(TokenUrl::new(config.token_url.clone()).map_err(invalid("token URL"))?)
             .set_redirect_uri(
@@ -409,6 +554,11 @@ impl Provider {
         }
         Ok(Self { config, client })
     }
+}
+
+/// `now + by`, or `None` past the calendar's end (no overflow, no panic).
+fn after(now: OffsetDateTime, by: Duration) -> Option<OffsetDateTime> {
+    time::Duration::try_from(by).ok().and_then(|by| now.checked_add(by))
 }
 
 /// An `oauth2` request error, without the response body (it may hold tokens).

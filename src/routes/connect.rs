@@ -2,14 +2,24 @@
 //!
 //! The embedded page opens `/connect/{provider}?id_token=<session token>` at the top level
 //! (the provider's consent screen cannot be framed). That start route verifies the session
-//! token, keeps `state` and the PKCE verifier in the server-side session and sends the browser
-//! to the provider. The provider redirects back to the provider's redirect path, which uses the
-//! state up, exchanges the code, stores the token for the shop and returns into the app in the
-//! admin. `GET /api/connections/{provider}` tells the embedded page whether the shop is
-//! connected (cookie-free, with a session token).
+//! token, keeps its shop and staff member (`sub`), `state` and the PKCE verifier in the
+//! server-side session and sends the browser to the provider. The provider redirects back to
+//! the provider's redirect path, which uses the state up, exchanges the code and keeps the
+//! token as a *pending* connection (for [`crate::oauth::PENDING_LIFETIME`]), then returns into
+//! the app in that shop's admin with `?connect={provider}&pending={id}`. Nothing is linked
+//! yet: the embedded page confirms with `POST /api/connections/{provider}/confirm` (a
+//! session-token fetch, cookie-free), which links the token only if the session token's shop
+//! and staff member are the ones that started the connection.
+//!
+//! The confirmation stops account-linking CSRF: a link to `/connect/{provider}` carrying an
+//! attacker's session token, opened by a victim logged in at the provider, ends in the
+//! attacker's shop admin, which the victim cannot open, so the victim's provider account is
+//! never linked to the attacker's shop. `GET /api/connections/{provider}` tells the embedded
+//! page whether the shop is connected.
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -17,7 +27,7 @@ use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 
 use crate::error::AppError;
-use crate::oauth::OAuthError;
+use crate::oauth::{Confirmation, OAuthError};
 use crate::sessions;
 use crate::shopify::model::Res;
 use crate::shopify::model::iso_seconds;
@@ -28,9 +38,12 @@ use crate::web::extract::{AppHome, PATCH_ID_TOKEN_PATH};
 
 /// What the session keeps between the start and the callback of a connection.
 #[derive(Serialize, Deserialize)]
-struct PendingConnection {
+struct ConnectionInProgress {
     /// The shop's name (`s1`), from the verified session token.
     shop: String,
+    /// The staff member (`sub`) of the verified session token.
+    #[serde(default)]
+    user_id: Option<String>,
     /// The `state` sent to the provider.
     state: String,
     /// The PKCE verifier of the challenge sent to the provider.
@@ -51,22 +64,30 @@ pub async fn start(state: AppState, session: Session, parts: Parts, provider: St
         return Ok(Res::new(401, "Unauthorized: open this page from the app in the Shopify admin"));
     };
     let authorization = state.oauth.authorize(&provider)?;
-    let pending = PendingConnection { shop, state: authorization.state, pkce_verifier: authorization.pkce_verifier };
+    let pending = ConnectionInProgress {
+        shop,
+        user_id: verified.user_id,
+        state: authorization.state,
+        pkce_verifier: authorization.pkce_verifier,
+    };
     session.insert(&session_key(&provider), &pending).await?;
     tracing::info!(shop = %pending.shop, %provider, "connection started");
     Ok(Res::new(302, "").with_header("Location", authorization.url))
 }
 
 /// The provider's redirect back: uses up the session's state first, then checks the returned
-/// `state` (constant time), exchanges the `code` with the PKCE verifier and stores the token.
-/// `403` for a missing or wrong state, `400` for a refusal, `502` when the provider fails.
+/// `state` (constant time), exchanges the `code` with the PKCE verifier and keeps the token as
+/// a pending connection of the shop and staff member that started it, then redirects into the
+/// app in that shop's admin with `?connect={provider}&pending={id}` for the embedded page to
+/// [`confirm`]. Links nothing. `403` for a missing or wrong state, `400` for a refusal, `502`
+/// when the provider fails.
 pub async fn callback(
     state: AppState,
     session: Session,
     query: Option<String>,
     provider: String,
 ) -> Result<Res, AppError> {
-    let Some(pending) = sessions::take::<PendingConnection>(&session, &session_key(&provider)).await? else {
+    let Some(pending) = sessions::take::<ConnectionInProgress>(&session, &session_key(&provider)).await? else {
         return Ok(Res::new(403, "Forbidden: no connection is in progress in this browser; start again"));
     };
     let params = parse_query(query.as_deref().unwrap_or_default(), true);
@@ -83,19 +104,76 @@ pub async fn callback(
     let Some(code) = first_value(&params, "code").filter(|code| !code.is_empty()) else {
         return Ok(Res::new(400, "Bad Request: the callback has no authorization code"));
     };
-    match state.oauth.connect(&pending.shop, &provider, code, &pending.pkce_verifier).await {
-        Ok(_) => {}
-        Err(OAuthError::Rejected(error)) => {
-            tracing::warn!(shop = %pending.shop, %provider, %error, "the provider refused the authorization code");
-            return Ok(Res::new(400, "Bad Request: the provider refused the authorization code; connect again"));
-        }
-        Err(error) => return Err(error.into()),
-    }
-    tracing::info!(shop = %pending.shop, %provider, "connected");
-    let Some(location) = state.shopify.admin_app_url(&pending.shop) else {
+    let Some(app_in_admin) = state.shopify.admin_app_url(&pending.shop) else {
         return Ok(Res::new(400, "Bad Request: the shop is not valid"));
     };
-    Ok(Res::new(302, "").with_header("Location", location))
+    let user_id = pending.user_id.as_deref();
+    let connection =
+        match state.oauth.connect_pending(&pending.shop, user_id, &provider, code, &pending.pkce_verifier).await {
+            Ok(connection) => connection,
+            Err(OAuthError::Rejected(error)) => {
+                tracing::warn!(shop = %pending.shop, %provider, %error, "the provider refused the authorization code");
+                return Ok(Res::new(400, "Bad Request: the provider refused the authorization code; connect again"));
+            }
+            Err(error) => return Err(error.into()),
+        };
+    tracing::info!(shop = %pending.shop, %provider, "connection granted; waiting for the embedded app to confirm it");
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("connect", &provider)
+        .append_pair("pending", &connection.id)
+        .finish();
+    Ok(Res::new(302, "").with_header("Location", format!("{app_in_admin}?{query}")))
+}
+
+/// The body of `POST /api/connections/{provider}/confirm`.
+#[derive(Debug, Deserialize)]
+pub struct ConfirmRequest {
+    /// The `pending` query parameter the callback's redirect gave the embedded page.
+    pub pending: String,
+}
+
+/// `POST /api/connections/{provider}/confirm` (App Home fetch, session token; JSON body
+/// `{"pending": "<id>"}`): links the pending connection `id` when the session token's shop and
+/// staff member are the ones that started it. `200` with the connection's status; `403` (nothing
+/// linked) when another shop or staff member started it; `404` when there is no such pending
+/// connection (unknown, already confirmed, or older than [`crate::oauth::PENDING_LIFETIME`]).
+pub async fn confirm(
+    State(state): State<AppState>,
+    session: AppHome,
+    Path(provider): Path<String>,
+    Json(request): Json<ConfirmRequest>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let user_id = session.user_id.as_deref();
+    match state.oauth.confirm(&provider, &request.pending, &session.shop, user_id).await? {
+        Confirmation::Linked(token) => {
+            tracing::info!(shop = %session.shop, %provider, "connected");
+            Ok((
+                StatusCode::OK,
+                Json(json!({
+                    "provider": provider,
+                    "connected": true,
+                    "scope": token.scope,
+                    "expires": token.expires.map(iso_seconds::format),
+                })),
+            ))
+        }
+        Confirmation::WrongOwner => Ok((
+            StatusCode::FORBIDDEN,
+            Json(json!({
+                "provider": provider,
+                "connected": false,
+                "error": "this connection was started from another shop or by another staff member; connect again",
+            })),
+        )),
+        Confirmation::NotFound => Ok((
+            StatusCode::NOT_FOUND,
+            Json(json!({
+                "provider": provider,
+                "connected": false,
+                "error": "no such connection is waiting (it expired or was already confirmed); connect again",
+            })),
+        )),
+    }
 }
 
 /// `GET /api/connections/{provider}` (App Home fetch, session token): whether the shop has

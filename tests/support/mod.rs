@@ -316,8 +316,13 @@ impl TestApp {
 
     /// A second app process (own pool, own in-process locks) on the same database and fake.
     pub async fn second_process(&self) -> AppState {
+        self.second_process_with(&[]).await
+    }
+
+    /// A second app process with `extra` settings (the same ones as this app's, say).
+    pub async fn second_process_with(&self, extra: &[(&str, &str)]) -> AppState {
         let pool = db::connect(&self.database_url).await.unwrap();
-        AppState::new(test_config(&self.shopify, &self.database_url, &[]), pool, self.clock.clone()).unwrap()
+        AppState::new(test_config(&self.shopify, &self.database_url, extra), pool, self.clock.clone()).unwrap()
     }
 
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
@@ -400,6 +405,17 @@ pub fn fetch(method: &str, uri: &str, id_token: &str) -> Request<Body> {
         .uri(uri)
         .header("authorization", format!("Bearer {id_token}"))
         .body(Body::empty())
+        .unwrap()
+}
+
+/// A fetch from the embedded page with a JSON body.
+pub fn fetch_json(method: &str, uri: &str, id_token: &str, body: &Value) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {id_token}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
         .unwrap()
 }
 
@@ -499,6 +515,11 @@ struct ProviderState {
     access_tokens: Mutex<Vec<String>>,
     refresh_tokens: Mutex<Vec<String>>,
     issued: Mutex<u32>,
+    /// Real delay before answering a refresh (after using its refresh token up), to widen the
+    /// window for racing requests.
+    refresh_delay: Mutex<Duration>,
+    /// The `expires_in` of the tokens issued (`3600` unless set).
+    expires_in: Mutex<Option<Value>>,
 }
 
 /// A fake third-party OAuth2 provider on 127.0.0.1: a token endpoint that checks the client's
@@ -561,6 +582,17 @@ impl FakeProvider {
     pub fn expire_access_tokens(&self) {
         self.state.access_tokens.lock().unwrap().clear();
     }
+
+    /// Delays every answer to a refresh by `delay` (real time), after its refresh token is
+    /// used up.
+    pub fn set_refresh_delay(&self, delay: Duration) {
+        *self.state.refresh_delay.lock().unwrap() = delay;
+    }
+
+    /// The `expires_in` sent with the tokens issued from now on.
+    pub fn set_expires_in(&self, expires_in: Value) {
+        *self.state.expires_in.lock().unwrap() = Some(expires_in);
+    }
 }
 
 fn provider_json(status: StatusCode, body: Value) -> Response<Body> {
@@ -601,6 +633,10 @@ async fn provider_token(State(state): State<Arc<ProviderState>>, headers: Header
         }
         _ => false,
     };
+    if field("grant_type") == "refresh_token" {
+        let delay = *state.refresh_delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
+    }
     if !granted {
         return provider_json(StatusCode::BAD_REQUEST, json!({"error": "invalid_grant"}));
     }
@@ -612,9 +648,10 @@ async fn provider_token(State(state): State<Arc<ProviderState>>, headers: Header
     let (access, refresh) = (format!("prov_at_{serial}"), format!("prov_rt_{serial}"));
     *state.access_tokens.lock().unwrap() = vec![access.clone()];
     state.refresh_tokens.lock().unwrap().push(refresh.clone());
+    let expires_in = state.expires_in.lock().unwrap().clone().unwrap_or(json!(3600));
     provider_json(
         StatusCode::OK,
-        json!({"access_token": access, "token_type": "Bearer", "expires_in": 3600, "refresh_token": refresh, "scope": "read write"}),
+        json!({"access_token": access, "token_type": "Bearer", "expires_in": expires_in, "refresh_token": refresh, "scope": "read write"}),
     )
 }
 
