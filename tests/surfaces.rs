@@ -389,3 +389,15 @@ async fn a_delivery_in_progress_is_retried_later_and_a_stale_claim_is_taken_over
     let response = app.send(webhook("/webhooks/app/uninstalled", "app/uninstalled", "w-1", body)).await;
     assert_eq!(response.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_clis_test_delivery_with_a_sample_payload_is_accepted() {
+    // On the first `shopify app dev`, the CLI posts a signed app/uninstalled delivery whose body
+    // is Shopify's sample payload (for a sample shop) with the dev store in the shop header.
+    let app = TestApp::start().await;
+    store_token(&app).await;
+    let sample = r#"{"id":548380009,"name":"Super Toys","myshopify_domain":"shop.myshopify.com","domain":null}"#;
+    let response = app.send(webhook("/webhooks/app/uninstalled", "app/uninstalled", "cli-1", sample)).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert!(stored(&app).await.is_none(), "the dev store starts over, as the CLI intends");
+}
