@@ -180,7 +180,7 @@ async fn refresh_is_single_flight_across_two_processes_sharing_the_database() {
 async fn a_token_with_a_dead_refresh_token_is_exchanged_again() {
     let app = TestApp::start().await;
     store_token(&app, NOW - 100, NOW - 1).await;
-    let response = app.send(get(&format!("/?{}", document_query(&session_token(app.now()))))).await;
+    let response = app.load_home().await;
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!((app.shopify.refreshes(), app.shopify.exchanges()), (0, 1));
     assert_eq!(stored(&app).await.unwrap().token, "shpat_fake_1");
@@ -191,7 +191,7 @@ async fn a_refused_refresh_grant_falls_back_to_token_exchange() {
     let app = TestApp::start().await;
     store_token(&app, NOW + 10, NOW + 86_400).await;
     app.shopify.script(Endpoint::Token, [Scripted::json(400, json!({"error": "invalid_grant"}))]);
-    let response = app.send(get(&format!("/?{}", document_query(&session_token(app.now()))))).await;
+    let response = app.load_home().await;
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!((app.shopify.refreshes(), app.shopify.exchanges()), (1, 1));
     assert_eq!(stored(&app).await.unwrap().token, "shpat_fake_1");
@@ -217,7 +217,7 @@ async fn a_session_token_shopify_refuses_sends_the_document_to_the_patch_page_an
 async fn a_broken_token_endpoint_is_a_clear_error_not_a_crash() {
     let app = TestApp::start().await;
     app.shopify.script(Endpoint::Token, [Scripted { status: 200, headers: vec![], body: "<html>".into() }]);
-    let response = app.send(get(&format!("/?{}", document_query(&session_token(app.now()))))).await;
+    let response = app.load_home().await;
     assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(response.body, "");
     assert!(stored(&app).await.is_none());
@@ -392,13 +392,13 @@ async fn an_expiring_token_without_a_refresh_token_is_used_then_exchanged() {
         user: None,
     };
     app.state.tokens.repository().save(&token).await.unwrap();
-    let response = app.send(get(&format!("/?{}", document_query(&session_token(app.now()))))).await;
+    let response = app.load_home().await;
     assert_eq!(response.status, StatusCode::OK);
     assert!(app.shopify.requests().is_empty(), "still valid for 30 s: used as it is");
 
     token.expires = Some(at(NOW - 1));
     app.state.tokens.repository().save(&token).await.unwrap();
-    let response = app.send(get(&format!("/?{}", document_query(&session_token(app.now()))))).await;
+    let response = app.load_home().await;
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!((app.shopify.refreshes(), app.shopify.exchanges()), (0, 1));
 }

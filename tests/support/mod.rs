@@ -329,6 +329,11 @@ impl TestApp {
         send(&self.state, request).await
     }
 
+    /// An App Home document load with a fresh, valid session token.
+    pub async fn load_home(&self) -> TestResponse {
+        self.send(get(&format!("/?{}", document_query(&session_token(self.now()))))).await
+    }
+
     pub fn now(&self) -> i64 {
         self.clock.now().unix_timestamp()
     }
