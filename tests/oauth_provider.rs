@@ -185,6 +185,45 @@ async fn concurrent_callers_refresh_once() {
 }
 
 #[tokio::test]
+async fn a_refresh_finishes_and_is_saved_even_if_its_caller_goes_away() {
+    let (app, provider) = start().await;
+    provider.accept_refresh_token("rt_stored");
+    provider.set_refresh_delay(Duration::from_millis(50));
+    let expired = ProviderToken {
+        shop: SHOP.into(),
+        provider: "example".into(),
+        access_token: "at_stored".into(),
+        refresh_token: Some("rt_stored".into()),
+        scope: "read".into(),
+        expires: Some(OffsetDateTime::from_unix_timestamp(NOW - 1).unwrap()),
+    };
+    app.state.oauth.store().save(&expired).await.unwrap();
+    let state = app.state.clone();
+    let call = tokio::spawn(async move { state.oauth.token(SHOP, "example").await });
+    // The provider has used the refresh token up when its request arrives; then the caller goes.
+    while provider.token_requests().is_empty() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    call.abort();
+    assert!(call.await.unwrap_err().is_cancelled());
+
+    let mut saved = None;
+    for _ in 0..2000 {
+        let leases: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM provider_refresh_leases")
+            .fetch_one(&app.state.pool)
+            .await
+            .unwrap();
+        saved = stored(&app).await.filter(|token| token.access_token == "prov_at_1");
+        if saved.is_some() && leases == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let saved = saved.expect("the rotated token was saved");
+    assert_ne!(saved.refresh_token.as_deref(), Some("rt_stored"), "the new refresh token is kept");
+}
+
+#[tokio::test]
 async fn the_callback_refuses_a_missing_wrong_or_replayed_state() {
     let (app, provider) = start().await;
     let (cookie, params) = begin(&app).await;

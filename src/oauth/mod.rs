@@ -380,44 +380,54 @@ impl OAuthProviders {
     /// provider, across processes a lease row (callers wait for its holder's result). A refresh
     /// token the provider refuses is forgotten with the token ([`OAuthError::Reconnect`]), but
     /// only while the stored token still holds that refresh token.
-    pub async fn token(&self, shop: &str, provider: &str) -> Result<ProviderToken, OAuthError> {
-        let provider = self.provider(provider)?;
-        let name = provider.config.name.as_str();
-        let stored = self.stored(shop, name).await?;
+    ///
+    /// The refresh runs to its end in a task of its own, even if the caller goes away, so a
+    /// rotated refresh token is never lost and the lease is always given back.
+    pub async fn token(self: &Arc<Self>, shop: &str, provider: &str) -> Result<ProviderToken, OAuthError> {
+        let name = self.provider(provider)?.config.name.clone();
+        let stored = self.stored(shop, &name).await?;
         if !self.expiring(&stored) {
             return Ok(stored);
         }
-        let lock = self.locks.get((shop.to_owned(), name.to_owned()));
-        let _in_process = lock.lock().await;
+        let mut in_process = Some(self.locks.get((shop.to_owned(), name.clone())).lock_owned().await);
         // One more round than the lease lasts: a dead holder's lease is then taken over.
         for _ in 0..=(REFRESH_LEASE.as_millis() / POLL.as_millis()) + 1 {
             // Look again: whoever held the lock or the lease may have refreshed it.
-            let stored = self.stored(shop, name).await?;
+            let stored = self.stored(shop, &name).await?;
             if !self.expiring(&stored) {
                 return Ok(stored);
             }
             let now = self.clock.now();
             let until = after(now, REFRESH_LEASE).unwrap_or(now);
-            if !self.store.try_lease(shop, name, &self.holder, now, until).await? {
+            if !self.store.try_lease(shop, &name, &self.holder, now, until).await? {
                 self.clock.sleep(POLL).await;
                 continue;
             }
-            let outcome = self.refresh(provider, shop).await;
-            if let Err(error) = self.store.release_lease(shop, name, &self.holder).await {
-                // It runs out by itself.
-                tracing::warn!(shop, provider = name, %error, "could not release a provider refresh lease");
-            }
+            let (this, shop_owned, name_owned, lock) =
+                (Arc::clone(self), shop.to_owned(), name.clone(), in_process.take());
+            let task = tokio::spawn(async move {
+                let _in_process = lock;
+                let outcome = this.refresh(&name_owned, &shop_owned).await;
+                if let Err(error) = this.store.release_lease(&shop_owned, &name_owned, &this.holder).await {
+                    // It runs out by itself.
+                    tracing::warn!(shop = %shop_owned, provider = %name_owned, %error, "could not release a provider refresh lease");
+                }
+                outcome
+            });
+            let outcome = task.await.map_err(|_| OAuthError::Upstream(format!("the {name} refresh task failed")))?;
             if let Some(token) = outcome? {
                 return Ok(token);
             }
+            // The token was replaced meanwhile: take the lock again and look.
+            in_process = Some(self.locks.get((shop.to_owned(), name.clone())).lock_owned().await);
         }
         Err(OAuthError::Upstream(format!("another process is still refreshing the {name} token")))
     }
 
     /// Refreshes `shop`'s token under the lease. `None` when the stored token was replaced
     /// meanwhile (a refresh that lost its lease, a new connection): look again.
-    async fn refresh(&self, provider: &Provider, shop: &str) -> Result<Option<ProviderToken>, OAuthError> {
-        let name = provider.config.name.as_str();
+    async fn refresh(&self, name: &str, shop: &str) -> Result<Option<ProviderToken>, OAuthError> {
+        let provider = self.provider(name)?;
         // Another process may have finished between our read and our lease.
         let stored = self.stored(shop, name).await?;
         if !self.expiring(&stored) {
@@ -452,7 +462,7 @@ impl OAuthProviders {
     /// `Authorization` among them is ignored). `body`, when given, is sent as JSON. Answers the
     /// provider's response, whatever its status.
     pub async fn request(
-        &self,
+        self: &Arc<Self>,
         shop: &str,
         provider: &str,
         method: &'static str,
