@@ -87,6 +87,10 @@ const DELIBERATE_DIFFERENCES: &[(&str, &str)] = &[
         "empty dest is not a shop: 400 invalid_shop (reference: CSP `frame-ancestors https:// ...`)",
     ),
     ("212-home-fetch-dest-without-scheme", "App Home shop is the lowercase shop name"),
+    (
+        "210-home-doc-dest-mixed-case-lowered",
+        "an App Home dest must be exactly the shop's origin, no port: 400 invalid_shop (one strict dest rule)",
+    ),
     ("229-patch-page-csp-injection-via-shop", "shop validated before the CSP header: 400 invalid_shop"),
     ("230-patch-page-crlf-in-shop", "shop validated before the CSP header: 400 invalid_shop"),
     ("254-parent-redirect-shop-unvalidated", "shop validated before the CSP header: 400 invalid_shop"),

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::AppConfig;
 use super::model::python_int;
+use super::shop::Dest;
 
 /// Clock skew tolerated on `iat`, `nbf` and `exp`, in seconds.
 pub const LEEWAY_SECONDS: i128 = 10;
@@ -56,6 +57,59 @@ pub fn decode(token: &str, config: &AppConfig, now: i64) -> Result<Map<String, V
     Ok(claims)
 }
 
+/// Who a surface's session tokens are issued to, and so which claims they must carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// A staff member in the Shopify admin or POS (App Home, admin and POS extensions): the
+    /// token can be exchanged for the shop's access tokens, so it must be admin-issued:
+    /// `iss` = `https://{shop}.myshopify.com/admin`, `dest` = `https://{shop}.myshopify.com`,
+    /// and an `exp`.
+    Staff,
+    /// A buyer in checkout or a customer account: `dest` names the shop (bare or as its
+    /// origin), nothing else is required. Such a token never reaches the Admin API.
+    Buyer,
+}
+
+/// Why a correctly signed token is refused on a surface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimError {
+    /// The token was not issued for this surface (a buyer's token on an admin surface, an
+    /// `iss` naming another shop, no `exp`): `invalid_id_token`.
+    WrongSurface,
+    /// `dest` does not name a shop in the form the surface requires: `invalid_shop`.
+    InvalidShop,
+}
+
+impl ClaimError {
+    /// The reference's log code for this failure.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::WrongSurface => "invalid_id_token",
+            Self::InvalidShop => "invalid_shop",
+        }
+    }
+}
+
+/// Checks the claims `audience` requires of a verified token and returns the shop it names.
+pub fn check_audience(claims: &Map<String, Value>, audience: Audience) -> Result<Dest, ClaimError> {
+    let dest = claims.get("dest").and_then(Value::as_str);
+    match audience {
+        Audience::Buyer => dest.and_then(Dest::parse).ok_or(ClaimError::InvalidShop),
+        Audience::Staff => {
+            let iss = claims.get("iss").and_then(Value::as_str).ok_or(ClaimError::WrongSurface)?;
+            if !claims.contains_key("exp") {
+                return Err(ClaimError::WrongSurface);
+            }
+            let dest = dest.and_then(Dest::parse).filter(|dest| dest.is_origin).ok_or(ClaimError::InvalidShop)?;
+            let issuer = format!("https://{}/admin", dest.domain);
+            if !iss.eq_ignore_ascii_case(&issuer) {
+                return Err(ClaimError::WrongSurface);
+            }
+            Ok(dest)
+        }
+    }
+}
+
 fn check_claims(claims: &Map<String, Value>, now: i128) -> Result<(), TokenError> {
     let time_claim = |name: &str| -> Result<Option<i128>, TokenError> {
         claims.get(name).map(|value| python_int(value).ok_or(TokenError::Invalid)).transpose()
@@ -94,6 +148,29 @@ mod tests {
         header.crit = Some(vec!["exp".to_owned()]);
         let critical = jsonwebtoken::encode(&header, &claims, &key).unwrap_or_default();
         assert_eq!(decode(&critical, &config, 1_000), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn staff_tokens_must_be_admin_issued_for_their_shop() {
+        let claims = |value: Value| value.as_object().cloned().unwrap_or_default();
+        let admin = claims(json!({
+            "iss": "https://s1.myshopify.com/admin", "dest": "https://s1.myshopify.com", "exp": 1
+        }));
+        assert_eq!(check_audience(&admin, Audience::Staff).map(|dest| dest.shop()), Ok("s1".to_owned()));
+        assert!(check_audience(&admin, Audience::Buyer).is_ok());
+        let buyer = claims(json!({"dest": "s1.myshopify.com", "exp": 1}));
+        assert_eq!(check_audience(&buyer, Audience::Staff), Err(ClaimError::WrongSurface));
+        assert_eq!(check_audience(&buyer, Audience::Buyer).map(|dest| dest.domain), Ok("s1.myshopify.com".to_owned()));
+        for (bad, error) in [
+            (json!({"iss": "https://s2.myshopify.com/admin", "dest": "https://s1.myshopify.com", "exp": 1}), ClaimError::WrongSurface),
+            (json!({"iss": "https://s1.myshopify.com", "dest": "https://s1.myshopify.com", "exp": 1}), ClaimError::WrongSurface),
+            (json!({"iss": "https://s1.myshopify.com/admin", "dest": "https://s1.myshopify.com"}), ClaimError::WrongSurface),
+            (json!({"iss": "https://s1.myshopify.com/admin", "dest": "s1.myshopify.com", "exp": 1}), ClaimError::InvalidShop),
+            (json!({"iss": "https://s1.myshopify.com:443/admin", "dest": "https://s1.myshopify.com:443", "exp": 1}), ClaimError::InvalidShop),
+            (json!({"iss": "https://s1.myshopify.com/admin", "exp": 1}), ClaimError::InvalidShop),
+        ] {
+            assert_eq!(check_audience(&claims(bad.clone()), Audience::Staff), Err(error), "{bad}");
+        }
     }
 
     #[test]

@@ -27,18 +27,36 @@ pub fn name_of(domain: &str) -> String {
     domain.strip_suffix(SHOP_SUFFIX).unwrap_or(domain).to_owned()
 }
 
-/// The validated shop domain named by a session token's `dest` claim
-/// (`https://s1.myshopify.com`, or the bare domain): only a `myshopify.com` host over https counts.
-pub fn shop_domain_from_dest(dest: &str) -> Option<String> {
-    let parts = super::urls::UrlParts::parse(dest);
-    let host = if parts.netloc.is_empty() && parts.scheme.is_empty() {
-        dest.to_ascii_lowercase()
-    } else if parts.scheme == "https" {
-        parts.hostname()?
-    } else {
-        return None;
-    };
-    if host.ends_with(SHOP_SUFFIX) { shop_domain(&host) } else { None }
+/// A session token's `dest` claim, parsed by the one strict rule every verifier and the token
+/// exchange share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dest {
+    /// The lowercase shop domain (`s1.myshopify.com`).
+    pub domain: String,
+    /// Whether `dest` was the shop's origin (`https://s1.myshopify.com`, what admin-issued
+    /// tokens carry) rather than the bare domain (what buyer-facing extensions' tokens carry).
+    pub is_origin: bool,
+}
+
+impl Dest {
+    /// Parses `dest`: exactly `https://{shop}.myshopify.com` or `{shop}.myshopify.com` (any
+    /// case). Anything more (userinfo, a port, a path, even `/`, a query, a fragment) or any
+    /// other scheme is refused.
+    pub fn parse(dest: &str) -> Option<Self> {
+        let lower = dest.to_ascii_lowercase();
+        let (host, is_origin) = match lower.strip_prefix("https://") {
+            Some(host) => (host, true),
+            None => (lower.as_str(), false),
+        };
+        // `shop_domain` accepts a bare name too; a dest must name the whole domain.
+        let domain = host.ends_with(SHOP_SUFFIX).then(|| shop_domain(host)).flatten()?;
+        Some(Self { domain, is_origin })
+    }
+
+    /// The shop's name (`s1`).
+    pub fn shop(&self) -> String {
+        name_of(&self.domain)
+    }
 }
 
 #[cfg(test)]
@@ -65,16 +83,29 @@ mod tests {
         ] {
             assert_eq!(shop_domain(bad), None, "{bad:?}");
         }
-        assert_eq!(shop_domain_from_dest("https://S1.myshopify.com").as_deref(), Some("s1.myshopify.com"));
-        assert_eq!(shop_domain_from_dest("s1.myshopify.com").as_deref(), Some("s1.myshopify.com"));
+        let origin = Dest::parse("HTTPS://S1.myshopify.com");
+        assert_eq!(origin, Some(Dest { domain: "s1.myshopify.com".to_owned(), is_origin: true }));
+        let bare = Dest::parse("s1.myshopify.com");
+        assert_eq!(bare.map(|dest| (dest.shop(), dest.is_origin)), Some(("s1".to_owned(), false)));
         for bad in [
             "",
             "s1",
+            "https://s1",
+            "http://s1.myshopify.com",
             "http://evil.com/s1.myshopify.com",
             "https://s1.myshopify.com.evil.com",
             "xhttps://s1.myshopify.com",
+            "https://s1.myshopify.com/",
+            "https://s1.myshopify.com:443",
+            "https://s1.myshopify.com/../../x",
+            "https://user@s1.myshopify.com",
+            "https://s1.myshopify.com?x=1",
+            "https://s1.myshopify.com#x",
+            "https://https://s1.myshopify.com",
+            " https://s1.myshopify.com",
+            "s1.myshopify.com\n",
         ] {
-            assert_eq!(shop_domain_from_dest(bad), None, "{bad:?}");
+            assert_eq!(Dest::parse(bad), None, "{bad:?}");
         }
     }
 }

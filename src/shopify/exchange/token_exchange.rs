@@ -8,7 +8,7 @@ use super::{
 use crate::shopify::ShopifyApp;
 use crate::shopify::model::{AccessMode, HttpLog, IdTokenDetails, Log, Res, TokenExchangeResult};
 use crate::shopify::protocol;
-use crate::shopify::shop::{name_of, shop_domain_from_dest};
+use crate::shopify::shop::{Dest, name_of};
 
 const ATTEMPTS: usize = 3;
 
@@ -37,13 +37,9 @@ impl ShopifyApp {
         if id_token.token.is_empty() {
             return config_error("the session token is empty");
         }
-        let Some(domain) = id_token.claims.get("dest").and_then(Value::as_str).and_then(|dest| {
-            // Only the shop's origin itself, as the reference requires: no path or port.
-            shop_domain_from_dest(dest).filter(|domain| {
-                let dest = dest.to_ascii_lowercase();
-                dest == *domain || dest == format!("https://{domain}")
-            })
-        }) else {
+        // The same strict rule as the verifiers: a dest with a port or a path never reaches here
+        // from them, and is refused if a caller builds one by hand.
+        let Some(Dest { domain, .. }) = id_token.claims.get("dest").and_then(Value::as_str).and_then(Dest::parse) else {
             return config_error("the session token's dest is not a myshopify.com shop");
         };
         let shop = name_of(&domain);

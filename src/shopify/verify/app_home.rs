@@ -3,10 +3,10 @@
 use serde_json::Value;
 
 use crate::shopify::ShopifyApp;
-use crate::shopify::id_token;
+use crate::shopify::id_token::{self, Audience, ClaimError};
 use crate::shopify::model::{IdTokenDetails, Log, Req, Res, ResultWithExchangeableIdToken};
 use crate::shopify::protocol::{self, LINK_HEADER, RETRY_HEADER};
-use crate::shopify::shop::{name_of, shop_domain_from_dest};
+use crate::shopify::shop::name_of;
 use crate::shopify::urls::{UrlParts, first_value, parse_query, quote_all};
 
 impl ShopifyApp {
@@ -82,12 +82,21 @@ impl ShopifyApp {
             return failure("invalid_aud", "the session token was issued for another app", response);
         }
 
-        let Some(domain) = claims.get("dest").and_then(Value::as_str).and_then(shop_domain_from_dest) else {
-            return failure(
-                "invalid_shop",
-                "the session token's dest is not a myshopify.com shop",
-                protocol::bad_request(),
-            );
+        // Only a staff member's token, issued by the admin of the shop it names, opens App Home:
+        // a checkout or customer-account token is signed with the same secret.
+        let domain = match id_token::check_audience(&claims, Audience::Staff) {
+            Ok(dest) => dest.domain,
+            Err(ClaimError::InvalidShop) => {
+                return failure(
+                    "invalid_shop",
+                    "the session token's dest is not a myshopify.com shop's origin",
+                    protocol::bad_request(),
+                );
+            }
+            Err(error @ ClaimError::WrongSurface) => {
+                let response = if is_fetch { protocol::unauthorized_retry() } else { protocol::unauthorized() };
+                return failure(error.code(), "the session token was not issued by the shop's admin", response);
+            }
         };
         let shop = name_of(&domain);
         let user_id = claims.get("sub").and_then(Value::as_str).map(str::to_owned);

@@ -6,12 +6,11 @@
 use serde_json::Value;
 
 use crate::shopify::ShopifyApp;
-use crate::shopify::id_token;
+use crate::shopify::id_token::{self, Audience, ClaimError};
 use crate::shopify::model::{
     IdTokenDetails, Log, Req, Res, ResultWithExchangeableIdToken, ResultWithNonExchangeableIdToken,
 };
 use crate::shopify::protocol::{self, REAUTHORIZE_HEADER, RETRY_HEADER};
-use crate::shopify::shop::{name_of, shop_domain_from_dest};
 
 /// The extension surfaces; their differences are data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +36,12 @@ impl Surface {
     /// required).
     fn exchangeable(self) -> bool {
         matches!(self, Self::Admin | Self::Pos)
+    }
+
+    /// Who the surface's tokens are issued to: admin and POS tokens can be exchanged for the
+    /// shop's access tokens, so a buyer's token must never pass there.
+    fn audience(self) -> Audience {
+        if self.exchangeable() { Audience::Staff } else { Audience::Buyer }
     }
 
     /// The header a preflight exposes to the extension.
@@ -185,16 +190,21 @@ impl ShopifyApp {
                 surface.rejection(),
             );
         }
-        let Some(domain) = claims.get("dest").and_then(Value::as_str).and_then(shop_domain_from_dest) else {
-            return Outcome::failure(
-                "invalid_shop",
-                "the session token's dest is not a myshopify.com shop: respond 401 Unauthorized",
-                surface.rejection(),
-            );
+        let dest = match id_token::check_audience(&claims, surface.audience()) {
+            Ok(dest) => dest,
+            Err(error) => {
+                let detail = match error {
+                    ClaimError::InvalidShop => "the session token's dest is not a myshopify.com shop: respond 401 Unauthorized",
+                    ClaimError::WrongSurface => {
+                        "the session token was not issued for this surface: respond 401 Unauthorized"
+                    }
+                };
+                return Outcome::failure(error.code(), detail, surface.rejection());
+            }
         };
         Outcome {
             ok: true,
-            shop: Some(name_of(&domain)),
+            shop: Some(dest.shop()),
             log: Log::new("verified", format!("{} request verified", surface.name())),
             response: Res::new(200, ""),
             id_token: Some(IdTokenDetails { exchangeable: surface.exchangeable(), token: token.to_owned(), claims }),
@@ -237,8 +247,10 @@ mod tests {
         }
     }
 
+    /// A staff member's token from the admin of `dest`.
     fn bearer(dest: &str) -> String {
-        let claims = json!({"dest": dest, "aud": "api-key", "sub": "42", "exp": NOW + 60});
+        let iss = format!("{dest}/admin");
+        let claims = json!({"iss": iss, "dest": dest, "aud": "api-key", "sub": "42", "exp": NOW + 60});
         format!("Bearer {}", token(claims))
     }
 
@@ -306,5 +318,19 @@ mod tests {
             let checkout = app().verify_checkout_ui_ext_req(&req);
             assert_eq!(checkout.response, protocol::unauthorized());
         }
+    }
+
+    #[test]
+    fn a_buyer_token_opens_only_the_buyer_surfaces() {
+        let buyer = token(json!({"dest": "s1.myshopify.com", "aud": "api-key", "sub": "7", "exp": NOW + 60}));
+        let auth = format!("Bearer {buyer}");
+        let req = request("POST", &[("Authorization", &auth)]);
+        assert_eq!(app().verify_checkout_ui_ext_req(&req).shop.as_deref(), Some("s1"));
+        assert!(app().verify_customer_account_ui_ext_req(&req).ok);
+        let admin = app().verify_admin_ui_ext_req(&req);
+        assert_eq!((admin.ok, admin.log.code.as_ref()), (false, "invalid_id_token"));
+        assert_eq!((admin.response, admin.id_token), (protocol::unauthorized_retry(), None));
+        let pos = app().verify_pos_ui_ext_req(&req);
+        assert_eq!((pos.ok, pos.response), (false, protocol::unauthorized()));
     }
 }
