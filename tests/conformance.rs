@@ -86,7 +86,10 @@ const DELIBERATE_DIFFERENCES: &[(&str, &str)] = &[
         "211-home-doc-dest-empty",
         "empty dest is not a shop: 400 invalid_shop (reference: CSP `frame-ancestors https:// ...`)",
     ),
-    ("212-home-fetch-dest-without-scheme", "App Home shop is the lowercase shop name"),
+    (
+        "212-home-fetch-dest-without-scheme",
+        "a bare dest is a buyer token's form, not the admin's: 400 invalid_shop at App Home (one strict dest rule)",
+    ),
     (
         "210-home-doc-dest-mixed-case-lowered",
         "an App Home dest must be exactly the shop's origin, no port: 400 invalid_shop (one strict dest rule)",
