@@ -16,15 +16,22 @@ pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const CLAIM_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What a delivery id's claim found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     /// The caller owns the work now: run it, then [`WebhookDeliveries::finish`] or
-    /// [`WebhookDeliveries::release`].
-    Claimed,
+    /// [`WebhookDeliveries::release`] with this claim.
+    Claimed(ClaimId),
     /// The work was done already: answer 200 and do nothing.
     Done,
     /// Another delivery of the same id is being handled right now.
     InProgress,
+}
+
+/// The proof of holding a delivery's claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimId {
+    webhook_id: String,
+    claim_id: String,
 }
 
 /// The table of deliveries seen.
@@ -40,6 +47,10 @@ impl WebhookDeliveries {
     }
 
     /// Claims `webhook_id` at `now`. Forgets ids older than [`RETENTION`] on the way.
+    ///
+    /// One statement inserts a claim, takes over a stale one, or leaves the row as it is, and
+    /// returns the row: there is no moment in which another copy's release can make a claim
+    /// look done.
     pub async fn claim(
         &self,
         webhook_id: &str,
@@ -52,41 +63,98 @@ impl WebhookDeliveries {
             .bind(now - RETENTION.as_secs() as i64)
             .execute(&self.pool)
             .await?;
-        // Insert a claim, or take over a stale one: one atomic statement.
-        let claimed = sqlx::query(
-            "INSERT INTO webhook_deliveries (webhook_id, topic, shop, received_at, done) VALUES (?, ?, ?, ?, 0)
-             ON CONFLICT (webhook_id) DO UPDATE SET received_at = excluded.received_at
-             WHERE webhook_deliveries.done = 0 AND webhook_deliveries.received_at <= ?",
+        let claim_id = crate::sessions::random_token();
+        let (done, holder): (bool, Option<String>) = sqlx::query_as(
+            "INSERT INTO webhook_deliveries (webhook_id, topic, shop, received_at, done, claim_id)
+             VALUES (?1, ?2, ?3, ?4, 0, ?5)
+             ON CONFLICT (webhook_id) DO UPDATE SET
+               received_at = CASE WHEN done = 0 AND received_at <= ?6 THEN excluded.received_at ELSE received_at END,
+               claim_id = CASE WHEN done = 0 AND received_at <= ?6 THEN excluded.claim_id ELSE claim_id END
+             RETURNING done, claim_id",
         )
         .bind(webhook_id)
         .bind(topic)
         .bind(shop)
         .bind(now)
+        .bind(&claim_id)
         .bind(now - CLAIM_TIMEOUT.as_secs() as i64)
-        .execute(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        if claimed.rows_affected() == 1 {
-            return Ok(Claim::Claimed);
-        }
-        let done: Option<bool> = sqlx::query_scalar("SELECT done FROM webhook_deliveries WHERE webhook_id = ?")
-            .bind(webhook_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(if done == Some(false) { Claim::InProgress } else { Claim::Done })
+        Ok(match (done, holder) {
+            (true, _) => Claim::Done,
+            (false, Some(holder)) if holder == claim_id => {
+                Claim::Claimed(ClaimId { webhook_id: webhook_id.to_owned(), claim_id })
+            }
+            (false, _) => Claim::InProgress,
+        })
     }
 
-    /// Marks a claimed delivery's work done.
-    pub async fn finish(&self, webhook_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE webhook_deliveries SET done = 1 WHERE webhook_id = ?")
-            .bind(webhook_id)
+    /// Marks a claimed delivery's work done (unless its claim was taken over meanwhile).
+    pub async fn finish(&self, claim: &ClaimId) -> Result<(), StoreError> {
+        sqlx::query("UPDATE webhook_deliveries SET done = 1 WHERE webhook_id = ? AND claim_id = ?")
+            .bind(&claim.webhook_id)
+            .bind(&claim.claim_id)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
-    /// Releases a claim whose work failed, so that Shopify's retry runs it.
-    pub async fn release(&self, webhook_id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM webhook_deliveries WHERE webhook_id = ?").bind(webhook_id).execute(&self.pool).await?;
+    /// Releases a claim whose work failed, so that Shopify's retry runs it (unless its claim
+    /// was taken over meanwhile: the new holder's claim stays).
+    pub async fn release(&self, claim: &ClaimId) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM webhook_deliveries WHERE webhook_id = ? AND claim_id = ?")
+            .bind(&claim.webhook_id)
+            .bind(&claim.claim_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn deliveries() -> (WebhookDeliveries, tempfile::TempDir) {
+        let folder = tempfile::tempdir().unwrap_or_else(|error| panic!("temp dir: {error}"));
+        let url = format!("sqlite:{}", folder.path().join("app.db").display());
+        let pool = crate::db::connect(&url).await.unwrap_or_else(|error| panic!("database: {error}"));
+        (WebhookDeliveries::new(pool), folder)
+    }
+
+    fn at(seconds: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_750_000_000 + seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    #[tokio::test]
+    async fn a_released_claim_is_claimed_again_never_reported_done() {
+        let (deliveries, _folder) = deliveries().await;
+        let Ok(Claim::Claimed(first)) = deliveries.claim("d1", "app/uninstalled", "s1", at(0)).await else {
+            panic!("the first copy claims");
+        };
+        assert_eq!(deliveries.claim("d1", "app/uninstalled", "s1", at(1)).await.ok(), Some(Claim::InProgress));
+        deliveries.release(&first).await.unwrap_or_else(|error| panic!("{error}"));
+        let Ok(Claim::Claimed(second)) = deliveries.claim("d1", "app/uninstalled", "s1", at(2)).await else {
+            panic!("after a release the next copy runs the work");
+        };
+        deliveries.finish(&second).await.unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(deliveries.claim("d1", "app/uninstalled", "s1", at(3)).await.ok(), Some(Claim::Done));
+    }
+
+    #[tokio::test]
+    async fn a_taken_over_claim_cannot_finish_or_release_the_new_holders() {
+        let (deliveries, _folder) = deliveries().await;
+        let Ok(Claim::Claimed(stale)) = deliveries.claim("d1", "shop/redact", "s1", at(0)).await else {
+            panic!("claimed");
+        };
+        let later = at(CLAIM_TIMEOUT.as_secs() as i64);
+        let Ok(Claim::Claimed(current)) = deliveries.claim("d1", "shop/redact", "s1", later).await else {
+            panic!("a stale claim is taken over");
+        };
+        deliveries.release(&stale).await.unwrap_or_else(|error| panic!("{error}"));
+        deliveries.finish(&stale).await.unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(deliveries.claim("d1", "shop/redact", "s1", later).await.ok(), Some(Claim::InProgress));
+        deliveries.finish(&current).await.unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(deliveries.claim("d1", "shop/redact", "s1", later).await.ok(), Some(Claim::Done));
     }
 }

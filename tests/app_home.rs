@@ -230,8 +230,10 @@ async fn bad_session_tokens_get_the_protocols_answers() {
     let expired = sign(&json!({"dest": "https://s1.myshopify.com", "aud": API_KEY, "exp": now - 10}), API_SECRET);
     let wrong_secret = sign(&claims(now), "another-secret");
     let wrong_aud = sign(&json!({"dest": "https://s1.myshopify.com", "aud": "other-app", "exp": now + 60}), API_SECRET);
-    let bad_shop =
-        sign(&json!({"iss": "https://evil.com/admin", "dest": "https://evil.com", "aud": API_KEY, "exp": now + 60}), API_SECRET);
+    let bad_shop = sign(
+        &json!({"iss": "https://evil.com/admin", "dest": "https://evil.com", "aud": API_KEY, "exp": now + 60}),
+        API_SECRET,
+    );
 
     let cases: [(&str, StatusCode, Option<&str>); 6] = [
         ("Bearer not.a.jwt", StatusCode::UNAUTHORIZED, Some("1")),

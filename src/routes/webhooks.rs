@@ -25,7 +25,8 @@ where
         work.await?;
         return Ok(StatusCode::OK);
     };
-    match state.deliveries.claim(id, &webhook.topic, &webhook.shop, state.shopify.clock().now()).await? {
+    let claim = match state.deliveries.claim(id, &webhook.topic, &webhook.shop, state.shopify.clock().now()).await? {
+        Claim::Claimed(claim) => claim,
         Claim::Done => {
             tracing::info!(topic = %webhook.topic, shop = %webhook.shop, "repeated webhook delivery skipped");
             return Ok(StatusCode::OK);
@@ -34,13 +35,12 @@ where
             tracing::info!(topic = %webhook.topic, shop = %webhook.shop, "webhook delivery already in progress");
             return Ok(StatusCode::CONFLICT);
         }
-        Claim::Claimed => {}
-    }
+    };
     if let Err(error) = work.await {
-        state.deliveries.release(id).await?;
+        state.deliveries.release(&claim).await?;
         return Err(error);
     }
-    state.deliveries.finish(id).await?;
+    state.deliveries.finish(&claim).await?;
     Ok(StatusCode::OK)
 }
 

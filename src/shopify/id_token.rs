@@ -162,11 +162,26 @@ mod tests {
         assert_eq!(check_audience(&buyer, Audience::Staff), Err(ClaimError::WrongSurface));
         assert_eq!(check_audience(&buyer, Audience::Buyer).map(|dest| dest.domain), Ok("s1.myshopify.com".to_owned()));
         for (bad, error) in [
-            (json!({"iss": "https://s2.myshopify.com/admin", "dest": "https://s1.myshopify.com", "exp": 1}), ClaimError::WrongSurface),
-            (json!({"iss": "https://s1.myshopify.com", "dest": "https://s1.myshopify.com", "exp": 1}), ClaimError::WrongSurface),
-            (json!({"iss": "https://s1.myshopify.com/admin", "dest": "https://s1.myshopify.com"}), ClaimError::WrongSurface),
-            (json!({"iss": "https://s1.myshopify.com/admin", "dest": "s1.myshopify.com", "exp": 1}), ClaimError::InvalidShop),
-            (json!({"iss": "https://s1.myshopify.com:443/admin", "dest": "https://s1.myshopify.com:443", "exp": 1}), ClaimError::InvalidShop),
+            (
+                json!({"iss": "https://s2.myshopify.com/admin", "dest": "https://s1.myshopify.com", "exp": 1}),
+                ClaimError::WrongSurface,
+            ),
+            (
+                json!({"iss": "https://s1.myshopify.com", "dest": "https://s1.myshopify.com", "exp": 1}),
+                ClaimError::WrongSurface,
+            ),
+            (
+                json!({"iss": "https://s1.myshopify.com/admin", "dest": "https://s1.myshopify.com"}),
+                ClaimError::WrongSurface,
+            ),
+            (
+                json!({"iss": "https://s1.myshopify.com/admin", "dest": "s1.myshopify.com", "exp": 1}),
+                ClaimError::InvalidShop,
+            ),
+            (
+                json!({"iss": "https://s1.myshopify.com:443/admin", "dest": "https://s1.myshopify.com:443", "exp": 1}),
+                ClaimError::InvalidShop,
+            ),
             (json!({"iss": "https://s1.myshopify.com/admin", "exp": 1}), ClaimError::InvalidShop),
         ] {
             assert_eq!(check_audience(&claims(bad.clone()), Audience::Staff), Err(error), "{bad}");

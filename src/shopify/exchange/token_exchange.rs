@@ -39,7 +39,8 @@ impl ShopifyApp {
         }
         // The same strict rule as the verifiers: a dest with a port or a path never reaches here
         // from them, and is refused if a caller builds one by hand.
-        let Some(Dest { domain, .. }) = id_token.claims.get("dest").and_then(Value::as_str).and_then(Dest::parse) else {
+        let Some(Dest { domain, .. }) = id_token.claims.get("dest").and_then(Value::as_str).and_then(Dest::parse)
+        else {
             return config_error("the session token's dest is not a myshopify.com shop");
         };
         let shop = name_of(&domain);

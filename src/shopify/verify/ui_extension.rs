@@ -194,7 +194,9 @@ impl ShopifyApp {
             Ok(dest) => dest,
             Err(error) => {
                 let detail = match error {
-                    ClaimError::InvalidShop => "the session token's dest is not a myshopify.com shop: respond 401 Unauthorized",
+                    ClaimError::InvalidShop => {
+                        "the session token's dest is not a myshopify.com shop: respond 401 Unauthorized"
+                    }
                     ClaimError::WrongSurface => {
                         "the session token was not issued for this surface: respond 401 Unauthorized"
                     }

@@ -35,7 +35,7 @@ pub struct FlowAction {
 ///
 /// The HMAC covers the body only, and the app's secret also signs query strings elsewhere in
 /// the protocol (OAuth callback, App Home URL). So beyond the signature, the body must be a
-/// JSON object, which a signed query string is not (400 otherwise). The payload's own shop
+/// JSON object starting with `{`, which a signed query string is not (400 otherwise). The payload's own shop
 /// fields are not compared with the header: the Shopify CLI's test deliveries carry sample
 /// payloads for another shop.
 async fn verified(
@@ -53,9 +53,11 @@ async fn verified(
     let (true, Some(shop)) = (result.ok, result.shop) else {
         return Err(result.response.into_response());
     };
+    // `{` first, not just any JSON object: a sorted query string whose first key starts with a
+    // space and `{` would otherwise be a JSON object after its leading whitespace.
     let payload = match serde_json::from_slice::<Value>(&core.body) {
-        Ok(payload @ Value::Object(_)) => payload,
-        _ => return Err(bad_request("the signed body is not a JSON object")),
+        Ok(payload @ Value::Object(_)) if core.body.first() == Some(&b'{') => payload,
+        _ => return Err(bad_request("the signed body is not a JSON object starting with `{`")),
     };
     Ok((core, shop, payload))
 }
