@@ -296,6 +296,11 @@ async fn the_patch_page_loads_app_bridge_for_a_valid_shop_only() {
         ("shop=s1.myshopify.com", "missing_shopify_reload"),
         ("shop=evil.com%3B%20script-src%20*&shopify-reload=%2F", "invalid_shop"),
         ("shop=s1.myshopify.com%0D%0AX-Evil:%201&shopify-reload=%2F", "invalid_shop"),
+        // App Bridge sends the fresh session token to shopify-reload: it must stay in the app.
+        ("shop=s1.myshopify.com&shopify-reload=https%3A%2F%2Fevil.com%2F", "invalid_shopify_reload"),
+        ("shop=s1.myshopify.com&shopify-reload=%2F%2Fevil.com", "invalid_shopify_reload"),
+        ("shop=s1.myshopify.com&shopify-reload=%2F%5Cevil.com", "invalid_shopify_reload"),
+        ("shop=s1.myshopify.com&shopify-reload=", "invalid_shopify_reload"),
     ] {
         let response = app.send(get(&format!("/auth/patch-id-token?{query}"))).await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");
