@@ -4,17 +4,18 @@
 use std::collections::HashMap;
 
 use crate::oauth::{ClientAuth, ProviderConfig};
+use crate::shopify::secret::Secret;
 use crate::shopify::shop::shop_name;
 
 /// The app's validated settings.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// The client id (`SHOPIFY_API_KEY`).
     pub api_key: String,
     /// The client secret (`SHOPIFY_API_SECRET`).
-    pub api_secret: String,
+    pub api_secret: Secret,
     /// The previous secret during a rotation (`SHOPIFY_OLD_API_SECRET`).
-    pub old_api_secret: Option<String>,
+    pub old_api_secret: Option<Secret>,
     /// Requested access scopes, comma-separated (`SCOPES`).
     pub scopes: String,
     /// The app's public origin, without a trailing slash (`SHOPIFY_APP_URL`, else `HOST`).
@@ -34,24 +35,6 @@ pub struct Config {
     pub client_credentials_shops: Vec<String>,
     /// Third-party OAuth2 providers (`OAUTH_PROVIDERS` and `OAUTH_<NAME>_*`).
     pub oauth_providers: Vec<ProviderConfig>,
-}
-
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("api_key", &self.api_key)
-            .field("api_secret", &"[REDACTED]")
-            .field("scopes", &self.scopes)
-            .field("app_url", &self.app_url)
-            .field("port", &self.port)
-            .field("database_url", &self.database_url)
-            .field("api_version", &self.api_version)
-            .field("shop_origin", &self.shop_origin)
-            .field("session_cookie_secure", &self.session_cookie_secure)
-            .field("client_credentials_shops", &self.client_credentials_shops)
-            .field("oauth_providers", &self.oauth_providers)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A setting that is missing or malformed; the message names the variable.
@@ -89,7 +72,7 @@ impl Config {
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
 
         let api_key = required("SHOPIFY_API_KEY")?;
-        let api_secret = required("SHOPIFY_API_SECRET")?;
+        let api_secret = Secret::new(required("SHOPIFY_API_SECRET")?);
         let port = match get("PORT") {
             None => 8080,
             Some(port) => port
@@ -153,7 +136,7 @@ impl Config {
         Ok(Self {
             api_key,
             api_secret,
-            old_api_secret: get("SHOPIFY_OLD_API_SECRET"),
+            old_api_secret: get("SHOPIFY_OLD_API_SECRET").map(Secret::new),
             scopes: get("SCOPES").unwrap_or_default(),
             app_url,
             port,
@@ -226,7 +209,7 @@ fn oauth_providers(get: &dyn Fn(&str) -> Option<String>) -> Result<Vec<ProviderC
             authorization_url: endpoint("AUTHORIZATION_URL", required("AUTHORIZATION_URL")?)?,
             token_url: endpoint("TOKEN_URL", required("TOKEN_URL")?)?,
             client_id: required("CLIENT_ID")?,
-            client_secret: var("CLIENT_SECRET"),
+            client_secret: var("CLIENT_SECRET").map(Secret::new),
             scopes: var("SCOPES")
                 .unwrap_or_default()
                 .split([',', ' '])

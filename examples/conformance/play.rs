@@ -19,6 +19,7 @@ use shopify_app_rust::shopify::model::{
     ResultWithExchangeableIdToken, ResultWithLoggedInCustomerId, ResultWithNonExchangeableIdToken, TokenExchangeResult,
     User, iso_seconds, json_truthy,
 };
+use shopify_app_rust::shopify::secret::Secret;
 use shopify_app_rust::shopify::{AppConfig, ShopifyApp};
 use time::OffsetDateTime;
 
@@ -54,8 +55,8 @@ fn app(case: &Value, clock: Arc<Frozen>, transport: Arc<Scripted>) -> Result<Sho
     let text = |key: &str| string_or_empty(&config[key]).ok_or_else(|| format!("config.{key} is not a string"));
     let config = AppConfig {
         client_id: text("client_id")?,
-        client_secret: text("client_secret")?,
-        old_client_secret: config["old_client_secret"].as_str().map(str::to_owned),
+        client_secret: text("client_secret")?.into(),
+        old_client_secret: config["old_client_secret"].as_str().map(Secret::new),
     };
     let jitter = case["jitter"].as_u64().unwrap_or(0);
     let app =
@@ -384,7 +385,7 @@ impl Transport for Scripted {
     fn send(&self, mut request: UpstreamRequest) -> BoxFuture<'_, Result<Res, TransportError>> {
         // The production transport (reqwest) sends `Accept: */*` when the request sets none.
         if !request.headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("accept")) {
-            request.headers.push(("Accept".to_owned(), "*/*".to_owned()));
+            request.headers.push(UpstreamRequest::header("Accept", "*/*"));
         }
         lock(&self.sent).push(request);
         let answer = match lock(&self.answers).next() {

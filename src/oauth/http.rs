@@ -23,9 +23,9 @@ impl ProviderHttp {
             let headers = request
                 .headers()
                 .iter()
-                .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+                .map(|(name, value)| UpstreamRequest::header(name.as_str(), String::from_utf8_lossy(value.as_bytes())))
                 .collect();
-            let body = String::from_utf8(request.into_body()).map_err(|_| TransportError::Io)?;
+            let body = String::from_utf8(request.into_body()).map_err(|_| TransportError::Io)?.into();
             let response = self.0.send(UpstreamRequest { method, url, headers, body }).await?;
             let mut builder = http::Response::builder().status(response.status);
             for (name, value) in &response.headers {

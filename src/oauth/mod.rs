@@ -33,6 +33,7 @@ use self::http::ProviderHttp;
 use crate::shopify::clock::Clock;
 use crate::shopify::http::{Transport, TransportError, UpstreamRequest};
 use crate::shopify::model::Res;
+use crate::shopify::secret::Secret;
 use crate::tokens::{KeyedLocks, StoreError};
 
 /// A token is refreshed once it expires within this margin.
@@ -56,7 +57,7 @@ pub enum ClientAuth {
 }
 
 /// One provider, as configured (see the `OAUTH_*` variables in the README).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderConfig {
     /// The provider's name in routes and storage: lowercase letters, digits and `-`.
     pub name: String,
@@ -67,7 +68,7 @@ pub struct ProviderConfig {
     /// The app's client id at the provider.
     pub client_id: String,
     /// The app's client secret at the provider (`None` for a public client).
-    pub client_secret: Option<String>,
+    pub client_secret: Option<Secret>,
     /// Scopes to request.
     pub scopes: Vec<String>,
     /// The path the provider redirects back to, under the app's URL (`/connect/{name}/callback`).
@@ -76,22 +77,6 @@ pub struct ProviderConfig {
     pub api_base_url: Option<String>,
     /// How the app authenticates at the token endpoint.
     pub client_auth: ClientAuth,
-}
-
-impl std::fmt::Debug for ProviderConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProviderConfig")
-            .field("name", &self.name)
-            .field("authorization_url", &self.authorization_url)
-            .field("token_url", &self.token_url)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| "[REDACTED]"))
-            .field("scopes", &self.scopes)
-            .field("redirect_path", &self.redirect_path)
-            .field("api_base_url", &self.api_base_url)
-            .field("client_auth", &self.client_auth)
-            .finish()
-    }
 }
 
 impl ProviderConfig {
@@ -478,23 +463,23 @@ impl OAuthProviders {
         }
         let token = self.token(shop, provider).await?;
         let mut all_headers = vec![
-            ("Authorization".to_owned(), format!("Bearer {}", token.access_token)),
-            ("Accept".to_owned(), "application/json".to_owned()),
+            UpstreamRequest::header("Authorization", format!("Bearer {}", token.access_token)),
+            UpstreamRequest::header("Accept", "application/json"),
         ];
         if body.is_some() {
-            all_headers.push(("Content-Type".to_owned(), "application/json".to_owned()));
+            all_headers.push(UpstreamRequest::header("Content-Type", "application/json"));
         }
         all_headers.extend(
             headers
                 .iter()
                 .filter(|(name, _)| !name.eq_ignore_ascii_case("authorization"))
-                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned())),
+                .map(|(name, value)| UpstreamRequest::header(name, *value)),
         );
         let request = UpstreamRequest {
             method,
             url: format!("{base}{path}"),
             headers: all_headers,
-            body: body.map(Value::to_string).unwrap_or_default(),
+            body: body.map(Value::to_string).unwrap_or_default().into(),
         };
         self.http.0.send(request).await.map_err(|error| OAuthError::Upstream(error.to_string()))
     }
@@ -560,7 +545,7 @@ impl Provider {
                 ClientAuth::RequestBody => AuthType::RequestBody,
             });
         if let Some(secret) = &config.client_secret {
-            client = client.set_client_secret(ClientSecret::new(secret.clone()));
+            client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
         }
         Ok(Self { config, client })
     }

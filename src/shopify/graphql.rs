@@ -10,6 +10,7 @@ use super::exchange::{MAX_RETRY_AFTER, retry_after};
 use super::http::{USER_AGENT, UpstreamRequest};
 use super::model::{GQLResult, HttpLog, Log, Res, json_truthy};
 use super::protocol;
+use super::secret::Secret;
 use super::shop::shop_domain;
 
 /// One Admin GraphQL call: the query and its optional parts.
@@ -190,14 +191,14 @@ impl ShopifyApp {
         request: &GraphqlRequest,
     ) -> UpstreamRequest {
         let mut headers = vec![
-            ("Content-Type".to_owned(), "application/json".to_owned()),
-            ("X-Shopify-Access-Token".to_owned(), access_token.to_owned()),
-            ("User-Agent".to_owned(), USER_AGENT.to_owned()),
+            UpstreamRequest::header("Content-Type", "application/json"),
+            UpstreamRequest::header("X-Shopify-Access-Token", access_token),
+            UpstreamRequest::header("User-Agent", USER_AGENT),
         ];
         for (name, value) in &request.headers {
             match headers.iter_mut().find(|(existing, _)| existing == name) {
-                Some(existing) => existing.1 = value.clone(),
-                None => headers.push((name.clone(), value.clone())),
+                Some(existing) => existing.1 = Secret::new(value.clone()),
+                None => headers.push(UpstreamRequest::header(name, value.clone())),
             }
         }
         let mut body = Map::new();
@@ -209,7 +210,7 @@ impl ShopifyApp {
             method: "POST",
             url: self.origin.url(domain, &format!("/admin/api/{api_version}/graphql.json")),
             headers,
-            body: Value::Object(body).to_string(),
+            body: Value::Object(body).to_string().into(),
         }
     }
 }

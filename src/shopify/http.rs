@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use super::model::Res;
+use super::secret::Secret;
 
 /// A boxed future, for object-safe async traits.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -13,7 +14,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// The User-Agent of every request the core sends.
 pub const USER_AGENT: &str = concat!("shopify-app-rust v", env!("CARGO_PKG_VERSION"));
 
-/// A request to Shopify.
+/// A request to Shopify or an OAuth provider. Header values and the body may carry tokens and
+/// the client secret, so `Debug` shows neither.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamRequest {
     /// `POST` for Shopify; any common method for OAuth providers' APIs.
@@ -21,9 +23,16 @@ pub struct UpstreamRequest {
     /// The full URL.
     pub url: String,
     /// Headers in the order sent.
-    pub headers: Vec<(String, String)>,
-    /// The JSON body text.
-    pub body: String,
+    pub headers: Vec<(String, Secret)>,
+    /// The body text.
+    pub body: Secret,
+}
+
+impl UpstreamRequest {
+    /// A header pair, its value kept secret (it may be a token).
+    pub fn header(name: &str, value: impl Into<String>) -> (String, Secret) {
+        (name.to_owned(), Secret::new(value))
+    }
 }
 
 /// Why a request got no HTTP answer.
@@ -71,9 +80,9 @@ impl Transport for ReqwestTransport {
     fn send(&self, request: UpstreamRequest) -> BoxFuture<'_, Result<Res, TransportError>> {
         Box::pin(async move {
             let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| TransportError::Io)?;
-            let mut builder = self.client.request(method, &request.url).body(request.body);
+            let mut builder = self.client.request(method, &request.url).body(request.body.expose().to_owned());
             for (name, value) in &request.headers {
-                builder = builder.header(name, value);
+                builder = builder.header(name, value.expose());
             }
             let response = builder.send().await.map_err(classify)?;
             let status = response.status().as_u16();

@@ -139,7 +139,7 @@ mod tests {
     #[test]
     fn refuses_critical_header_extensions() {
         let config =
-            AppConfig { client_id: "api-key".to_owned(), client_secret: "hush".to_owned(), old_client_secret: None };
+            AppConfig { client_id: "api-key".to_owned(), client_secret: "hush".into(), old_client_secret: None };
         let key = jsonwebtoken::EncodingKey::from_secret(b"hush");
         let claims = json!({"aud": "api-key"});
         let mut header = jsonwebtoken::Header::default();

@@ -12,6 +12,7 @@ pub mod http;
 pub mod id_token;
 pub mod model;
 pub mod protocol;
+pub mod secret;
 pub mod shop;
 pub mod signature;
 #[cfg(test)]
@@ -23,41 +24,32 @@ use std::sync::Arc;
 
 use clock::{Clock, SystemClock};
 use http::{ShopOrigin, Transport};
+use secret::Secret;
 
 /// The app's credentials, as configured in the Partner Dashboard.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct AppConfig {
     /// The client id (API key).
     pub client_id: String,
     /// The client secret.
-    pub client_secret: String,
+    pub client_secret: Secret,
     /// The previous secret, still accepted during a rotation.
-    pub old_client_secret: Option<String>,
-}
-
-impl std::fmt::Debug for AppConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppConfig")
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"[REDACTED]")
-            .field("old_client_secret", &self.old_client_secret.as_ref().map(|_| "[REDACTED]"))
-            .finish()
-    }
+    pub old_client_secret: Option<Secret>,
 }
 
 impl AppConfig {
     /// Secrets for HMAC checks: the current one first, then the old one.
     pub fn secrets_for_hmac(&self) -> Vec<&str> {
-        std::iter::once(self.client_secret.as_str()).chain(self.old_secret()).collect()
+        std::iter::once(self.client_secret.expose()).chain(self.old_secret()).collect()
     }
 
     /// Secrets for session-token checks: the old one first, then the current one.
     pub fn secrets_for_tokens(&self) -> impl Iterator<Item = &str> {
-        self.old_secret().into_iter().chain(std::iter::once(self.client_secret.as_str()))
+        self.old_secret().into_iter().chain(std::iter::once(self.client_secret.expose()))
     }
 
     fn old_secret(&self) -> Option<&str> {
-        self.old_client_secret.as_deref().filter(|secret| !secret.is_empty())
+        self.old_client_secret.as_ref().map(Secret::expose).filter(|secret| !secret.is_empty())
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::clock::ManualClock;
 use super::http::{BoxFuture, Transport, TransportError, UpstreamRequest};
 use super::model::Res;
+use super::secret::Secret;
 use super::{AppConfig, ShopifyApp};
 
 /// The frozen time of unit tests (2025-06-15T15:06:40Z).
@@ -23,8 +24,8 @@ impl Transport for NoNetwork {
 pub(crate) fn app_with(client_id: &str, old_secret: Option<&str>) -> ShopifyApp {
     let config = AppConfig {
         client_id: client_id.to_owned(),
-        client_secret: "hush".to_owned(),
-        old_client_secret: old_secret.map(str::to_owned),
+        client_secret: "hush".into(),
+        old_client_secret: old_secret.map(Secret::new),
     };
     ShopifyApp::new(config, Arc::new(NoNetwork))
         .unwrap_or_else(|error| panic!("test config refused: {error}"))

@@ -97,7 +97,7 @@ mod tests {
     fn canned(answer: Result<Res, TransportError>) -> (ShopifyApp, Arc<Canned>) {
         let transport = Arc::new(Canned { answer, sent: Mutex::new(Vec::new()) });
         let config =
-            AppConfig { client_id: "api-key".to_owned(), client_secret: "hush".to_owned(), old_client_secret: None };
+            AppConfig { client_id: "api-key".to_owned(), client_secret: "hush".into(), old_client_secret: None };
         let app = ShopifyApp::new(config, transport.clone())
             .map(|app| app.with_clock(Arc::new(ManualClock::at(1_750_000_000))));
         match app {

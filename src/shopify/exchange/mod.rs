@@ -32,11 +32,11 @@ impl ShopifyApp {
             method: "POST",
             url: self.origin.url(shop_domain, "/admin/oauth/access_token"),
             headers: vec![
-                ("Content-Type".to_owned(), "application/json".to_owned()),
-                ("Accept".to_owned(), "application/json".to_owned()),
-                ("User-Agent".to_owned(), USER_AGENT.to_owned()),
+                UpstreamRequest::header("Content-Type", "application/json"),
+                UpstreamRequest::header("Accept", "application/json"),
+                UpstreamRequest::header("User-Agent", USER_AGENT),
             ],
-            body: body.to_string(),
+            body: body.to_string().into(),
         };
         self.transport.send(request).await
     }
