@@ -262,7 +262,7 @@ async fn client_credentials_tokens_are_renewed_before_their_24_hour_expiry() {
     assert_eq!(wait, Duration::from_secs(86_399) - RENEW_BEFORE);
     let paths: Vec<String> = app.shopify.requests().iter().map(|r| r.path.clone()).collect();
     assert_eq!(paths, ["/s1.myshopify.com/admin/oauth/access_token", "/s2.myshopify.com/admin/oauth/access_token"]);
-    assert_eq!(helper.token("s1").await.unwrap().token, "shpat_cc_1");
+    assert_eq!(helper.token("s1").await.unwrap().token.expose(), "shpat_cc_1");
 
     // Not yet due: nothing is sent.
     app.clock.0.advance(wait - Duration::from_secs(1));
@@ -274,8 +274,8 @@ async fn client_credentials_tokens_are_renewed_before_their_24_hour_expiry() {
     app.shopify.script(Endpoint::Token, [client_credentials_answer("shpat_cc_3"), Scripted::status(500)]);
     assert_eq!(helper.renew_due().await, RETRY_AFTER_FAILURE);
     assert_eq!(app.shopify.count("client_credentials"), 4);
-    assert_eq!(helper.token("s1").await.unwrap().token, "shpat_cc_3");
-    assert_eq!(helper.token("s2").await.unwrap().token, "shpat_cc_2");
+    assert_eq!(helper.token("s1").await.unwrap().token.expose(), "shpat_cc_3");
+    assert_eq!(helper.token("s2").await.unwrap().token.expose(), "shpat_cc_2");
     assert_eq!(app.shopify.count("client_credentials"), 4);
 }
 

@@ -167,7 +167,7 @@ fn id_token(value: &Value) -> Result<IdTokenDetails, Unexpressible> {
     };
     Ok(IdTokenDetails {
         exchangeable: id_token.get("exchangeable").is_some_and(json_truthy),
-        token: id_token.get("token").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        token: id_token.get("token").and_then(Value::as_str).unwrap_or_default().into(),
         claims: id_token.get("claims").and_then(Value::as_object).cloned().unwrap_or_default(),
     })
 }

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use super::secret::Secret;
+
 /// An incoming request, as the core sees it: framework-agnostic. Its `Debug` output hides
 /// credentials: the query, the body, and the values of authorization, HMAC and cookie headers.
 #[derive(Clone, Default)]
@@ -135,25 +137,15 @@ impl HttpLog {
     }
 }
 
-/// A verified session token (id token) and its claims. Its `Debug` output hides the token.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+/// A verified session token (id token) and its claims.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IdTokenDetails {
     /// Whether Shopify accepts this token in a token exchange (admin, POS and App Home tokens).
     pub exchangeable: bool,
     /// The raw token.
-    pub token: String,
+    pub token: Secret,
     /// The decoded payload, in its original key order.
     pub claims: Map<String, Value>,
-}
-
-impl std::fmt::Debug for IdTokenDetails {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IdTokenDetails")
-            .field("exchangeable", &self.exchangeable)
-            .field("token", &"[REDACTED]")
-            .field("claims", &self.claims)
-            .finish()
-    }
 }
 
 /// Outcome of a check that only says yes or no: webhooks, Flow actions, the helpers.
@@ -308,14 +300,13 @@ impl std::fmt::Debug for AccessToken {
     }
 }
 
-/// An access token obtained with the client-credentials grant (always offline). Its `Debug`
-/// output hides the token.
-#[derive(Clone, PartialEq, Eq, Serialize)]
+/// An access token obtained with the client-credentials grant (always offline).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ClientCredentialsAccessToken {
     /// The shop's name.
     pub shop: String,
     /// The access token itself.
-    pub token: String,
+    pub token: Secret,
     /// When the token expires.
     #[serde(with = "iso_seconds")]
     pub expires: Option<OffsetDateTime>,
@@ -325,17 +316,6 @@ pub struct ClientCredentialsAccessToken {
     pub access_mode: AccessMode,
     /// Always `None`.
     pub user: Option<User>,
-}
-
-impl std::fmt::Debug for ClientCredentialsAccessToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientCredentialsAccessToken")
-            .field("shop", &self.shop)
-            .field("token", &"[REDACTED]")
-            .field("expires", &self.expires)
-            .field("scope", &self.scope)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Outcome of token exchange and of refresh.
@@ -372,8 +352,8 @@ pub struct ClientCredentialsExchangeResult {
     pub http_logs: Vec<HttpLog>,
 }
 
-/// Outcome of the authorization-code callback check. Its `Debug` output hides the code.
-#[derive(Clone)]
+/// Outcome of the authorization-code callback check.
+#[derive(Debug, Clone)]
 pub struct OAuthCallbackResult {
     /// Whether the callback passed every check.
     pub ok: bool,
@@ -384,19 +364,7 @@ pub struct OAuthCallbackResult {
     /// What to answer on failure.
     pub response: Res,
     /// The authorization code to exchange, on success.
-    pub code: Option<String>,
-}
-
-impl std::fmt::Debug for OAuthCallbackResult {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OAuthCallbackResult")
-            .field("ok", &self.ok)
-            .field("shop", &self.shop)
-            .field("log", &self.log)
-            .field("response", &self.response)
-            .field("code", &self.code.as_ref().map(|_| "[REDACTED]"))
-            .finish()
-    }
+    pub code: Option<Secret>,
 }
 
 /// Outcome of an Admin GraphQL request.

@@ -11,6 +11,7 @@ use crate::shopify::model::{
     AccessMode, HttpLog, Log, OAuthCallbackResult, Req, Res, TokenExchangeResult, json_truthy,
 };
 use crate::shopify::protocol;
+use crate::shopify::secret::Secret;
 use crate::shopify::shop::{name_of, shop_domain, shop_name};
 use crate::shopify::signature;
 use crate::shopify::urls::{UrlParts, encode_query, parse_query, quote_all};
@@ -99,7 +100,7 @@ impl ShopifyApp {
             shop: Some(shop),
             log: Log::new("verified", "authorization-code callback verified"),
             response: Res::new(200, ""),
-            code: Some(code.to_owned()),
+            code: Some(Secret::new(code)),
         }
     }
 
@@ -108,7 +109,7 @@ impl ShopifyApp {
     /// with its staff member, when the consent screen was opened with `grant_options[]=per-user`.
     ///
     /// A code Shopify refuses gives `invalid_code` and a `400` answer.
-    pub async fn exchange_authorization_code(&self, shop: &str, code: &str) -> TokenExchangeResult {
+    pub async fn exchange_authorization_code(&self, shop: &str, code: &Secret) -> TokenExchangeResult {
         let config_error = |detail: &str| {
             exchange_failure(None, "configuration_error", detail, protocol::configuration_error(), Vec::new())
         };
@@ -233,7 +234,7 @@ mod tests {
         for secret in ["hush", "previous"] {
             let result = app().verify_oauth_callback(&callback(&valid, secret), "st4te", "s1.myshopify.com");
             assert!(result.ok, "{secret}: {:?}", result.log);
-            assert_eq!((result.shop.as_deref(), result.code.as_deref()), (Some("s1"), Some("c0de")));
+            assert_eq!((result.shop.as_deref(), result.code.as_ref().map(Secret::expose)), (Some("s1"), Some("c0de")));
             assert!(!format!("{result:?}").contains("c0de"));
         }
         let old = (NOW - 91).to_string();

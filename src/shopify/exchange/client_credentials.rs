@@ -64,7 +64,7 @@ fn parse_access_token(body: &str, shop: &str, now: time::OffsetDateTime) -> Opti
     let json: Value = serde_json::from_str(body).ok().filter(Value::is_object)?;
     Some(ClientCredentialsAccessToken {
         shop: shop.to_owned(),
-        token: string_member(&json, "access_token"),
+        token: string_member(&json, "access_token").into(),
         expires: expiry(&json, "expires_in", now).ok()?,
         scope: string_member(&json, "scope"),
         access_mode: AccessMode::Offline,
@@ -118,7 +118,7 @@ mod tests {
         assert!(result.ok);
         assert_eq!(result.shop.as_deref(), Some("s1"));
         let token = result.access_token.unwrap_or_else(|| panic!("no token"));
-        assert_eq!(token.token, "shpat_cc");
+        assert_eq!(token.token.expose(), "shpat_cc");
         assert_eq!(token.access_mode, AccessMode::Offline);
         assert_eq!(
             token.expires.map(crate::shopify::model::iso_seconds::format),

@@ -100,7 +100,7 @@ impl ShopifyApp {
         };
         let shop = name_of(&domain);
         let user_id = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
-        let id_token = Some(IdTokenDetails { exchangeable: true, token, claims });
+        let id_token = Some(IdTokenDetails { exchangeable: true, token: token.into(), claims });
 
         let (log, response, invalid_token_response) = if is_fetch {
             (

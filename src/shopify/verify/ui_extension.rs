@@ -209,7 +209,7 @@ impl ShopifyApp {
             shop: Some(dest.shop()),
             log: Log::new("verified", format!("{} request verified", surface.name())),
             response: Res::new(200, ""),
-            id_token: Some(IdTokenDetails { exchangeable: surface.exchangeable(), token: token.to_owned(), claims }),
+            id_token: Some(IdTokenDetails { exchangeable: surface.exchangeable(), token: token.into(), claims }),
         }
     }
 }
