@@ -18,10 +18,16 @@ const APP_IN_ADMIN: &str = "https://admin.shopify.com/store/s1/apps/test-api-key
 const CONFIRM: &str = "/api/connections/example/confirm";
 
 async fn start() -> (TestApp, FakeProvider) {
+    start_with(&[]).await
+}
+
+/// The app with the fake provider configured, plus `extra` settings.
+async fn start_with(extra: &[(&str, &str)]) -> (TestApp, FakeProvider) {
     let provider = FakeProvider::start().await;
     let env = provider.env();
-    let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    (TestApp::start_with(&extra).await, provider)
+    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    vars.extend_from_slice(extra);
+    (TestApp::start_with(&vars).await, provider)
 }
 
 /// Opens `/connect/example` from the embedded app: the session cookie and the query the
@@ -62,15 +68,6 @@ fn pending_id(callback: &TestResponse, shop: &str) -> String {
 /// The embedded page's confirmation of `pending`, with the session token `id_token`.
 async fn confirm(app: &TestApp, id_token: &str, pending: &str) -> TestResponse {
     app.send(fetch_json("POST", CONFIRM, id_token, &json!({ "pending": pending }))).await
-}
-
-/// A valid session token of staff member `sub` in `shop` (`s2`).
-fn session_token_of(shop: &str, sub: &str, now: i64) -> String {
-    let mut claims = claims(now);
-    claims["iss"] = json!(format!("https://{shop}.myshopify.com/admin"));
-    claims["dest"] = json!(format!("https://{shop}.myshopify.com"));
-    claims["sub"] = json!(sub);
-    sign(&claims, API_SECRET)
 }
 
 fn expiring_token(access_token: &str, refresh_token: &str) -> ProviderToken {
@@ -359,6 +356,30 @@ async fn two_processes_refresh_once_and_keep_the_connection() {
     assert_eq!((token.access_token.as_str(), token.refresh_token.as_deref()), ("prov_at_1", Some("prov_rt_1")));
     assert_eq!(count_rows(&app.state, "provider_refresh_leases").await, 0, "the lease is given back");
     assert_eq!(second.oauth.token(SHOP, "example").await.unwrap().access_token, "prov_at_1");
+}
+
+/// With a key, a provider's tokens never reach the database file in plaintext, whether
+/// pending, linked or refreshed, and what is read back is what the provider issued.
+#[tokio::test]
+async fn with_a_key_provider_tokens_are_encrypted_at_rest() {
+    let (app, provider) = start_with(&[("TOKEN_ENCRYPTION_KEYS", KEY_A)]).await;
+    let callback = authorize_with(&app, &provider, &session_token(app.now())).await;
+    let pending = pending_id(&callback, SHOP);
+    assert!(!app.database_contains("prov_at_1") && !app.database_contains("prov_rt_1"), "pending");
+    assert_eq!(confirm(&app, &session_token(app.now()), &pending).await.status, StatusCode::OK);
+    assert!(!app.database_contains("prov_at_1") && !app.database_contains("prov_rt_1"), "linked");
+    let key_id: Option<String> =
+        sqlx::query_scalar("SELECT key_id FROM provider_tokens").fetch_one(&app.state.pool).await.unwrap();
+    assert_eq!(key_id.as_deref(), Some("a"));
+    let me = app.state.oauth.request(SHOP, "example", "GET", "/me", &[], None).await.unwrap();
+    assert!(me.body.contains("\"token\":\"prov_at_1\""), "{}", me.body);
+    assert_eq!(provider.token_requests().len(), 1, "served from the stored token");
+
+    app.clock.0.advance(Duration::from_secs(3600));
+    assert_eq!(app.state.oauth.token(SHOP, "example").await.unwrap().access_token, "prov_at_2");
+    assert_eq!(provider.token_requests()[1]["refresh_token"], "prov_rt_1");
+    assert!(!app.database_contains("prov_at_2") && !app.database_contains("prov_rt_2"), "refreshed");
+    assert_eq!(stored(&app).await.unwrap().refresh_token.as_deref(), Some("prov_rt_2"));
 }
 
 /// A refusal of the refresh token forgets the token only while it is still the stored one: a

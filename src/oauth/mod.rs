@@ -33,7 +33,7 @@ use self::http::ProviderHttp;
 use crate::shopify::clock::Clock;
 use crate::shopify::http::{Transport, TransportError, UpstreamRequest};
 use crate::shopify::model::Res;
-use crate::tokens::{KeyedLocks, StoreError};
+use crate::tokens::{KeyedLocks, StoreError, TokenCipher};
 
 /// A token is refreshed once it expires within this margin.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -263,20 +263,22 @@ impl std::fmt::Debug for OAuthProviders {
 }
 
 impl OAuthProviders {
-    /// The providers in `configs`, redirecting back to `app_url`, with tokens in `pool`.
+    /// The providers in `configs`, redirecting back to `app_url`, with tokens in `pool`,
+    /// encrypted by `cipher`.
     pub fn new(
         configs: Vec<ProviderConfig>,
         app_url: &str,
         transport: Arc<dyn Transport>,
         clock: Arc<dyn Clock>,
         pool: SqlitePool,
+        cipher: TokenCipher,
     ) -> Result<Self, OAuthError> {
         let providers = configs.into_iter().map(|config| Provider::new(config, app_url)).collect::<Result<_, _>>()?;
         Ok(Self {
             providers,
             http: ProviderHttp(transport),
+            store: ProviderTokenStore::new(pool, cipher, clock.clone()),
             clock,
-            store: ProviderTokenStore::new(pool),
             locks: KeyedLocks::new(),
             holder: format!("{}-{}", std::process::id(), crate::sessions::random_token()),
         })

@@ -1,13 +1,16 @@
 //! Token storage: a [`TokenRepository`] trait with a SQLite implementation, and
 //! [`OfflineTokens`], which hands out a valid offline token per shop, exchanging or
 //! refreshing it as needed, one refresh at a time. [`ClientCredentialsTokens`] keeps the
-//! client-credentials tokens of server-to-server apps renewed.
+//! client-credentials tokens of server-to-server apps renewed. [`encryption`] keeps the stored
+//! tokens encrypted at rest.
 
 pub mod client_credentials;
+pub mod encryption;
 mod offline;
 mod sqlite;
 
 pub use client_credentials::ClientCredentialsTokens;
+pub use encryption::{EncryptionKeys, TokenCipher};
 pub use offline::{OfflineTokens, TokenError};
 pub use sqlite::SqliteTokenRepository;
 
@@ -110,4 +113,7 @@ pub trait TokenRepository: Send + Sync {
     ) -> BoxFuture<'_, Result<bool, StoreError>>;
     /// Gives the lease back.
     fn release_lease(&self, key: &TokenKey, holder: &str) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Rewrites every stored token that is not under the current encryption key (plaintext,
+    /// or an older key) under it. Returns how many were rewritten.
+    fn reencrypt(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
 }

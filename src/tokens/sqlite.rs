@@ -1,23 +1,93 @@
 //! The SQLite token repository.
 
+use std::sync::Arc;
+
 use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 
+use super::encryption::{SealedRow, SealedTable, TokenCipher, same_secret};
 use super::{StoreError, TokenKey, TokenRepository};
+use crate::shopify::clock::Clock;
 use crate::shopify::http::BoxFuture;
 use crate::shopify::model::{AccessMode, AccessToken, User};
 
-/// Tokens in the app's SQLite database (table `access_tokens`).
-#[derive(Debug, Clone)]
+/// Tokens in the app's SQLite database (table `access_tokens`), encrypted by a
+/// [`TokenCipher`] and dated by the app's clock.
+#[derive(Clone)]
 pub struct SqliteTokenRepository {
     pool: SqlitePool,
+    cipher: TokenCipher,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for SqliteTokenRepository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteTokenRepository").field("cipher", &self.cipher).finish_non_exhaustive()
+    }
 }
 
 impl SqliteTokenRepository {
     /// A repository over a migrated pool.
-    pub fn new(pool: SqlitePool) -> Self {
-        Self { pool }
+    pub fn new(pool: SqlitePool, cipher: TokenCipher, clock: Arc<dyn Clock>) -> Self {
+        Self { pool, cipher, clock }
     }
+
+    /// The token under `key` with its secret columns as stored; `None` when there is none or
+    /// it cannot be decrypted (logged: the caller then obtains a new one).
+    async fn fetch(&self, key: &TokenKey) -> Result<Option<Stored>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS}, key_id FROM access_tokens WHERE shop = ? AND access_mode = ? AND user_id = ?"
+        ))
+        .bind(&key.shop)
+        .bind(key.access_mode.as_str())
+        .bind(key.user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let key_id: Option<String> = row.try_get("key_id")?;
+        let sealed_token: String = row.try_get("token")?;
+        let sealed_refresh_token: Option<String> = row.try_get("refresh_token")?;
+        let place = sealed_row(key);
+        let opened = self.cipher.open(&place, "token", key_id.as_deref(), &sealed_token).and_then(|token| {
+            let refresh_token = self.cipher.open_optional(
+                &place,
+                "refresh_token",
+                key_id.as_deref(),
+                sealed_refresh_token.as_deref(),
+            )?;
+            Ok((token, refresh_token))
+        });
+        match opened {
+            Ok((token, refresh_token)) => {
+                let token = row_to_token(&row, token, refresh_token)?;
+                Ok(Some(Stored { token, sealed_token, sealed_refresh_token }))
+            }
+            Err(error) => {
+                tracing::warn!(shop = %key.shop, mode = key.access_mode.as_str(), key_id, %error, "a stored access token cannot be read; treated as absent");
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The encrypted columns of `access_tokens`, bound to the shop, the mode and the staff member.
+static TABLE: SealedTable = SealedTable {
+    name: "access_tokens",
+    identity: &["shop", "access_mode", "user_id"],
+    secrets: &["token", "refresh_token"],
+};
+
+fn sealed_row(key: &TokenKey) -> SealedRow {
+    TABLE.row(&[Some(&key.shop), Some(key.access_mode.as_str()), Some(&key.user_id.to_string())])
+}
+
+/// A stored token, with its secret columns as stored (for compare-and-swap writes).
+struct Stored {
+    token: AccessToken,
+    sealed_token: String,
+    sealed_refresh_token: Option<String>,
 }
 
 const COLUMNS: &str =
@@ -31,7 +101,12 @@ fn from_unix(seconds: Option<i64>) -> Option<OffsetDateTime> {
     seconds.and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
 }
 
-fn row_to_token(row: &sqlx::sqlite::SqliteRow) -> Result<AccessToken, sqlx::Error> {
+/// The token in `row`, with its decrypted secrets.
+fn row_to_token(
+    row: &sqlx::sqlite::SqliteRow,
+    token: String,
+    refresh_token: Option<String>,
+) -> Result<AccessToken, sqlx::Error> {
     let access_mode = match row.try_get::<String, _>("access_mode")?.as_str() {
         "online" => AccessMode::Online,
         _ => AccessMode::Offline,
@@ -43,33 +118,14 @@ fn row_to_token(row: &sqlx::sqlite::SqliteRow) -> Result<AccessToken, sqlx::Erro
         .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
     Ok(AccessToken {
         shop: row.try_get("shop")?,
-        token: row.try_get("token")?,
+        token,
         expires: from_unix(row.try_get("expires_at")?),
         scope: row.try_get("scope")?,
         access_mode,
-        refresh_token: row.try_get("refresh_token")?,
+        refresh_token,
         refresh_token_expires: from_unix(row.try_get("refresh_token_expires_at")?),
         user,
     })
-}
-
-fn bind_token<'q>(
-    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    token: &'q AccessToken,
-    key: &'q TokenKey,
-    user_json: Option<String>,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
-    query
-        .bind(&key.shop)
-        .bind(key.access_mode.as_str())
-        .bind(key.user_id)
-        .bind(&token.token)
-        .bind(&token.scope)
-        .bind(to_unix(token.expires))
-        .bind(&token.refresh_token)
-        .bind(to_unix(token.refresh_token_expires))
-        .bind(user_json)
-        .bind(OffsetDateTime::now_utc().unix_timestamp())
 }
 
 fn user_json(token: &AccessToken) -> Option<String> {
@@ -79,32 +135,38 @@ fn user_json(token: &AccessToken) -> Option<String> {
 impl TokenRepository for SqliteTokenRepository {
     fn load(&self, key: &TokenKey) -> BoxFuture<'_, Result<Option<AccessToken>, StoreError>> {
         let key = key.clone();
-        Box::pin(async move {
-            let row = sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM access_tokens WHERE shop = ? AND access_mode = ? AND user_id = ?"
-            ))
-            .bind(&key.shop)
-            .bind(key.access_mode.as_str())
-            .bind(key.user_id)
-            .fetch_optional(&self.pool)
-            .await?;
-            Ok(row.as_ref().map(row_to_token).transpose()?)
-        })
+        Box::pin(async move { Ok(self.fetch(&key).await?.map(|stored| stored.token)) })
     }
 
     fn save(&self, token: &AccessToken) -> BoxFuture<'_, Result<(), StoreError>> {
         let token = token.clone();
         Box::pin(async move {
             let key = TokenKey::of(&token);
-            let sql = format!(
-                "INSERT INTO access_tokens ({COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            let place = sealed_row(&key);
+            let now = self.clock.now();
+            sqlx::query(&format!(
+                "INSERT INTO access_tokens ({COLUMNS}, key_id, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT (shop, access_mode, user_id) DO UPDATE SET
                    token = excluded.token, scope = excluded.scope, expires_at = excluded.expires_at,
                    refresh_token = excluded.refresh_token,
                    refresh_token_expires_at = excluded.refresh_token_expires_at,
-                   user_json = excluded.user_json, updated_at = excluded.updated_at"
-            );
-            bind_token(sqlx::query(&sql), &token, &key, user_json(&token)).execute(&self.pool).await?;
+                   user_json = excluded.user_json, key_id = excluded.key_id,
+                   updated_at = excluded.updated_at"
+            ))
+            .bind(&key.shop)
+            .bind(key.access_mode.as_str())
+            .bind(key.user_id)
+            .bind(self.cipher.seal(&place, "token", &token.token)?)
+            .bind(&token.scope)
+            .bind(to_unix(token.expires))
+            .bind(self.cipher.seal_optional(&place, "refresh_token", token.refresh_token.as_deref())?)
+            .bind(to_unix(token.refresh_token_expires))
+            .bind(user_json(&token))
+            .bind(self.cipher.key_id())
+            .bind(now.unix_timestamp())
+            .execute(&self.pool)
+            .await?;
             Ok(())
         })
     }
@@ -117,22 +179,32 @@ impl TokenRepository for SqliteTokenRepository {
         let (previous, token) = (previous_refresh_token.to_owned(), token.clone());
         Box::pin(async move {
             let key = TokenKey::of(&token);
-            // One statement: the swap happens only if nobody refreshed in between.
+            let Some(stored) = self.fetch(&key).await? else {
+                return Ok(false);
+            };
+            if !stored.token.refresh_token.as_deref().is_some_and(|current| same_secret(current, &previous)) {
+                return Ok(false);
+            }
+            let place = sealed_row(&key);
+            let now = self.clock.now();
+            // A compare-and-swap on the stored value (unique: random nonces): the swap happens
+            // only if nobody wrote the token since it was read.
             let result = sqlx::query(
                 "UPDATE access_tokens SET token = ?, scope = ?, expires_at = ?, refresh_token = ?,
-                   refresh_token_expires_at = ?, updated_at = ?
-                 WHERE shop = ? AND access_mode = ? AND user_id = ? AND refresh_token = ?",
+                   refresh_token_expires_at = ?, key_id = ?, updated_at = ?
+                 WHERE shop = ? AND access_mode = ? AND user_id = ? AND refresh_token IS ?",
             )
-            .bind(&token.token)
+            .bind(self.cipher.seal(&place, "token", &token.token)?)
             .bind(&token.scope)
             .bind(to_unix(token.expires))
-            .bind(&token.refresh_token)
+            .bind(self.cipher.seal_optional(&place, "refresh_token", token.refresh_token.as_deref())?)
             .bind(to_unix(token.refresh_token_expires))
-            .bind(OffsetDateTime::now_utc().unix_timestamp())
+            .bind(self.cipher.key_id())
+            .bind(now.unix_timestamp())
             .bind(&key.shop)
             .bind(key.access_mode.as_str())
             .bind(key.user_id)
-            .bind(&previous)
+            .bind(&stored.sealed_refresh_token)
             .execute(&self.pool)
             .await?;
             Ok(result.rows_affected() == 1)
@@ -142,13 +214,20 @@ impl TokenRepository for SqliteTokenRepository {
     fn delete_if_token(&self, key: &TokenKey, token: &str) -> BoxFuture<'_, Result<bool, StoreError>> {
         let (key, token) = (key.clone(), token.to_owned());
         Box::pin(async move {
+            let Some(stored) = self.fetch(&key).await? else {
+                return Ok(false);
+            };
+            if !same_secret(&stored.token.token, &token) {
+                return Ok(false);
+            }
+            // A compare-and-swap on the stored value: a token saved since is kept.
             let deleted = sqlx::query(
-                "DELETE FROM access_tokens WHERE shop = ? AND access_mode = ? AND user_id = ? AND token = ?",
+                "DELETE FROM access_tokens WHERE shop = ? AND access_mode = ? AND user_id = ? AND token IS ?",
             )
             .bind(&key.shop)
             .bind(key.access_mode.as_str())
             .bind(key.user_id)
-            .bind(&token)
+            .bind(&stored.sealed_token)
             .execute(&self.pool)
             .await?;
             Ok(deleted.rows_affected() == 1)
@@ -172,7 +251,7 @@ impl TokenRepository for SqliteTokenRepository {
         Box::pin(async move {
             let updated = sqlx::query("UPDATE access_tokens SET scope = ?, updated_at = ? WHERE shop = ?")
                 .bind(&scopes)
-                .bind(OffsetDateTime::now_utc().unix_timestamp())
+                .bind(self.clock.now().unix_timestamp())
                 .bind(&shop)
                 .execute(&self.pool)
                 .await?;
@@ -219,5 +298,9 @@ impl TokenRepository for SqliteTokenRepository {
                 .await?;
             Ok(())
         })
+    }
+
+    fn reencrypt(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.cipher.reencrypt(&self.pool, &TABLE))
     }
 }

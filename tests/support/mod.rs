@@ -28,6 +28,9 @@ pub const SHOP: &str = "s1";
 pub const SHOP_DOMAIN: &str = "s1.myshopify.com";
 /// The frozen "now" of the tests' clock (2025-06-15T15:06:40Z).
 pub const NOW: i64 = 1_750_000_000;
+/// `TOKEN_ENCRYPTION_KEYS` entries: key `a` (32 bytes of 0x01) and key `b` (32 bytes of 0x02).
+pub const KEY_A: &str = "a:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+pub const KEY_B: &str = "b:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
 
 /// Which fake endpoint a request reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -337,6 +340,19 @@ impl TestApp {
     pub fn now(&self) -> i64 {
         self.clock.now().unix_timestamp()
     }
+
+    /// Everything SQLite wrote: the database file and its write-ahead log, read directly.
+    pub fn database_bytes(&self) -> Vec<u8> {
+        let path = self.database_url.trim_start_matches("sqlite:");
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
+        bytes
+    }
+
+    /// Whether `text` appears anywhere in [`TestApp::database_bytes`].
+    pub fn database_contains(&self, text: &str) -> bool {
+        self.database_bytes().windows(text.len()).any(|window| window == text.as_bytes())
+    }
 }
 
 /// Runs one request through the whole router.
@@ -393,6 +409,15 @@ pub fn sign(claims: &Value, secret: &str) -> String {
 /// A valid session token for `s1` at `now`.
 pub fn session_token(now: i64) -> String {
     sign(&claims(now), API_SECRET)
+}
+
+/// A valid session token of staff member `sub` in `shop` (`s2`).
+pub fn session_token_of(shop: &str, sub: &str, now: i64) -> String {
+    let mut claims = claims(now);
+    claims["iss"] = json!(format!("https://{shop}.myshopify.com/admin"));
+    claims["dest"] = json!(format!("https://{shop}.myshopify.com"));
+    claims["sub"] = json!(sub);
+    sign(&claims, API_SECRET)
 }
 
 /// The query Shopify adds to an App Home document load.
