@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::json;
 use shopify_app_rust::AppState;
-use shopify_app_rust::oauth::{OAuthError, PENDING_LIFETIME, ProviderToken};
+use shopify_app_rust::oauth::{OAuthError, PENDING_LIFETIME, ProviderToken, REFRESH_LEASE};
 use support::*;
 use time::OffsetDateTime;
 
@@ -356,6 +356,37 @@ async fn two_processes_refresh_once_and_keep_the_connection() {
     assert_eq!((token.access_token.as_str(), token.refresh_token.as_deref()), ("prov_at_1", Some("prov_rt_1")));
     assert_eq!(count_rows(&app.state, "provider_refresh_leases").await, 0, "the lease is given back");
     assert_eq!(second.oauth.token(SHOP, "example").await.unwrap().access_token, "prov_at_1");
+}
+
+/// A refresh that outlasts its lease (the provider answers late) loses the lease to another
+/// process, which refreshes and saves. The late answer is then not saved over that token (the
+/// provider keeps refresh tokens, so comparing them cannot tell), and the late caller gets
+/// the token the other process saved.
+#[tokio::test]
+async fn a_refresh_that_outlasts_its_lease_does_not_overwrite_the_token_of_the_process_that_took_over() {
+    let (app, provider) = start().await;
+    let env = provider.env();
+    let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let second = app.second_process_with(&extra).await;
+    provider.keep_refresh_tokens();
+    provider.accept_refresh_token("rt_stored");
+    app.state.oauth.store().save(&expiring_token("at_stored", "rt_stored")).await.unwrap();
+
+    let gate = provider.hold_next_refresh();
+    let state = app.state.clone();
+    let slow = tokio::spawn(async move { state.oauth.token(SHOP, "example").await });
+    gate.arrived().await;
+    app.clock.0.advance(REFRESH_LEASE + Duration::from_secs(1));
+    let taken_over = second.oauth.token(SHOP, "example").await.unwrap();
+    assert_eq!(taken_over.access_token, "prov_at_1");
+    gate.release();
+
+    let late = slow.await.unwrap().unwrap();
+    assert_eq!(provider.token_requests().len(), 2, "both refreshes reached the provider");
+    assert_eq!(late.access_token, "prov_at_1", "the late caller reloads the token saved by the new holder");
+    let token = stored(&app).await.unwrap();
+    assert_eq!((token.access_token.as_str(), token.refresh_token.as_deref()), ("prov_at_1", Some("rt_stored")));
+    assert_eq!(count_rows(&app.state, "provider_refresh_leases").await, 0);
 }
 
 /// With a key, a provider's tokens never reach the database file in plaintext, whether

@@ -42,6 +42,10 @@ static PENDING: SealedTable = SealedTable {
     secrets: &["access_token", "refresh_token"],
 };
 
+/// Whether `holder` (the one bound last) still holds the refresh lease of the updated row.
+const LEASE_HELD: &str = "EXISTS (SELECT 1 FROM provider_refresh_leases AS lease
+     WHERE lease.shop = provider_tokens.shop AND lease.provider = provider_tokens.provider AND lease.holder = ?)";
+
 fn to_unix(at: Option<OffsetDateTime>) -> Option<i64> {
     at.map(OffsetDateTime::unix_timestamp)
 }
@@ -162,11 +166,13 @@ impl ProviderTokenStore {
     }
 
     /// Replaces the token only if its refresh token is still `previous_refresh_token` (nobody
-    /// refreshed in between). Returns whether it was replaced.
+    /// refreshed in between) and `holder` still holds the refresh lease (nobody took it over
+    /// meanwhile). Returns whether it was replaced.
     pub async fn save_refreshed(
         &self,
         previous_refresh_token: &str,
         token: &ProviderToken,
+        holder: &str,
     ) -> Result<bool, StoreError> {
         let Some(sealed_previous) =
             self.sealed_refresh_token_if(&token.shop, &token.provider, previous_refresh_token).await?
@@ -174,13 +180,13 @@ impl ProviderTokenStore {
             return Ok(false);
         };
         let place = TOKENS.row(&[Some(&token.shop), Some(&token.provider)]);
-        // A compare-and-swap on the stored value (unique: random nonces): the swap happens only
-        // if nobody wrote the token since it was read.
-        let result = sqlx::query(
+        // One statement: a compare-and-swap on the stored value (unique: random nonces) and
+        // the lease check.
+        let result = sqlx::query(&format!(
             "UPDATE provider_tokens SET access_token = ?, refresh_token = ?, key_id = ?, scope = ?, expires_at = ?,
                updated_at = ?
-             WHERE shop = ? AND provider = ? AND refresh_token IS ?",
-        )
+             WHERE shop = ? AND provider = ? AND refresh_token IS ? AND {LEASE_HELD}"
+        ))
         .bind(self.cipher.seal(&place, "access_token", &token.access_token)?)
         .bind(self.cipher.seal_optional(&place, "refresh_token", token.refresh_token.as_deref())?)
         .bind(self.cipher.key_id())
@@ -190,24 +196,35 @@ impl ProviderTokenStore {
         .bind(&token.shop)
         .bind(&token.provider)
         .bind(sealed_previous)
+        .bind(holder)
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected() == 1)
     }
 
     /// Deletes the token `shop` holds for `provider` only if its refresh token is still
-    /// `refused` (the one the provider just refused). Returns whether it was deleted: `false`
-    /// when someone replaced the token in between (a refresh elsewhere, a new connection).
-    pub async fn delete_refused(&self, shop: &str, provider: &str, refused: &str) -> Result<bool, StoreError> {
+    /// `refused` (the one the provider just refused) and `holder` still holds the refresh
+    /// lease. Returns whether it was deleted: `false` when someone replaced the token in
+    /// between (a refresh elsewhere, a new connection) or took the lease over.
+    pub async fn delete_refused(
+        &self,
+        shop: &str,
+        provider: &str,
+        refused: &str,
+        holder: &str,
+    ) -> Result<bool, StoreError> {
         let Some(sealed_refused) = self.sealed_refresh_token_if(shop, provider, refused).await? else {
             return Ok(false);
         };
-        let result = sqlx::query("DELETE FROM provider_tokens WHERE shop = ? AND provider = ? AND refresh_token IS ?")
-            .bind(shop)
-            .bind(provider)
-            .bind(sealed_refused)
-            .execute(&self.pool)
-            .await?;
+        let result = sqlx::query(&format!(
+            "DELETE FROM provider_tokens WHERE shop = ? AND provider = ? AND refresh_token IS ? AND {LEASE_HELD}"
+        ))
+        .bind(shop)
+        .bind(provider)
+        .bind(sealed_refused)
+        .bind(holder)
+        .execute(&self.pool)
+        .await?;
         Ok(result.rows_affected() == 1)
     }
 

@@ -550,6 +550,10 @@ struct ProviderState {
     refresh_delay: Mutex<Duration>,
     /// The `expires_in` of the tokens issued (`3600` unless set).
     expires_in: Mutex<Option<Value>>,
+    /// When set, the next refresh is held until the test releases it.
+    refresh_gate: Mutex<Option<RefreshGate>>,
+    /// Refresh tokens stay valid and refresh answers carry none (no rotation).
+    keep_refresh_tokens: Mutex<bool>,
 }
 
 /// A fake third-party OAuth2 provider on 127.0.0.1: a token endpoint that checks the client's
@@ -623,6 +627,19 @@ impl FakeProvider {
     pub fn set_expires_in(&self, expires_in: Value) {
         *self.state.expires_in.lock().unwrap() = Some(expires_in);
     }
+
+    /// Holds the next refresh (only that one) until released through the returned gate.
+    pub fn hold_next_refresh(&self) -> RefreshGate {
+        let gate = RefreshGate::default();
+        *self.state.refresh_gate.lock().unwrap() = Some(gate.clone());
+        gate
+    }
+
+    /// From now on the provider does not rotate refresh tokens: a refresh leaves the refresh
+    /// token valid, and its answer carries no new one.
+    pub fn keep_refresh_tokens(&self) {
+        *self.state.keep_refresh_tokens.lock().unwrap() = true;
+    }
 }
 
 fn provider_json(status: StatusCode, body: Value) -> Response<Body> {
@@ -659,11 +676,20 @@ async fn provider_token(State(state): State<Arc<ProviderState>>, headers: Header
             let mut refresh_tokens = state.refresh_tokens.lock().unwrap();
             let before = refresh_tokens.len();
             refresh_tokens.retain(|token| *token != field("refresh_token"));
-            refresh_tokens.len() < before
+            let known = refresh_tokens.len() < before;
+            if known && *state.keep_refresh_tokens.lock().unwrap() {
+                refresh_tokens.push(field("refresh_token"));
+            }
+            known
         }
         _ => false,
     };
     if field("grant_type") == "refresh_token" {
+        let gate = state.refresh_gate.lock().unwrap().take();
+        if let Some(gate) = gate {
+            gate.arrived.notify_one();
+            gate.release.notified().await;
+        }
         let delay = *state.refresh_delay.lock().unwrap();
         tokio::time::sleep(delay).await;
     }
@@ -675,14 +701,17 @@ async fn provider_token(State(state): State<Arc<ProviderState>>, headers: Header
         *issued += 1;
         *issued
     };
-    let (access, refresh) = (format!("prov_at_{serial}"), format!("prov_rt_{serial}"));
+    let access = format!("prov_at_{serial}");
     *state.access_tokens.lock().unwrap() = vec![access.clone()];
-    state.refresh_tokens.lock().unwrap().push(refresh.clone());
     let expires_in = state.expires_in.lock().unwrap().clone().unwrap_or(json!(3600));
-    provider_json(
-        StatusCode::OK,
-        json!({"access_token": access, "token_type": "Bearer", "expires_in": expires_in, "refresh_token": refresh, "scope": "read write"}),
-    )
+    let mut answer =
+        json!({"access_token": access, "token_type": "Bearer", "expires_in": expires_in, "scope": "read write"});
+    if field("grant_type") != "refresh_token" || !*state.keep_refresh_tokens.lock().unwrap() {
+        let refresh = format!("prov_rt_{serial}");
+        state.refresh_tokens.lock().unwrap().push(refresh.clone());
+        answer["refresh_token"] = json!(refresh);
+    }
+    provider_json(StatusCode::OK, answer)
 }
 
 async fn provider_me(State(state): State<Arc<ProviderState>>, headers: HeaderMap) -> Response<Body> {
