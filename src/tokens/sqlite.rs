@@ -70,6 +70,37 @@ impl SqliteTokenRepository {
             }
         }
     }
+
+    /// Deletes `shop`'s tokens and refresh leases, unless a token was obtained at or after
+    /// `obtained_since` (unix milliseconds; `None`: delete in any case). `None` when kept.
+    async fn delete_shop_unless_newer(
+        &self,
+        shop: &str,
+        obtained_since: Option<i64>,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        // The delete comes first and takes the write lock: no token is saved between it and the check.
+        let deleted = sqlx::query(
+            "DELETE FROM access_tokens WHERE shop = ?1
+             AND NOT EXISTS (SELECT 1 FROM access_tokens WHERE shop = ?1 AND obtained_at >= ?2)",
+        )
+        .bind(shop)
+        .bind(obtained_since)
+        .execute(&mut *transaction)
+        .await?;
+        let newer: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM access_tokens WHERE shop = ? AND obtained_at >= ?)")
+                .bind(shop)
+                .bind(obtained_since)
+                .fetch_one(&mut *transaction)
+                .await?;
+        if newer {
+            return Ok(None);
+        }
+        sqlx::query("DELETE FROM refresh_leases WHERE shop = ?").bind(shop).execute(&mut *transaction).await?;
+        transaction.commit().await?;
+        Ok(Some(deleted.rows_affected()))
+    }
 }
 
 /// The encrypted columns of `access_tokens`, bound to the shop, the mode and the staff member.
@@ -99,6 +130,11 @@ fn to_unix(at: Option<OffsetDateTime>) -> Option<i64> {
 
 fn from_unix(seconds: Option<i64>) -> Option<OffsetDateTime> {
     seconds.and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+}
+
+/// Unix milliseconds, the unit of `obtained_at`.
+fn unix_millis(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// The token in `row`, with its decrypted secrets.
@@ -145,14 +181,14 @@ impl TokenRepository for SqliteTokenRepository {
             let place = sealed_row(&key);
             let now = self.clock.now();
             sqlx::query(&format!(
-                "INSERT INTO access_tokens ({COLUMNS}, key_id, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                "INSERT INTO access_tokens ({COLUMNS}, key_id, updated_at, obtained_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT (shop, access_mode, user_id) DO UPDATE SET
                    token = excluded.token, scope = excluded.scope, expires_at = excluded.expires_at,
                    refresh_token = excluded.refresh_token,
                    refresh_token_expires_at = excluded.refresh_token_expires_at,
                    user_json = excluded.user_json, key_id = excluded.key_id,
-                   updated_at = excluded.updated_at"
+                   updated_at = excluded.updated_at, obtained_at = excluded.obtained_at"
             ))
             .bind(&key.shop)
             .bind(key.access_mode.as_str())
@@ -165,6 +201,7 @@ impl TokenRepository for SqliteTokenRepository {
             .bind(user_json(&token))
             .bind(self.cipher.key_id())
             .bind(now.unix_timestamp())
+            .bind(unix_millis(now))
             .execute(&self.pool)
             .await?;
             Ok(())
@@ -191,7 +228,7 @@ impl TokenRepository for SqliteTokenRepository {
             // only if nobody wrote the token since it was read.
             let result = sqlx::query(
                 "UPDATE access_tokens SET token = ?, scope = ?, expires_at = ?, refresh_token = ?,
-                   refresh_token_expires_at = ?, key_id = ?, updated_at = ?
+                   refresh_token_expires_at = ?, key_id = ?, updated_at = ?, obtained_at = ?
                  WHERE shop = ? AND access_mode = ? AND user_id = ? AND refresh_token IS ?",
             )
             .bind(self.cipher.seal(&place, "token", &token.token)?)
@@ -201,6 +238,7 @@ impl TokenRepository for SqliteTokenRepository {
             .bind(to_unix(token.refresh_token_expires))
             .bind(self.cipher.key_id())
             .bind(now.unix_timestamp())
+            .bind(unix_millis(now))
             .bind(&key.shop)
             .bind(key.access_mode.as_str())
             .bind(key.user_id)
@@ -236,14 +274,17 @@ impl TokenRepository for SqliteTokenRepository {
 
     fn delete_shop(&self, shop: &str) -> BoxFuture<'_, Result<u64, StoreError>> {
         let shop = shop.to_owned();
-        Box::pin(async move {
-            let mut transaction = self.pool.begin().await?;
-            let deleted =
-                sqlx::query("DELETE FROM access_tokens WHERE shop = ?").bind(&shop).execute(&mut *transaction).await?;
-            sqlx::query("DELETE FROM refresh_leases WHERE shop = ?").bind(&shop).execute(&mut *transaction).await?;
-            transaction.commit().await?;
-            Ok(deleted.rows_affected())
-        })
+        Box::pin(async move { Ok(self.delete_shop_unless_newer(&shop, None).await?.unwrap_or(0)) })
+    }
+
+    fn delete_shop_uninstalled(
+        &self,
+        shop: &str,
+        uninstalled_at: OffsetDateTime,
+    ) -> BoxFuture<'_, Result<Option<u64>, StoreError>> {
+        let shop = shop.to_owned();
+        // In milliseconds, rounded down: a token obtained in the same millisecond is kept.
+        Box::pin(async move { self.delete_shop_unless_newer(&shop, Some(unix_millis(uninstalled_at))).await })
     }
 
     fn update_scopes(&self, shop: &str, scopes: &str) -> BoxFuture<'_, Result<u64, StoreError>> {
