@@ -3,9 +3,12 @@
 
 use std::collections::HashMap;
 
+use base64::Engine;
+
 use crate::oauth::{ClientAuth, ProviderConfig};
 use crate::shopify::secret::Secret;
 use crate::shopify::shop::shop_name;
+use crate::tokens::encryption::{EncryptionKeys, KEY_LEN};
 
 /// The app's validated settings.
 #[derive(Debug, Clone)]
@@ -35,6 +38,9 @@ pub struct Config {
     pub client_credentials_shops: Vec<String>,
     /// Third-party OAuth2 providers (`OAUTH_PROVIDERS` and `OAUTH_<NAME>_*`).
     pub oauth_providers: Vec<ProviderConfig>,
+    /// The keys stored tokens are encrypted with (`TOKEN_ENCRYPTION_KEYS`); `None`: they are
+    /// stored in plaintext.
+    pub token_encryption_keys: Option<EncryptionKeys>,
 }
 
 /// A setting that is missing or malformed; the message names the variable.
@@ -146,8 +152,35 @@ impl Config {
             session_cookie_secure,
             client_credentials_shops,
             oauth_providers: oauth_providers(&get)?,
+            token_encryption_keys: get("TOKEN_ENCRYPTION_KEYS").map(|keys| token_encryption_keys(&keys)).transpose()?,
         })
     }
+}
+
+/// `TOKEN_ENCRYPTION_KEYS`: comma-separated `id:key` entries, each key 32 bytes in standard
+/// base64 (`openssl rand -base64 32`) and each id a short label of letters, digits, `_` and
+/// `-`. The first key encrypts, all of them decrypt. Errors never quote a key.
+fn token_encryption_keys(value: &str) -> Result<EncryptionKeys, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid { name: "TOKEN_ENCRYPTION_KEYS", reason };
+    let mut keys: Vec<(String, [u8; KEY_LEN])> = Vec::new();
+    for (position, entry) in value.split(',').map(str::trim).filter(|entry| !entry.is_empty()).enumerate() {
+        let number = position + 1;
+        let (id, key) = entry.split_once(':').ok_or_else(|| invalid(format!("entry {number} is not id:base64-key")))?;
+        let id = id.trim();
+        if id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(invalid(format!("entry {number}: the key id must be 1 to 32 letters, digits, _ or -")));
+        }
+        if keys.iter().any(|(known, _)| known == id) {
+            return Err(invalid(format!("key id {id:?} is listed twice")));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(key.trim())
+            .map_err(|_| invalid(format!("key {id:?} is not base64")))?;
+        let key = <[u8; KEY_LEN]>::try_from(bytes)
+            .map_err(|bytes| invalid(format!("key {id:?} is {} bytes long, not {KEY_LEN}", bytes.len())))?;
+        keys.push((id.to_owned(), key));
+    }
+    EncryptionKeys::new(keys).ok_or_else(|| invalid("no key is listed".to_owned()))
 }
 
 /// Whether `origin` is `http://localhost` or a loopback address, where browsers and tests
@@ -322,5 +355,38 @@ mod tests {
         missing.remove("OAUTH_MAIL_CO_CLIENT_ID");
         let error = Config::from_vars(missing).unwrap_err();
         assert!(error.to_string().contains("OAUTH_MAIL_CO_CLIENT_ID is required"), "{error}");
+    }
+
+    #[test]
+    fn reads_the_token_encryption_keys_without_ever_showing_them() {
+        let base = [("SHOPIFY_API_KEY", "k"), ("SHOPIFY_API_SECRET", "s")];
+        assert!(Config::from_vars(vars(&base)).unwrap().token_encryption_keys.is_none());
+
+        let (new, old) =
+            ("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "H+7Sn8ykVXq0JaWkDXZH4WE3TujyG/SN4uQBh/vjeFA=");
+        let keys = format!("2026-03:{new}, old_1:{old}");
+        let config = Config::from_vars(vars(&[base.as_slice(), &[("TOKEN_ENCRYPTION_KEYS", &keys)]].concat())).unwrap();
+        let parsed = config.token_encryption_keys.as_ref().expect("keys");
+        assert_eq!(parsed.current_id(), "2026-03");
+        let shown = format!("{config:?}");
+        assert!(shown.contains("\"2026-03\", \"old_1\""), "{shown}");
+        assert!(!shown.contains(new) && !shown.contains(old) && !shown.contains("AAECAw"), "{shown}");
+
+        for (value, reason) in [
+            (format!("a:{new},a:{old}"), "key id \"a\" is listed twice"),
+            ("a:not base64!".to_owned(), "key \"a\" is not base64"),
+            ("a:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd".to_owned(), "key \"a\" is 30 bytes long, not 32"),
+            (new.to_owned(), "entry 1 is not id:base64-key"),
+            (format!("a:{new},b c:{old}"), "entry 2: the key id must be"),
+            (format!(":{new}"), "entry 1: the key id must be"),
+            (",".to_owned(), "no key is listed"),
+        ] {
+            let error = Config::from_vars(vars(&[base.as_slice(), &[("TOKEN_ENCRYPTION_KEYS", &value)]].concat()))
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with("invalid environment variable TOKEN_ENCRYPTION_KEYS: "), "{error}");
+            assert!(error.contains(reason), "{value}: {error}");
+            assert!(!error.contains(new) && !error.contains(old), "{error}");
+        }
     }
 }

@@ -44,6 +44,16 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         tokio::net::TcpListener::bind(address).await.map_err(|error| format!("cannot listen on {address}: {error}"))?;
     let app_url = config.app_url.clone();
     let state = AppState::new(config, pool.clone(), Arc::new(SystemClock))?;
+    match &state.config.token_encryption_keys {
+        None => tracing::warn!(
+            "TOKEN_ENCRYPTION_KEYS is not set: access and refresh tokens are stored in plaintext (see the README)"
+        ),
+        Some(keys) => tracing::info!(key = keys.current_id(), "stored tokens are encrypted"),
+    }
+    let rewritten = state.reencrypt_tokens().await.map_err(|error| format!("re-encrypting stored tokens: {error}"))?;
+    if rewritten > 0 {
+        tracing::info!(rewritten, "stored tokens rewritten under the current encryption key");
+    }
     tokio::spawn(sessions::delete_expired_periodically(pool.clone()));
     if let Some(client_credentials) = &state.client_credentials {
         tracing::info!(shops = ?client_credentials.shops(), "keeping client-credentials tokens renewed");

@@ -10,7 +10,9 @@ use crate::oauth::{OAuthError, OAuthProviders};
 use crate::shopify::clock::Clock;
 use crate::shopify::http::{ReqwestTransport, ShopOrigin, Transport};
 use crate::shopify::{AppConfig, ShopifyApp};
-use crate::tokens::{ClientCredentialsTokens, OfflineTokens, SqliteTokenRepository, TokenRepository};
+use crate::tokens::{
+    ClientCredentialsTokens, OfflineTokens, SqliteTokenRepository, StoreError, TokenCipher, TokenRepository,
+};
 
 /// Handler state: settings, the auth core, the token store and the database. Cheap to clone.
 #[derive(Clone)]
@@ -60,10 +62,18 @@ impl AppState {
         if let Some(origin) = &config.shop_origin {
             shopify = shopify.with_origin(ShopOrigin::new(origin.clone()));
         }
-        let repository: Arc<dyn TokenRepository> = Arc::new(SqliteTokenRepository::new(pool.clone()));
+        let cipher = TokenCipher::new(config.token_encryption_keys.clone());
+        let repository: Arc<dyn TokenRepository> =
+            Arc::new(SqliteTokenRepository::new(pool.clone(), cipher.clone(), clock.clone()));
         let tokens = Arc::new(OfflineTokens::new(repository, shopify.clone()));
-        let oauth =
-            OAuthProviders::new(config.oauth_providers.clone(), &config.app_url, transport, clock, pool.clone())?;
+        let oauth = OAuthProviders::new(
+            config.oauth_providers.clone(),
+            &config.app_url,
+            transport,
+            clock,
+            pool.clone(),
+            cipher,
+        )?;
         let client_credentials = (!config.client_credentials_shops.is_empty())
             .then(|| Arc::new(ClientCredentialsTokens::new(shopify.clone(), config.client_credentials_shops.clone())));
         Ok(Self {
@@ -75,5 +85,13 @@ impl AppState {
             oauth: Arc::new(oauth),
             client_credentials,
         })
+    }
+
+    /// Rewrites every stored token (Shopify's and the providers', linked or pending) that is
+    /// not under the first key of `TOKEN_ENCRYPTION_KEYS` under it: plaintext rows and rows
+    /// under an older key. `main` runs it at start, which completes a key rotation; it is safe
+    /// while other processes run it or write tokens. Returns how many rows were rewritten.
+    pub async fn reencrypt_tokens(&self) -> Result<u64, StoreError> {
+        Ok(self.tokens.repository().reencrypt().await? + self.oauth.store().reencrypt().await?)
     }
 }

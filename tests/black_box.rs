@@ -24,7 +24,8 @@ fn binary() -> Command {
     command
 }
 
-async fn start(dir: &std::path::Path, shopify: &FakeShopify) -> Server {
+/// Starts the binary in `dir` against `shopify`, with `extra` variables.
+async fn start(dir: &std::path::Path, shopify: &FakeShopify, extra: &[(&str, &str)]) -> Server {
     let port = free_port();
     let child = binary()
         .current_dir(dir)
@@ -33,6 +34,7 @@ async fn start(dir: &std::path::Path, shopify: &FakeShopify) -> Server {
         .env("PORT", port.to_string())
         .env("SHOPIFY_SHOP_ORIGIN", &shopify.origin)
         .env("RUST_LOG", "debug")
+        .envs(extra.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -74,7 +76,7 @@ impl Server {
 async fn the_binary_serves_the_embedded_app_against_a_fake_shopify_and_never_logs_a_secret() {
     let shopify = FakeShopify::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut server = start(dir.path(), &shopify).await;
+    let mut server = start(dir.path(), &shopify, &[]).await;
     assert!(dir.path().join("data/app.db").exists(), "the default SQLite file is created");
     let client = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -119,8 +121,47 @@ async fn the_binary_serves_the_embedded_app_against_a_fake_shopify_and_never_log
     assert!(status.success(), "a clean stop on SIGTERM: {status:?}\n{logs}");
     assert!(logs.contains("ready to serve") && logs.contains("stopped"), "{logs}");
     assert!(logs.contains("SHOPIFY_SHOP_ORIGIN is set"), "the fake origin is announced");
+    assert_eq!(logs.matches("stored in plaintext").count(), 1, "one warning without TOKEN_ENCRYPTION_KEYS: {logs}");
     assert!(logs.contains("path=/api/products"), "requests are logged: {logs}");
     for secret in [API_SECRET, id_token.as_str(), "shpat_fake_1", "shprt_fake_1", id_token.split('.').nth(2).unwrap()] {
+        assert!(!logs.contains(secret), "a secret reached the logs: {secret}\n{logs}");
+    }
+}
+
+/// A key rotation with the real binary: tokens written under `a` are rewritten under `b` at
+/// the start with `b,a`, and a start with `a` alone (a key dropped too early) cannot read them:
+/// App Home obtains a new token instead of failing, and no log line shows a token or a key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_rotates_the_token_key_at_start_and_survives_a_missing_key() {
+    let shopify = FakeShopify::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let load = |server: &Server| {
+        let url = format!(
+            "{}/?{}",
+            server.base,
+            document_query(&session_token(time::OffsetDateTime::now_utc().unix_timestamp()))
+        );
+        let client = client.clone();
+        async move { client.get(url).send().await.unwrap().status() }
+    };
+    let mut logs = String::new();
+    for (keys, exchanges) in [(KEY_A.to_owned(), 1), (format!("{KEY_B},{KEY_A}"), 1), (KEY_A.to_owned(), 2)] {
+        let mut server = start(dir.path(), &shopify, &[("TOKEN_ENCRYPTION_KEYS", &keys)]).await;
+        assert_eq!(load(&server).await, 200, "{keys}");
+        assert_eq!(shopify.exchanges(), exchanges, "{keys}");
+        let (status, output) = server.stop();
+        assert!(status.success(), "{output}");
+        logs.push_str(&output);
+        let database = std::fs::read(dir.path().join("data/app.db")).unwrap();
+        let plaintext = |token: &str| database.windows(token.len()).any(|window| window == token.as_bytes());
+        assert!(!plaintext("shpat_fake_1") && !plaintext("shprt_fake_1"), "{keys}");
+    }
+    assert!(logs.contains("rewritten=1"), "the start with b,a rewrote the token: {logs}");
+    assert!(logs.contains("cannot be read; treated as absent"), "{logs}");
+    assert!(!logs.contains("stored in plaintext"), "{logs}");
+    let secrets = ["shpat_fake_1", "shprt_fake_1", "shpat_fake_2", "shprt_fake_2"];
+    for secret in secrets.iter().copied().chain([&KEY_A[2..], &KEY_B[2..]]) {
         assert!(!logs.contains(secret), "a secret reached the logs: {secret}\n{logs}");
     }
 }

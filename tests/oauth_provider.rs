@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::json;
 use shopify_app_rust::AppState;
-use shopify_app_rust::oauth::{OAuthError, PENDING_LIFETIME, ProviderToken};
+use shopify_app_rust::oauth::{OAuthError, PENDING_LIFETIME, ProviderToken, REFRESH_LEASE};
 use support::*;
 use time::OffsetDateTime;
 
@@ -18,10 +18,16 @@ const APP_IN_ADMIN: &str = "https://admin.shopify.com/store/s1/apps/test-api-key
 const CONFIRM: &str = "/api/connections/example/confirm";
 
 async fn start() -> (TestApp, FakeProvider) {
+    start_with(&[]).await
+}
+
+/// The app with the fake provider configured, plus `extra` settings.
+async fn start_with(extra: &[(&str, &str)]) -> (TestApp, FakeProvider) {
     let provider = FakeProvider::start().await;
     let env = provider.env();
-    let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    (TestApp::start_with(&extra).await, provider)
+    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    vars.extend_from_slice(extra);
+    (TestApp::start_with(&vars).await, provider)
 }
 
 /// Opens `/connect/example` from the embedded app: the session cookie and the query the
@@ -62,15 +68,6 @@ fn pending_id(callback: &TestResponse, shop: &str) -> String {
 /// The embedded page's confirmation of `pending`, with the session token `id_token`.
 async fn confirm(app: &TestApp, id_token: &str, pending: &str) -> TestResponse {
     app.send(fetch_json("POST", CONFIRM, id_token, &json!({ "pending": pending }))).await
-}
-
-/// A valid session token of staff member `sub` in `shop` (`s2`).
-fn session_token_of(shop: &str, sub: &str, now: i64) -> String {
-    let mut claims = claims(now);
-    claims["iss"] = json!(format!("https://{shop}.myshopify.com/admin"));
-    claims["dest"] = json!(format!("https://{shop}.myshopify.com"));
-    claims["sub"] = json!(sub);
-    sign(&claims, API_SECRET)
 }
 
 fn expiring_token(access_token: &str, refresh_token: &str) -> ProviderToken {
@@ -359,6 +356,61 @@ async fn two_processes_refresh_once_and_keep_the_connection() {
     assert_eq!((token.access_token.as_str(), token.refresh_token.as_deref()), ("prov_at_1", Some("prov_rt_1")));
     assert_eq!(count_rows(&app.state, "provider_refresh_leases").await, 0, "the lease is given back");
     assert_eq!(second.oauth.token(SHOP, "example").await.unwrap().access_token, "prov_at_1");
+}
+
+/// A refresh that outlasts its lease (the provider answers late) loses the lease to another
+/// process, which refreshes and saves. The late answer is then not saved over that token (the
+/// provider keeps refresh tokens, so comparing them cannot tell), and the late caller gets
+/// the token the other process saved.
+#[tokio::test]
+async fn a_refresh_that_outlasts_its_lease_does_not_overwrite_the_token_of_the_process_that_took_over() {
+    let (app, provider) = start().await;
+    let env = provider.env();
+    let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let second = app.second_process_with(&extra).await;
+    provider.keep_refresh_tokens();
+    provider.accept_refresh_token("rt_stored");
+    app.state.oauth.store().save(&expiring_token("at_stored", "rt_stored")).await.unwrap();
+
+    let gate = provider.hold_next_refresh();
+    let state = app.state.clone();
+    let slow = tokio::spawn(async move { state.oauth.token(SHOP, "example").await });
+    gate.arrived().await;
+    app.clock.0.advance(REFRESH_LEASE + Duration::from_secs(1));
+    let taken_over = second.oauth.token(SHOP, "example").await.unwrap();
+    assert_eq!(taken_over.access_token, "prov_at_1");
+    gate.release();
+
+    let late = slow.await.unwrap().unwrap();
+    assert_eq!(provider.token_requests().len(), 2, "both refreshes reached the provider");
+    assert_eq!(late.access_token, "prov_at_1", "the late caller reloads the token saved by the new holder");
+    let token = stored(&app).await.unwrap();
+    assert_eq!((token.access_token.as_str(), token.refresh_token.as_deref()), ("prov_at_1", Some("rt_stored")));
+    assert_eq!(count_rows(&app.state, "provider_refresh_leases").await, 0);
+}
+
+/// With a key, a provider's tokens never reach the database file in plaintext, whether
+/// pending, linked or refreshed, and what is read back is what the provider issued.
+#[tokio::test]
+async fn with_a_key_provider_tokens_are_encrypted_at_rest() {
+    let (app, provider) = start_with(&[("TOKEN_ENCRYPTION_KEYS", KEY_A)]).await;
+    let callback = authorize_with(&app, &provider, &session_token(app.now())).await;
+    let pending = pending_id(&callback, SHOP);
+    assert!(!app.database_contains("prov_at_1") && !app.database_contains("prov_rt_1"), "pending");
+    assert_eq!(confirm(&app, &session_token(app.now()), &pending).await.status, StatusCode::OK);
+    assert!(!app.database_contains("prov_at_1") && !app.database_contains("prov_rt_1"), "linked");
+    let key_id: Option<String> =
+        sqlx::query_scalar("SELECT key_id FROM provider_tokens").fetch_one(&app.state.pool).await.unwrap();
+    assert_eq!(key_id.as_deref(), Some("a"));
+    let me = app.state.oauth.request(SHOP, "example", "GET", "/me", &[], None).await.unwrap();
+    assert!(me.body.contains("\"token\":\"prov_at_1\""), "{}", me.body);
+    assert_eq!(provider.token_requests().len(), 1, "served from the stored token");
+
+    app.clock.0.advance(Duration::from_secs(3600));
+    assert_eq!(app.state.oauth.token(SHOP, "example").await.unwrap().access_token, "prov_at_2");
+    assert_eq!(provider.token_requests()[1]["refresh_token"], "prov_rt_1");
+    assert!(!app.database_contains("prov_at_2") && !app.database_contains("prov_rt_2"), "refreshed");
+    assert_eq!(stored(&app).await.unwrap().refresh_token.as_deref(), Some("prov_rt_2"));
 }
 
 /// A refusal of the refresh token forgets the token only while it is still the stored one: a

@@ -6,6 +6,7 @@ mod support;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::json;
+use shopify_app_rust::oauth::ProviderToken;
 use shopify_app_rust::shopify::model::{AccessMode, AccessToken};
 use shopify_app_rust::tokens::TokenKey;
 use support::*;
@@ -48,6 +49,76 @@ async fn app_uninstalled_deletes_the_shops_tokens_once_per_delivery() {
     let response = app.send(webhook("/webhooks/app/uninstalled", "app/uninstalled", "w-2", body)).await;
     assert_eq!(response.status, StatusCode::OK);
     assert!(stored(&app).await.is_none());
+}
+
+/// A signed `app/uninstalled` delivery `id` carrying `X-Shopify-Triggered-At: at`.
+fn uninstall_triggered_at(id: &str, at: &str) -> Request<Body> {
+    let mut request = webhook("/webhooks/app/uninstalled", "app/uninstalled", id, r#"{"id":1}"#);
+    request.headers_mut().insert("x-shopify-triggered-at", at.parse().unwrap());
+    request
+}
+
+/// The merchant uninstalls, reinstalls, and the app gets a new token before the uninstall's
+/// delivery arrives (or while Shopify retries it): the delivery deletes nothing. One triggered
+/// after the token was obtained deletes everything, as does one whose time cannot be read.
+#[tokio::test]
+async fn a_late_uninstall_keeps_the_tokens_of_the_install_that_followed_it() {
+    let app = TestApp::start().await;
+    store_token(&app).await; // obtained at NOW, 2025-06-15T15:06:40Z
+    let connection = ProviderToken {
+        shop: SHOP.into(),
+        provider: "example".into(),
+        access_token: "prov_at".into(),
+        refresh_token: None,
+        scope: String::new(),
+        expires: None,
+    };
+    app.state.oauth.store().save(&connection).await.unwrap();
+
+    for (id, triggered_at) in [
+        ("w-1", "2025-06-15T15:06:35.877041743Z"),
+        // A tie keeps the token, to the millisecond.
+        ("w-2", "2025-06-15T15:06:40Z"),
+        ("w-3", "2025-06-15T17:06:40.000999+02:00"),
+    ] {
+        let response = app.send(uninstall_triggered_at(id, triggered_at)).await;
+        assert_eq!(response.status, StatusCode::OK, "{triggered_at}");
+        assert_eq!(stored(&app).await.map(|token| token.token).as_deref(), Some("shpat_stored"), "{triggered_at}");
+        assert_eq!(app.state.oauth.store().load(SHOP, "example").await.unwrap().as_ref(), Some(&connection));
+    }
+
+    let response = app.send(uninstall_triggered_at("w-4", "2025-06-15T15:06:40.001Z")).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert!(stored(&app).await.is_none());
+    assert!(app.state.oauth.store().load(SHOP, "example").await.unwrap().is_none());
+
+    store_token(&app).await;
+    let response = app.send(uninstall_triggered_at("w-5", "yesterday")).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert!(stored(&app).await.is_none(), "an unreadable time deletes as if it were absent");
+}
+
+/// A refresh counts as obtaining the token; recording new scopes does not.
+#[tokio::test]
+async fn a_refresh_dates_the_token_anew_and_a_scopes_update_does_not() {
+    let app = TestApp::start().await;
+    assert_eq!(app.load_home().await.status, StatusCode::OK); // exchanged at 15:06:40
+    app.clock.0.advance(std::time::Duration::from_secs(60));
+    let scopes = r#"{"id":1,"previous":[],"current":["write_products"]}"#;
+    let response = app.send(webhook("/webhooks/app/scopes_update", "app/scopes_update", "s-1", scopes)).await;
+    assert_eq!(response.status, StatusCode::OK);
+    let response = app.send(uninstall_triggered_at("w-1", "2025-06-15T15:07:10Z")).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert!(stored(&app).await.is_none(), "triggered after the exchange: deleted despite the scopes update");
+
+    // Installed again: exchanged at 15:07:40, refreshed an hour later.
+    assert_eq!(app.load_home().await.status, StatusCode::OK);
+    app.clock.0.advance(std::time::Duration::from_secs(3600 - 30));
+    assert_eq!(app.load_home().await.status, StatusCode::OK);
+    assert_eq!((app.shopify.exchanges(), app.shopify.refreshes()), (2, 1));
+    let response = app.send(uninstall_triggered_at("w-2", "2025-06-15T15:07:50Z")).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(stored(&app).await.unwrap().token, "shpat_fake_3", "refreshed after the trigger: kept");
 }
 
 #[tokio::test]

@@ -31,15 +31,25 @@ pub use store::ProviderTokenStore;
 
 use self::http::ProviderHttp;
 use crate::shopify::clock::Clock;
-use crate::shopify::http::{Transport, TransportError, UpstreamRequest};
+use crate::shopify::http::{REQUEST_TIMEOUT, Transport, TransportError, UpstreamRequest};
 use crate::shopify::model::Res;
 use crate::shopify::secret::Secret;
-use crate::tokens::{KeyedLocks, StoreError};
+use crate::tokens::{KeyedLocks, StoreError, TokenCipher};
 
 /// A token is refreshed once it expires within this margin.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
-/// How long a refresh lease protects a refresh in flight (a crashed holder's lease runs out).
-pub const REFRESH_LEASE: Duration = Duration::from_secs(30);
+/// How long a refresh lease protects a refresh in flight; a crashed holder's lease runs out.
+/// It must outlast the worst refresh: its token requests, each abandoned by the shared HTTP
+/// client after [`REQUEST_TIMEOUT`] (connecting included), plus a margin. Should a
+/// refresh still outlast its lease, its result is not saved (see
+/// [`ProviderTokenStore::save_refreshed`]).
+pub const REFRESH_LEASE: Duration =
+    Duration::from_secs(REFRESH_REQUESTS * REQUEST_TIMEOUT.as_secs() + LEASE_MARGIN.as_secs());
+/// Token requests per refresh: the `oauth2` client sends one and does not retry.
+const REFRESH_REQUESTS: u64 = 1;
+/// What a lease allows beyond its refresh's requests, for the database work and the
+/// scheduling around them: as much again.
+const LEASE_MARGIN: Duration = REQUEST_TIMEOUT;
 /// How often a caller waiting for another process's refresh looks again.
 const POLL: Duration = Duration::from_millis(100);
 /// How long a token obtained by a connection's callback waits for the embedded app to confirm
@@ -248,20 +258,22 @@ impl std::fmt::Debug for OAuthProviders {
 }
 
 impl OAuthProviders {
-    /// The providers in `configs`, redirecting back to `app_url`, with tokens in `pool`.
+    /// The providers in `configs`, redirecting back to `app_url`, with tokens in `pool`,
+    /// encrypted by `cipher`.
     pub fn new(
         configs: Vec<ProviderConfig>,
         app_url: &str,
         transport: Arc<dyn Transport>,
         clock: Arc<dyn Clock>,
         pool: SqlitePool,
+        cipher: TokenCipher,
     ) -> Result<Self, OAuthError> {
         let providers = configs.into_iter().map(|config| Provider::new(config, app_url)).collect::<Result<_, _>>()?;
         Ok(Self {
             providers,
             http: ProviderHttp(transport),
+            store: ProviderTokenStore::new(pool, cipher, clock.clone()),
             clock,
-            store: ProviderTokenStore::new(pool),
             locks: KeyedLocks::new(),
             holder: format!("{}-{}", std::process::id(), crate::sessions::random_token()),
         })
@@ -425,20 +437,22 @@ impl OAuthProviders {
         let response = match provider.client.exchange_refresh_token(&refresh).request_async(&self.http).await {
             Ok(response) => response,
             Err(RequestTokenError::ServerResponse(error)) if *error.error() == BasicErrorResponseType::InvalidGrant => {
-                if self.store.delete_refused(shop, name, &refresh_token).await? {
+                if self.store.delete_refused(shop, name, &refresh_token, &self.holder).await? {
                     tracing::warn!(shop, provider = name, "the provider refused the refresh token; token forgotten");
                     return Err(OAuthError::Reconnect(name.to_owned()));
                 }
-                // The refusal is about a token someone has replaced since: keep theirs.
+                // The refusal is about a token someone has replaced since, or the lease was
+                // taken over: keep theirs.
                 return Ok(None);
             }
             Err(error) => return Err(token_error(error)),
         };
         let fresh = self.token_from(shop, name, &response, Some(&refresh_token));
-        if self.store.save_refreshed(&refresh_token, &fresh).await? {
+        if self.store.save_refreshed(&refresh_token, &fresh, &self.holder).await? {
             return Ok(Some(fresh));
         }
-        // Someone replaced the token first; theirs is as good as ours.
+        // Someone replaced the token first, or this refresh outlasted its lease and another
+        // process took it over: theirs wins, look again.
         Ok(None)
     }
 

@@ -54,13 +54,24 @@ fn wrong_topic(webhook: &Webhook, expected: &str) -> bool {
 }
 
 /// `POST /webhooks/app/uninstalled`: forgets every token of the shop, third-party provider
-/// tokens included.
+/// tokens included. A delivery that arrives late, after the shop installed the app again,
+/// deletes nothing: when the shop holds a token obtained at or after `X-Shopify-Triggered-At`,
+/// the uninstall was about an earlier install (on a tie the token is kept: a revoked token
+/// stored by mistake is harmless, a deleted live one breaks the app).
 pub async fn app_uninstalled(State(state): State<AppState>, webhook: Webhook) -> Result<StatusCode, AppError> {
     if wrong_topic(&webhook, "app/uninstalled") {
         return Ok(StatusCode::BAD_REQUEST);
     }
     once(&state, &webhook, async {
-        let deleted = state.tokens.repository().delete_shop(&webhook.shop).await?;
+        let repository = state.tokens.repository();
+        let deleted = match webhook.triggered_at {
+            Some(at) => repository.delete_shop_uninstalled(&webhook.shop, at).await?,
+            None => Some(repository.delete_shop(&webhook.shop).await?),
+        };
+        let Some(deleted) = deleted else {
+            tracing::info!(shop = %webhook.shop, triggered_at = ?webhook.triggered_at, "app uninstalled before the current install: nothing deleted");
+            return Ok(());
+        };
         let connections = state.oauth.store().delete_shop(&webhook.shop).await?;
         tracing::info!(shop = %webhook.shop, deleted, connections, "app uninstalled");
         Ok(())

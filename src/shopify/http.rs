@@ -55,6 +55,12 @@ pub trait Transport: Send + Sync {
     fn send(&self, request: UpstreamRequest) -> BoxFuture<'_, Result<Res, TransportError>>;
 }
 
+/// How long the production transport waits for a connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the production transport waits for a whole request, from connecting to the end of
+/// the response body: no single request outlasts it.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The production transport: one `reqwest` client with connection reuse, timeouts and no
 /// redirect following (a redirect would carry tokens to another host).
 #[derive(Debug, Clone)]
@@ -67,8 +73,8 @@ impl ReqwestTransport {
     pub fn new() -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .user_agent(USER_AGENT)
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .pool_idle_timeout(Duration::from_secs(90))
             .build()?;

@@ -1,13 +1,16 @@
 //! Token storage: a [`TokenRepository`] trait with a SQLite implementation, and
 //! [`OfflineTokens`], which hands out a valid offline token per shop, exchanging or
 //! refreshing it as needed, one refresh at a time. [`ClientCredentialsTokens`] keeps the
-//! client-credentials tokens of server-to-server apps renewed.
+//! client-credentials tokens of server-to-server apps renewed. [`encryption`] keeps the stored
+//! tokens encrypted at rest.
 
 pub mod client_credentials;
+pub mod encryption;
 mod offline;
 mod sqlite;
 
 pub use client_credentials::ClientCredentialsTokens;
+pub use encryption::{EncryptionKeys, TokenCipher};
 pub use offline::{OfflineTokens, TokenError};
 pub use sqlite::SqliteTokenRepository;
 
@@ -97,6 +100,14 @@ pub trait TokenRepository: Send + Sync {
     fn delete_if_token(&self, key: &TokenKey, token: &str) -> BoxFuture<'_, Result<bool, StoreError>>;
     /// Deletes every token of `shop`. Returns how many were deleted.
     fn delete_shop(&self, shop: &str) -> BoxFuture<'_, Result<u64, StoreError>>;
+    /// Deletes every token of `shop`, unless one was obtained at or after `uninstalled_at`:
+    /// the shop installed the app again since, and nothing is deleted (`None`). Returns how
+    /// many were deleted.
+    fn delete_shop_uninstalled(
+        &self,
+        shop: &str,
+        uninstalled_at: OffsetDateTime,
+    ) -> BoxFuture<'_, Result<Option<u64>, StoreError>>;
     /// Records new granted scopes on every token of `shop`.
     fn update_scopes(&self, shop: &str, scopes: &str) -> BoxFuture<'_, Result<u64, StoreError>>;
     /// Takes the refresh lease of `key` for `holder` until `until`, if nobody else holds a
@@ -110,4 +121,7 @@ pub trait TokenRepository: Send + Sync {
     ) -> BoxFuture<'_, Result<bool, StoreError>>;
     /// Gives the lease back.
     fn release_lease(&self, key: &TokenKey, holder: &str) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Rewrites every stored token that is not under the current encryption key (plaintext,
+    /// or an older key) under it. Returns how many were rewritten.
+    fn reencrypt(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
 }

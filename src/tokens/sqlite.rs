@@ -1,23 +1,124 @@
 //! The SQLite token repository.
 
+use std::sync::Arc;
+
 use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 
+use super::encryption::{SealedRow, SealedTable, TokenCipher, same_secret};
 use super::{StoreError, TokenKey, TokenRepository};
+use crate::shopify::clock::Clock;
 use crate::shopify::http::BoxFuture;
 use crate::shopify::model::{AccessMode, AccessToken, User};
 
-/// Tokens in the app's SQLite database (table `access_tokens`).
-#[derive(Debug, Clone)]
+/// Tokens in the app's SQLite database (table `access_tokens`), encrypted by a
+/// [`TokenCipher`] and dated by the app's clock.
+#[derive(Clone)]
 pub struct SqliteTokenRepository {
     pool: SqlitePool,
+    cipher: TokenCipher,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for SqliteTokenRepository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteTokenRepository").field("cipher", &self.cipher).finish_non_exhaustive()
+    }
 }
 
 impl SqliteTokenRepository {
     /// A repository over a migrated pool.
-    pub fn new(pool: SqlitePool) -> Self {
-        Self { pool }
+    pub fn new(pool: SqlitePool, cipher: TokenCipher, clock: Arc<dyn Clock>) -> Self {
+        Self { pool, cipher, clock }
     }
+
+    /// The token under `key` with its secret columns as stored; `None` when there is none or
+    /// it cannot be decrypted (logged: the caller then obtains a new one).
+    async fn fetch(&self, key: &TokenKey) -> Result<Option<Stored>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS}, key_id FROM access_tokens WHERE shop = ? AND access_mode = ? AND user_id = ?"
+        ))
+        .bind(&key.shop)
+        .bind(key.access_mode.as_str())
+        .bind(key.user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let key_id: Option<String> = row.try_get("key_id")?;
+        let sealed_token: String = row.try_get("token")?;
+        let sealed_refresh_token: Option<String> = row.try_get("refresh_token")?;
+        let place = sealed_row(key);
+        let opened = self.cipher.open(&place, "token", key_id.as_deref(), &sealed_token).and_then(|token| {
+            let refresh_token = self.cipher.open_optional(
+                &place,
+                "refresh_token",
+                key_id.as_deref(),
+                sealed_refresh_token.as_deref(),
+            )?;
+            Ok((token, refresh_token))
+        });
+        match opened {
+            Ok((token, refresh_token)) => {
+                let token = row_to_token(&row, token, refresh_token)?;
+                Ok(Some(Stored { token, sealed_token, sealed_refresh_token }))
+            }
+            Err(error) => {
+                tracing::warn!(shop = %key.shop, mode = key.access_mode.as_str(), key_id, %error, "a stored access token cannot be read; treated as absent");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Deletes `shop`'s tokens and refresh leases, unless a token was obtained at or after
+    /// `obtained_since` (unix milliseconds; `None`: delete in any case). `None` when kept.
+    async fn delete_shop_unless_newer(
+        &self,
+        shop: &str,
+        obtained_since: Option<i64>,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        // The delete comes first and takes the write lock: no token is saved between it and the check.
+        let deleted = sqlx::query(
+            "DELETE FROM access_tokens WHERE shop = ?1
+             AND NOT EXISTS (SELECT 1 FROM access_tokens WHERE shop = ?1 AND obtained_at >= ?2)",
+        )
+        .bind(shop)
+        .bind(obtained_since)
+        .execute(&mut *transaction)
+        .await?;
+        let newer: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM access_tokens WHERE shop = ? AND obtained_at >= ?)")
+                .bind(shop)
+                .bind(obtained_since)
+                .fetch_one(&mut *transaction)
+                .await?;
+        if newer {
+            return Ok(None);
+        }
+        sqlx::query("DELETE FROM refresh_leases WHERE shop = ?").bind(shop).execute(&mut *transaction).await?;
+        transaction.commit().await?;
+        Ok(Some(deleted.rows_affected()))
+    }
+}
+
+/// The encrypted columns of `access_tokens`, bound to the shop, the mode and the staff member.
+static TABLE: SealedTable = SealedTable {
+    name: "access_tokens",
+    identity: &["shop", "access_mode", "user_id"],
+    secrets: &["token", "refresh_token"],
+};
+
+fn sealed_row(key: &TokenKey) -> SealedRow {
+    TABLE.row(&[Some(&key.shop), Some(key.access_mode.as_str()), Some(&key.user_id.to_string())])
+}
+
+/// A stored token, with its secret columns as stored (for compare-and-swap writes).
+struct Stored {
+    token: AccessToken,
+    sealed_token: String,
+    sealed_refresh_token: Option<String>,
 }
 
 const COLUMNS: &str =
@@ -31,7 +132,17 @@ fn from_unix(seconds: Option<i64>) -> Option<OffsetDateTime> {
     seconds.and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
 }
 
-fn row_to_token(row: &sqlx::sqlite::SqliteRow) -> Result<AccessToken, sqlx::Error> {
+/// Unix milliseconds, the unit of `obtained_at`.
+fn unix_millis(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// The token in `row`, with its decrypted secrets.
+fn row_to_token(
+    row: &sqlx::sqlite::SqliteRow,
+    token: String,
+    refresh_token: Option<String>,
+) -> Result<AccessToken, sqlx::Error> {
     let access_mode = match row.try_get::<String, _>("access_mode")?.as_str() {
         "online" => AccessMode::Online,
         _ => AccessMode::Offline,
@@ -43,33 +154,14 @@ fn row_to_token(row: &sqlx::sqlite::SqliteRow) -> Result<AccessToken, sqlx::Erro
         .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
     Ok(AccessToken {
         shop: row.try_get("shop")?,
-        token: row.try_get("token")?,
+        token,
         expires: from_unix(row.try_get("expires_at")?),
         scope: row.try_get("scope")?,
         access_mode,
-        refresh_token: row.try_get("refresh_token")?,
+        refresh_token,
         refresh_token_expires: from_unix(row.try_get("refresh_token_expires_at")?),
         user,
     })
-}
-
-fn bind_token<'q>(
-    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    token: &'q AccessToken,
-    key: &'q TokenKey,
-    user_json: Option<String>,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
-    query
-        .bind(&key.shop)
-        .bind(key.access_mode.as_str())
-        .bind(key.user_id)
-        .bind(&token.token)
-        .bind(&token.scope)
-        .bind(to_unix(token.expires))
-        .bind(&token.refresh_token)
-        .bind(to_unix(token.refresh_token_expires))
-        .bind(user_json)
-        .bind(OffsetDateTime::now_utc().unix_timestamp())
 }
 
 fn user_json(token: &AccessToken) -> Option<String> {
@@ -79,32 +171,39 @@ fn user_json(token: &AccessToken) -> Option<String> {
 impl TokenRepository for SqliteTokenRepository {
     fn load(&self, key: &TokenKey) -> BoxFuture<'_, Result<Option<AccessToken>, StoreError>> {
         let key = key.clone();
-        Box::pin(async move {
-            let row = sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM access_tokens WHERE shop = ? AND access_mode = ? AND user_id = ?"
-            ))
-            .bind(&key.shop)
-            .bind(key.access_mode.as_str())
-            .bind(key.user_id)
-            .fetch_optional(&self.pool)
-            .await?;
-            Ok(row.as_ref().map(row_to_token).transpose()?)
-        })
+        Box::pin(async move { Ok(self.fetch(&key).await?.map(|stored| stored.token)) })
     }
 
     fn save(&self, token: &AccessToken) -> BoxFuture<'_, Result<(), StoreError>> {
         let token = token.clone();
         Box::pin(async move {
             let key = TokenKey::of(&token);
-            let sql = format!(
-                "INSERT INTO access_tokens ({COLUMNS}, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            let place = sealed_row(&key);
+            let now = self.clock.now();
+            sqlx::query(&format!(
+                "INSERT INTO access_tokens ({COLUMNS}, key_id, updated_at, obtained_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT (shop, access_mode, user_id) DO UPDATE SET
                    token = excluded.token, scope = excluded.scope, expires_at = excluded.expires_at,
                    refresh_token = excluded.refresh_token,
                    refresh_token_expires_at = excluded.refresh_token_expires_at,
-                   user_json = excluded.user_json, updated_at = excluded.updated_at"
-            );
-            bind_token(sqlx::query(&sql), &token, &key, user_json(&token)).execute(&self.pool).await?;
+                   user_json = excluded.user_json, key_id = excluded.key_id,
+                   updated_at = excluded.updated_at, obtained_at = excluded.obtained_at"
+            ))
+            .bind(&key.shop)
+            .bind(key.access_mode.as_str())
+            .bind(key.user_id)
+            .bind(self.cipher.seal(&place, "token", &token.token)?)
+            .bind(&token.scope)
+            .bind(to_unix(token.expires))
+            .bind(self.cipher.seal_optional(&place, "refresh_token", token.refresh_token.as_deref())?)
+            .bind(to_unix(token.refresh_token_expires))
+            .bind(user_json(&token))
+            .bind(self.cipher.key_id())
+            .bind(now.unix_timestamp())
+            .bind(unix_millis(now))
+            .execute(&self.pool)
+            .await?;
             Ok(())
         })
     }
@@ -117,22 +216,33 @@ impl TokenRepository for SqliteTokenRepository {
         let (previous, token) = (previous_refresh_token.to_owned(), token.clone());
         Box::pin(async move {
             let key = TokenKey::of(&token);
-            // One statement: the swap happens only if nobody refreshed in between.
+            let Some(stored) = self.fetch(&key).await? else {
+                return Ok(false);
+            };
+            if !stored.token.refresh_token.as_deref().is_some_and(|current| same_secret(current, &previous)) {
+                return Ok(false);
+            }
+            let place = sealed_row(&key);
+            let now = self.clock.now();
+            // A compare-and-swap on the stored value (unique: random nonces): the swap happens
+            // only if nobody wrote the token since it was read.
             let result = sqlx::query(
                 "UPDATE access_tokens SET token = ?, scope = ?, expires_at = ?, refresh_token = ?,
-                   refresh_token_expires_at = ?, updated_at = ?
-                 WHERE shop = ? AND access_mode = ? AND user_id = ? AND refresh_token = ?",
+                   refresh_token_expires_at = ?, key_id = ?, updated_at = ?, obtained_at = ?
+                 WHERE shop = ? AND access_mode = ? AND user_id = ? AND refresh_token IS ?",
             )
-            .bind(&token.token)
+            .bind(self.cipher.seal(&place, "token", &token.token)?)
             .bind(&token.scope)
             .bind(to_unix(token.expires))
-            .bind(&token.refresh_token)
+            .bind(self.cipher.seal_optional(&place, "refresh_token", token.refresh_token.as_deref())?)
             .bind(to_unix(token.refresh_token_expires))
-            .bind(OffsetDateTime::now_utc().unix_timestamp())
+            .bind(self.cipher.key_id())
+            .bind(now.unix_timestamp())
+            .bind(unix_millis(now))
             .bind(&key.shop)
             .bind(key.access_mode.as_str())
             .bind(key.user_id)
-            .bind(&previous)
+            .bind(&stored.sealed_refresh_token)
             .execute(&self.pool)
             .await?;
             Ok(result.rows_affected() == 1)
@@ -142,13 +252,20 @@ impl TokenRepository for SqliteTokenRepository {
     fn delete_if_token(&self, key: &TokenKey, token: &str) -> BoxFuture<'_, Result<bool, StoreError>> {
         let (key, token) = (key.clone(), token.to_owned());
         Box::pin(async move {
+            let Some(stored) = self.fetch(&key).await? else {
+                return Ok(false);
+            };
+            if !same_secret(&stored.token.token, &token) {
+                return Ok(false);
+            }
+            // A compare-and-swap on the stored value: a token saved since is kept.
             let deleted = sqlx::query(
-                "DELETE FROM access_tokens WHERE shop = ? AND access_mode = ? AND user_id = ? AND token = ?",
+                "DELETE FROM access_tokens WHERE shop = ? AND access_mode = ? AND user_id = ? AND token IS ?",
             )
             .bind(&key.shop)
             .bind(key.access_mode.as_str())
             .bind(key.user_id)
-            .bind(&token)
+            .bind(&stored.sealed_token)
             .execute(&self.pool)
             .await?;
             Ok(deleted.rows_affected() == 1)
@@ -157,14 +274,17 @@ impl TokenRepository for SqliteTokenRepository {
 
     fn delete_shop(&self, shop: &str) -> BoxFuture<'_, Result<u64, StoreError>> {
         let shop = shop.to_owned();
-        Box::pin(async move {
-            let mut transaction = self.pool.begin().await?;
-            let deleted =
-                sqlx::query("DELETE FROM access_tokens WHERE shop = ?").bind(&shop).execute(&mut *transaction).await?;
-            sqlx::query("DELETE FROM refresh_leases WHERE shop = ?").bind(&shop).execute(&mut *transaction).await?;
-            transaction.commit().await?;
-            Ok(deleted.rows_affected())
-        })
+        Box::pin(async move { Ok(self.delete_shop_unless_newer(&shop, None).await?.unwrap_or(0)) })
+    }
+
+    fn delete_shop_uninstalled(
+        &self,
+        shop: &str,
+        uninstalled_at: OffsetDateTime,
+    ) -> BoxFuture<'_, Result<Option<u64>, StoreError>> {
+        let shop = shop.to_owned();
+        // In milliseconds, rounded down: a token obtained in the same millisecond is kept.
+        Box::pin(async move { self.delete_shop_unless_newer(&shop, Some(unix_millis(uninstalled_at))).await })
     }
 
     fn update_scopes(&self, shop: &str, scopes: &str) -> BoxFuture<'_, Result<u64, StoreError>> {
@@ -172,7 +292,7 @@ impl TokenRepository for SqliteTokenRepository {
         Box::pin(async move {
             let updated = sqlx::query("UPDATE access_tokens SET scope = ?, updated_at = ? WHERE shop = ?")
                 .bind(&scopes)
-                .bind(OffsetDateTime::now_utc().unix_timestamp())
+                .bind(self.clock.now().unix_timestamp())
                 .bind(&shop)
                 .execute(&self.pool)
                 .await?;
@@ -219,5 +339,9 @@ impl TokenRepository for SqliteTokenRepository {
                 .await?;
             Ok(())
         })
+    }
+
+    fn reencrypt(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.cipher.reencrypt(&self.pool, &TABLE))
     }
 }

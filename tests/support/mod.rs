@@ -28,6 +28,9 @@ pub const SHOP: &str = "s1";
 pub const SHOP_DOMAIN: &str = "s1.myshopify.com";
 /// The frozen "now" of the tests' clock (2025-06-15T15:06:40Z).
 pub const NOW: i64 = 1_750_000_000;
+/// `TOKEN_ENCRYPTION_KEYS` entries: key `a` (32 bytes of 0x01) and key `b` (32 bytes of 0x02).
+pub const KEY_A: &str = "a:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+pub const KEY_B: &str = "b:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
 
 /// Which fake endpoint a request reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -337,6 +340,19 @@ impl TestApp {
     pub fn now(&self) -> i64 {
         self.clock.now().unix_timestamp()
     }
+
+    /// Everything SQLite wrote: the database file and its write-ahead log, read directly.
+    pub fn database_bytes(&self) -> Vec<u8> {
+        let path = self.database_url.trim_start_matches("sqlite:");
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
+        bytes
+    }
+
+    /// Whether `text` appears anywhere in [`TestApp::database_bytes`].
+    pub fn database_contains(&self, text: &str) -> bool {
+        self.database_bytes().windows(text.len()).any(|window| window == text.as_bytes())
+    }
 }
 
 /// Runs one request through the whole router.
@@ -393,6 +409,15 @@ pub fn sign(claims: &Value, secret: &str) -> String {
 /// A valid session token for `s1` at `now`.
 pub fn session_token(now: i64) -> String {
     sign(&claims(now), API_SECRET)
+}
+
+/// A valid session token of staff member `sub` in `shop` (`s2`).
+pub fn session_token_of(shop: &str, sub: &str, now: i64) -> String {
+    let mut claims = claims(now);
+    claims["iss"] = json!(format!("https://{shop}.myshopify.com/admin"));
+    claims["dest"] = json!(format!("https://{shop}.myshopify.com"));
+    claims["sub"] = json!(sub);
+    sign(&claims, API_SECRET)
 }
 
 /// The query Shopify adds to an App Home document load.
@@ -525,6 +550,10 @@ struct ProviderState {
     refresh_delay: Mutex<Duration>,
     /// The `expires_in` of the tokens issued (`3600` unless set).
     expires_in: Mutex<Option<Value>>,
+    /// When set, the next refresh is held until the test releases it.
+    refresh_gate: Mutex<Option<RefreshGate>>,
+    /// Refresh tokens stay valid and refresh answers carry none (no rotation).
+    keep_refresh_tokens: Mutex<bool>,
 }
 
 /// A fake third-party OAuth2 provider on 127.0.0.1: a token endpoint that checks the client's
@@ -598,6 +627,19 @@ impl FakeProvider {
     pub fn set_expires_in(&self, expires_in: Value) {
         *self.state.expires_in.lock().unwrap() = Some(expires_in);
     }
+
+    /// Holds the next refresh (only that one) until released through the returned gate.
+    pub fn hold_next_refresh(&self) -> RefreshGate {
+        let gate = RefreshGate::default();
+        *self.state.refresh_gate.lock().unwrap() = Some(gate.clone());
+        gate
+    }
+
+    /// From now on the provider does not rotate refresh tokens: a refresh leaves the refresh
+    /// token valid, and its answer carries no new one.
+    pub fn keep_refresh_tokens(&self) {
+        *self.state.keep_refresh_tokens.lock().unwrap() = true;
+    }
 }
 
 fn provider_json(status: StatusCode, body: Value) -> Response<Body> {
@@ -634,11 +676,20 @@ async fn provider_token(State(state): State<Arc<ProviderState>>, headers: Header
             let mut refresh_tokens = state.refresh_tokens.lock().unwrap();
             let before = refresh_tokens.len();
             refresh_tokens.retain(|token| *token != field("refresh_token"));
-            refresh_tokens.len() < before
+            let known = refresh_tokens.len() < before;
+            if known && *state.keep_refresh_tokens.lock().unwrap() {
+                refresh_tokens.push(field("refresh_token"));
+            }
+            known
         }
         _ => false,
     };
     if field("grant_type") == "refresh_token" {
+        let gate = state.refresh_gate.lock().unwrap().take();
+        if let Some(gate) = gate {
+            gate.arrived.notify_one();
+            gate.release.notified().await;
+        }
         let delay = *state.refresh_delay.lock().unwrap();
         tokio::time::sleep(delay).await;
     }
@@ -650,14 +701,17 @@ async fn provider_token(State(state): State<Arc<ProviderState>>, headers: Header
         *issued += 1;
         *issued
     };
-    let (access, refresh) = (format!("prov_at_{serial}"), format!("prov_rt_{serial}"));
+    let access = format!("prov_at_{serial}");
     *state.access_tokens.lock().unwrap() = vec![access.clone()];
-    state.refresh_tokens.lock().unwrap().push(refresh.clone());
     let expires_in = state.expires_in.lock().unwrap().clone().unwrap_or(json!(3600));
-    provider_json(
-        StatusCode::OK,
-        json!({"access_token": access, "token_type": "Bearer", "expires_in": expires_in, "refresh_token": refresh, "scope": "read write"}),
-    )
+    let mut answer =
+        json!({"access_token": access, "token_type": "Bearer", "expires_in": expires_in, "scope": "read write"});
+    if field("grant_type") != "refresh_token" || !*state.keep_refresh_tokens.lock().unwrap() {
+        let refresh = format!("prov_rt_{serial}");
+        state.refresh_tokens.lock().unwrap().push(refresh.clone());
+        answer["refresh_token"] = json!(refresh);
+    }
+    provider_json(StatusCode::OK, answer)
 }
 
 async fn provider_me(State(state): State<Arc<ProviderState>>, headers: HeaderMap) -> Response<Body> {

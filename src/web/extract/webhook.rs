@@ -4,6 +4,8 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::shopify::model::{Req, Res, ResultForReq};
 use crate::state::AppState;
@@ -18,6 +20,9 @@ pub struct Webhook {
     pub topic: String,
     /// The delivery id (`X-Shopify-Webhook-Id`), the same on every retry of one event.
     pub webhook_id: Option<String>,
+    /// When the event happened (`X-Shopify-Triggered-At`, RFC 3339); `None` when the header
+    /// is absent or unreadable.
+    pub triggered_at: Option<OffsetDateTime>,
     /// The payload, a JSON object.
     pub payload: Value,
 }
@@ -80,6 +85,8 @@ impl FromRequest<AppState> for Webhook {
             shop,
             topic: header(&core, &["x-shopify-topic", "shopify-topic"]).unwrap_or_default(),
             webhook_id: header(&core, &["x-shopify-webhook-id", "shopify-webhook-id"]).filter(|id| !id.is_empty()),
+            triggered_at: header(&core, &["x-shopify-triggered-at", "shopify-triggered-at"])
+                .and_then(|at| OffsetDateTime::parse(at.trim(), &Rfc3339).ok()),
             payload,
         })
     }

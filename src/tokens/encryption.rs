@@ -1,0 +1,340 @@
+//! Tokens encrypted at rest: AES-256-GCM under the keys of `TOKEN_ENCRYPTION_KEYS`.
+//!
+//! A row's `key_id` column names the key its secret columns are encrypted under (NULL: the row
+//! is plaintext, written before a key was configured). A stored secret is
+//! `base64(nonce || ciphertext || tag)` with a random 96-bit nonce, and the table, the values
+//! that identify the row and the column name are bound to it as associated data, so a
+//! ciphertext copied to another row or column does not decrypt. The first key encrypts, every
+//! key decrypts; [`TokenCipher::reencrypt`] moves the rows under an older key (or plaintext)
+//! to the first one, which completes a rotation.
+
+use std::sync::Arc;
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use sqlx::{Row, SqlitePool};
+use subtle::ConstantTimeEq;
+
+use super::StoreError;
+
+/// The length of a key, in bytes.
+pub const KEY_LEN: usize = 32;
+
+/// The AES-256-GCM keys of `TOKEN_ENCRYPTION_KEYS`, by id: the first encrypts, all decrypt.
+/// Its `Debug` output shows the ids only.
+#[derive(Clone)]
+pub struct EncryptionKeys(Arc<[(String, LessSafeKey)]>);
+
+impl EncryptionKeys {
+    /// The keys, the one that encrypts first; `None` when `keys` is empty.
+    pub fn new(keys: Vec<(String, [u8; KEY_LEN])>) -> Option<Self> {
+        let keys = keys
+            .into_iter()
+            // AES-256-GCM takes any 32 bytes: `UnboundKey::new` cannot fail here.
+            .map(|(id, bytes)| Some((id, LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &bytes).ok()?))))
+            .collect::<Option<Vec<_>>>()?;
+        (!keys.is_empty()).then(|| Self(keys.into()))
+    }
+
+    /// The id of the key that encrypts.
+    pub fn current_id(&self) -> &str {
+        self.0.first().map_or("", |(id, _)| id)
+    }
+
+    fn get(&self, id: &str) -> Option<&LessSafeKey> {
+        self.0.iter().find(|(key_id, _)| key_id == id).map(|(_, key)| key)
+    }
+}
+
+impl std::fmt::Debug for EncryptionKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids: Vec<&str> = self.0.iter().map(|(id, _)| id.as_str()).collect();
+        f.debug_struct("EncryptionKeys").field("ids", &ids).finish_non_exhaustive()
+    }
+}
+
+/// A table with encrypted columns, for [`TokenCipher`].
+#[derive(Debug)]
+pub struct SealedTable {
+    /// The table's name.
+    pub name: &'static str,
+    /// The columns that identify a row: their values are bound to the row's ciphertexts.
+    pub identity: &'static [&'static str],
+    /// The encrypted text columns (nullable or not).
+    pub secrets: &'static [&'static str],
+}
+
+impl SealedTable {
+    /// The row whose identity columns hold `values` (in the order of [`SealedTable::identity`],
+    /// as text; NULL as `None`).
+    pub fn row(&self, values: &[Option<&str>]) -> SealedRow {
+        // table \0 values, each length-prefixed (or a NULL marker): no two rows share a prefix.
+        let mut aad = [self.name.as_bytes(), b"\0"].concat();
+        for value in values {
+            match value {
+                None => aad.push(0),
+                Some(value) => {
+                    aad.push(1);
+                    aad.extend_from_slice(&(value.len() as u64).to_be_bytes());
+                    aad.extend_from_slice(value.as_bytes());
+                }
+            }
+        }
+        SealedRow { aad }
+    }
+}
+
+/// One row of a [`SealedTable`]: what its ciphertexts are bound to.
+#[derive(Debug, Clone)]
+pub struct SealedRow {
+    aad: Vec<u8>,
+}
+
+impl SealedRow {
+    fn aad(&self, column: &str) -> Aad<Vec<u8>> {
+        Aad::from([self.aad.as_slice(), column.as_bytes()].concat())
+    }
+}
+
+/// Encryption failed (the system's random source failed): nothing was stored.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("token encryption failed")]
+pub struct SealError;
+
+impl From<SealError> for StoreError {
+    fn from(error: SealError) -> Self {
+        Self(sqlx::Error::Encode(Box::new(error)))
+    }
+}
+
+/// Why a stored secret cannot be read. Such a row is treated as holding no token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unreadable {
+    /// The row's key is not in `TOKEN_ENCRYPTION_KEYS` (or no key is configured).
+    #[error("the row's key is not configured")]
+    UnknownKey,
+    /// The value does not decrypt: tampered with, or copied from another row or column.
+    #[error("the stored value does not decrypt")]
+    Corrupt,
+}
+
+/// Seals and opens the secret columns of the token tables: under the first of the
+/// [`EncryptionKeys`], or as plaintext when none are configured.
+#[derive(Debug, Clone, Default)]
+pub struct TokenCipher {
+    keys: Option<EncryptionKeys>,
+}
+
+impl TokenCipher {
+    /// A cipher over `keys`; `None` stores plaintext.
+    pub fn new(keys: Option<EncryptionKeys>) -> Self {
+        Self { keys }
+    }
+
+    /// The id new rows are written under, for their `key_id` column (`None`: plaintext).
+    pub fn key_id(&self) -> Option<&str> {
+        self.keys.as_ref().map(EncryptionKeys::current_id)
+    }
+
+    /// `secret` as stored in `column` of `row`.
+    pub fn seal(&self, row: &SealedRow, column: &str, secret: &str) -> Result<String, SealError> {
+        let Some(keys) = &self.keys else {
+            return Ok(secret.to_owned());
+        };
+        let key = keys.get(keys.current_id()).ok_or(SealError)?;
+        let mut nonce = [0; NONCE_LEN];
+        SystemRandom::new().fill(&mut nonce).map_err(|_| SealError)?;
+        let mut sealed = secret.as_bytes().to_vec();
+        key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), row.aad(column), &mut sealed)
+            .map_err(|_| SealError)?;
+        Ok(STANDARD.encode([nonce.as_slice(), &sealed].concat()))
+    }
+
+    /// [`TokenCipher::seal`] of an optional secret (NULL stays NULL).
+    pub fn seal_optional(
+        &self,
+        row: &SealedRow,
+        column: &str,
+        secret: Option<&str>,
+    ) -> Result<Option<String>, SealError> {
+        secret.map(|secret| self.seal(row, column, secret)).transpose()
+    }
+
+    /// The secret stored in `column` of `row`, whose `key_id` column holds `key_id`.
+    pub fn open(
+        &self,
+        row: &SealedRow,
+        column: &str,
+        key_id: Option<&str>,
+        stored: &str,
+    ) -> Result<String, Unreadable> {
+        let Some(key_id) = key_id else {
+            return Ok(stored.to_owned());
+        };
+        let key = self.keys.as_ref().and_then(|keys| keys.get(key_id)).ok_or(Unreadable::UnknownKey)?;
+        let bytes = STANDARD.decode(stored).map_err(|_| Unreadable::Corrupt)?;
+        let (nonce, sealed) = bytes.split_at_checked(NONCE_LEN).ok_or(Unreadable::Corrupt)?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Unreadable::Corrupt)?;
+        let mut sealed = sealed.to_vec();
+        let plain = key.open_in_place(nonce, row.aad(column), &mut sealed).map_err(|_| Unreadable::Corrupt)?;
+        String::from_utf8(plain.to_vec()).map_err(|_| Unreadable::Corrupt)
+    }
+
+    /// [`TokenCipher::open`] of an optional column (NULL stays NULL).
+    pub fn open_optional(
+        &self,
+        row: &SealedRow,
+        column: &str,
+        key_id: Option<&str>,
+        stored: Option<&str>,
+    ) -> Result<Option<String>, Unreadable> {
+        stored.map(|stored| self.open(row, column, key_id, stored)).transpose()
+    }
+
+    /// Rewrites every row of `table` that is not under the current key (plaintext, or an
+    /// older key) under it, and returns how many were rewritten. Each rewrite is a
+    /// compare-and-swap on the stored values: a row changed meanwhile (by a save, or by
+    /// another process doing the same) is left to that writer. Rows that cannot be read are
+    /// left as they are, with a warning.
+    pub async fn reencrypt(&self, pool: &SqlitePool, table: &SealedTable) -> Result<u64, StoreError> {
+        let identity: Vec<String> = table.identity.iter().map(|column| format!("CAST({column} AS TEXT)")).collect();
+        let select = format!(
+            "SELECT rowid, key_id, {}, {} FROM {} WHERE key_id IS NOT ?",
+            identity.join(", "),
+            table.secrets.join(", "),
+            table.name
+        );
+        let set: Vec<String> = table.secrets.iter().map(|column| format!("{column} = ?")).collect();
+        let unchanged: Vec<String> = (identity.iter().map(String::as_str))
+            .chain(table.secrets.iter().copied())
+            .chain(["key_id"])
+            .map(|column| format!("{column} IS ?"))
+            .collect();
+        let update = format!(
+            "UPDATE {} SET {}, key_id = ? WHERE rowid = ? AND {}",
+            table.name,
+            set.join(", "),
+            unchanged.join(" AND ")
+        );
+        let rows = sqlx::query(&select).bind(self.key_id()).fetch_all(pool).await?;
+        let (mut rewritten, mut unreadable) = (0, 0);
+        for row in rows {
+            let rowid: i64 = row.try_get(0)?;
+            let key_id: Option<String> = row.try_get(1)?;
+            let values =
+                (0..table.identity.len()).map(|i| row.try_get(2 + i)).collect::<Result<Vec<Option<String>>, _>>()?;
+            let stored = (0..table.secrets.len())
+                .map(|i| row.try_get(2 + table.identity.len() + i))
+                .collect::<Result<Vec<Option<String>>, _>>()?;
+            let place = table.row(&values.iter().map(Option::as_deref).collect::<Vec<_>>());
+            let opened = table
+                .secrets
+                .iter()
+                .zip(&stored)
+                .map(|(column, stored)| self.open_optional(&place, column, key_id.as_deref(), stored.as_deref()))
+                .collect::<Result<Vec<_>, _>>();
+            let Ok(opened) = opened else {
+                unreadable += 1;
+                continue;
+            };
+            let mut query = sqlx::query(&update);
+            for (column, secret) in table.secrets.iter().zip(&opened) {
+                query = query.bind(self.seal_optional(&place, column, secret.as_deref())?);
+            }
+            query = query.bind(self.key_id()).bind(rowid);
+            for value in values.iter().chain(&stored) {
+                query = query.bind(value.as_deref());
+            }
+            rewritten += query.bind(key_id.as_deref()).execute(pool).await?.rows_affected();
+        }
+        if unreadable > 0 {
+            tracing::warn!(
+                table = table.name,
+                rows = unreadable,
+                "stored tokens under a key TOKEN_ENCRYPTION_KEYS does not list, or that do not decrypt: they read as absent"
+            );
+        }
+        Ok(rewritten)
+    }
+}
+
+/// Whether two secrets are equal, compared in constant time.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static TABLE: SealedTable = SealedTable { name: "t", identity: &["shop", "user"], secrets: &["a", "b"] };
+
+    fn cipher(ids: &[(&str, u8)]) -> TokenCipher {
+        TokenCipher::new(EncryptionKeys::new(ids.iter().map(|(id, byte)| (id.to_string(), [*byte; KEY_LEN])).collect()))
+    }
+
+    #[test]
+    fn a_sealed_secret_opens_only_in_its_own_row_and_column() {
+        let cipher = cipher(&[("k1", 1)]);
+        let row = TABLE.row(&[Some("s1"), Some("7")]);
+        let sealed = cipher.seal(&row, "a", "shpat_secret").unwrap();
+        assert_ne!(sealed, cipher.seal(&row, "a", "shpat_secret").unwrap(), "a fresh nonce each time");
+        assert!(!sealed.contains("shpat_secret"));
+        assert_eq!(cipher.open(&row, "a", Some("k1"), &sealed), Ok("shpat_secret".to_owned()));
+
+        let elsewhere = [
+            (TABLE.row(&[Some("s2"), Some("7")]), "a"),
+            (TABLE.row(&[Some("s1"), None]), "a"),
+            (TABLE.row(&[Some("s1"), Some("")]), "a"),
+            (TABLE.row(&[Some("s17"), None]), "a"),
+            (row.clone(), "b"),
+        ];
+        for (other, column) in &elsewhere {
+            assert_eq!(cipher.open(other, column, Some("k1"), &sealed), Err(Unreadable::Corrupt));
+        }
+        let mut tampered = STANDARD.decode(&sealed).unwrap();
+        tampered[NONCE_LEN] ^= 1;
+        assert_eq!(cipher.open(&row, "a", Some("k1"), &STANDARD.encode(tampered)), Err(Unreadable::Corrupt));
+        assert_eq!(cipher.open(&row, "a", Some("k1"), "not base64"), Err(Unreadable::Corrupt));
+        assert_eq!(cipher.open(&row, "a", Some("k1"), "AAAA"), Err(Unreadable::Corrupt));
+        assert_eq!(cipher.open(&row, "a", Some("k0"), &sealed), Err(Unreadable::UnknownKey));
+        assert_eq!(TokenCipher::default().open(&row, "a", Some("k1"), &sealed), Err(Unreadable::UnknownKey));
+    }
+
+    #[test]
+    fn the_first_key_seals_and_every_key_opens() {
+        let row = TABLE.row(&[Some("s1"), None]);
+        let old = cipher(&[("old", 1)]);
+        let sealed_old = old.seal(&row, "a", "token").unwrap();
+        let rotated = cipher(&[("new", 2), ("old", 1)]);
+        assert_eq!(rotated.key_id(), Some("new"));
+        assert_eq!(rotated.open(&row, "a", Some("old"), &sealed_old), Ok("token".to_owned()));
+        let sealed_new = rotated.seal(&row, "a", "token").unwrap();
+        assert_eq!(cipher(&[("new", 2)]).open(&row, "a", Some("new"), &sealed_new), Ok("token".to_owned()));
+        assert_eq!(old.open(&row, "a", Some("new"), &sealed_new), Err(Unreadable::UnknownKey));
+        // Same id, other bytes: the tag does not verify.
+        assert_eq!(cipher(&[("new", 3)]).open(&row, "a", Some("new"), &sealed_new), Err(Unreadable::Corrupt));
+    }
+
+    #[test]
+    fn without_keys_secrets_are_stored_as_they_are() {
+        let row = TABLE.row(&[Some("s1"), None]);
+        let plain = TokenCipher::default();
+        assert_eq!(plain.key_id(), None);
+        assert_eq!(plain.seal(&row, "a", "token").unwrap(), "token");
+        assert_eq!(plain.seal_optional(&row, "b", None).unwrap(), None);
+        // A plaintext row (no key id) reads as it is, with or without keys.
+        assert_eq!(cipher(&[("k1", 1)]).open(&row, "a", None, "token"), Ok("token".to_owned()));
+        assert!(EncryptionKeys::new(Vec::new()).is_none());
+        let keys = EncryptionKeys::new(vec![("k1".into(), [9; KEY_LEN])]).unwrap();
+        assert_eq!(format!("{keys:?}"), r#"EncryptionKeys { ids: ["k1"], .. }"#);
+    }
+
+    #[test]
+    fn secrets_compare_in_full() {
+        assert!(same_secret("shpat_1", "shpat_1"));
+        assert!(!same_secret("shpat_1", "shpat_2") && !same_secret("shpat_1", "shpat_") && !same_secret("", "x"));
+    }
+}
