@@ -116,7 +116,7 @@ async fn a_valid_callback_stores_an_expiring_offline_token_and_lands_in_the_app(
     let token = app.state.tokens.repository().load(&TokenKey::offline(SHOP)).await.unwrap().expect("token stored");
     assert_eq!(token.token, "shpat_fake_1");
     assert_eq!(token.access_mode, AccessMode::Offline);
-    assert_eq!(token.refresh_token.as_deref(), Some("shprt_fake_1"));
+    assert_eq!(token.refresh_token.as_ref().map(Secret::expose), Some("shprt_fake_1"));
     assert_eq!(token.expires, Some(at(NOW + 3600)));
     assert_eq!(token.refresh_token_expires, Some(at(NOW + 7_776_000)));
 }

@@ -126,7 +126,10 @@ async fn the_pkce_flow_connects_then_the_token_is_refreshed_and_used() {
     assert!(!requests[0].contains_key("client_secret"));
 
     let token = stored(&app).await.expect("token stored");
-    assert_eq!((token.access_token.as_str(), token.refresh_token.as_deref()), ("prov_at_1", Some("prov_rt_1")));
+    assert_eq!(
+        (token.access_token.expose(), token.refresh_token.as_ref().map(Secret::expose)),
+        ("prov_at_1", Some("prov_rt_1"))
+    );
     assert_eq!(token.expires, Some(OffsetDateTime::from_unix_timestamp(NOW + 3600).unwrap()));
     assert_eq!(token.scope, "read write");
     assert!(!format!("{token:?}").contains("prov_at_1"));
@@ -150,7 +153,10 @@ async fn the_pkce_flow_connects_then_the_token_is_refreshed_and_used() {
         ("refresh_token", "prov_rt_1")
     );
     let token = stored(&app).await.unwrap();
-    assert_eq!((token.access_token.as_str(), token.refresh_token.as_deref()), ("prov_at_2", Some("prov_rt_2")));
+    assert_eq!(
+        (token.access_token.expose(), token.refresh_token.as_ref().map(Secret::expose)),
+        ("prov_at_2", Some("prov_rt_2"))
+    );
 
     let me = app.state.oauth.request(SHOP, "example", "GET", "/me", &[("revision", "2026-01-15")], None).await.unwrap();
     assert_eq!(me.status, 200);
@@ -217,7 +223,7 @@ async fn a_refresh_finishes_and_is_saved_even_if_its_caller_goes_away() {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let saved = saved.expect("the rotated token was saved");
-    assert_ne!(saved.refresh_token.as_deref(), Some("rt_stored"), "the new refresh token is kept");
+    assert_ne!(saved.refresh_token.as_ref().map(Secret::expose), Some("rt_stored"), "the new refresh token is kept");
 }
 
 #[tokio::test]
@@ -353,7 +359,10 @@ async fn two_processes_refresh_once_and_keep_the_connection() {
     assert_eq!(other.unwrap().access_token, "prov_at_1");
     assert_eq!(provider.token_requests().len(), 1, "one refresh across both processes");
     let token = stored(&app).await.expect("the connection survives");
-    assert_eq!((token.access_token.as_str(), token.refresh_token.as_deref()), ("prov_at_1", Some("prov_rt_1")));
+    assert_eq!(
+        (token.access_token.expose(), token.refresh_token.as_ref().map(Secret::expose)),
+        ("prov_at_1", Some("prov_rt_1"))
+    );
     assert_eq!(count_rows(&app.state, "provider_refresh_leases").await, 0, "the lease is given back");
     assert_eq!(second.oauth.token(SHOP, "example").await.unwrap().access_token, "prov_at_1");
 }
@@ -385,7 +394,10 @@ async fn a_refresh_that_outlasts_its_lease_does_not_overwrite_the_token_of_the_p
     assert_eq!(provider.token_requests().len(), 2, "both refreshes reached the provider");
     assert_eq!(late.access_token, "prov_at_1", "the late caller reloads the token saved by the new holder");
     let token = stored(&app).await.unwrap();
-    assert_eq!((token.access_token.as_str(), token.refresh_token.as_deref()), ("prov_at_1", Some("rt_stored")));
+    assert_eq!(
+        (token.access_token.expose(), token.refresh_token.as_ref().map(Secret::expose)),
+        ("prov_at_1", Some("rt_stored"))
+    );
     assert_eq!(count_rows(&app.state, "provider_refresh_leases").await, 0);
 }
 
@@ -410,7 +422,7 @@ async fn with_a_key_provider_tokens_are_encrypted_at_rest() {
     assert_eq!(app.state.oauth.token(SHOP, "example").await.unwrap().access_token, "prov_at_2");
     assert_eq!(provider.token_requests()[1]["refresh_token"], "prov_rt_1");
     assert!(!app.database_contains("prov_at_2") && !app.database_contains("prov_rt_2"), "refreshed");
-    assert_eq!(stored(&app).await.unwrap().refresh_token.as_deref(), Some("prov_rt_2"));
+    assert_eq!(stored(&app).await.unwrap().refresh_token.as_ref().map(Secret::expose), Some("prov_rt_2"));
 }
 
 /// A refusal of the refresh token forgets the token only while it is still the stored one: a

@@ -311,7 +311,10 @@ async fn refresh_retries_5xx_immediately_and_maps_errors() {
     let result = h.shopify.refresh_token_exchanged_access_token(&stored(30)).await;
     assert!(result.ok);
     let fresh = result.access_token.unwrap();
-    assert_eq!((fresh.token.as_str(), fresh.refresh_token.as_deref()), ("shpat_fake_1", Some("shprt_fake_1")));
+    assert_eq!(
+        (fresh.token.expose(), fresh.refresh_token.as_ref().map(Secret::expose)),
+        ("shpat_fake_1", Some("shprt_fake_1"))
+    );
     assert_eq!(h.fake.refreshes(), 3);
     assert!(h.sleeps().is_empty());
     assert!(result.http_logs.iter().all(|log| log.res.body.is_empty()), "refresh answers are never logged");

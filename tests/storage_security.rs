@@ -62,7 +62,7 @@ fn provider_token(shop: &str, access_token: &str) -> ProviderToken {
         shop: shop.into(),
         provider: "example".into(),
         access_token: access_token.into(),
-        refresh_token: Some(format!("{access_token}_refresh")),
+        refresh_token: Some(format!("{access_token}_refresh").into()),
         scope: "read".into(),
         expires: None,
     }
@@ -136,7 +136,7 @@ async fn a_rotation_reads_the_old_key_and_the_start_up_rewrites_every_row_under_
     assert_eq!(only_b.oauth.store().load(SHOP, "example").await.unwrap().unwrap().access_token, "prov_linked");
     let (_, taken) = only_b.oauth.store().take_pending("example", "pending-1", now).await.unwrap().unwrap();
     assert_eq!(taken.access_token, "prov_pending");
-    assert_eq!(taken.refresh_token.as_deref(), Some("prov_pending_refresh"));
+    assert_eq!(taken.refresh_token.as_ref().map(Secret::expose), Some("prov_pending_refresh"));
 
     // The old key alone cannot read them: no token, no error; App Home exchanges a new one.
     let only_a = restart_with_keys(&app, &[KEY_A]).await;
@@ -155,11 +155,11 @@ async fn two_processes_reencrypting_at_once_rewrite_each_row_once() {
     for shop in 0..40 {
         let token = AccessToken {
             shop: format!("shop-{shop}"),
-            token: format!("shpat_plain_{shop}"),
+            token: format!("shpat_plain_{shop}").into(),
             expires: None,
             scope: String::new(),
             access_mode: AccessMode::Offline,
-            refresh_token: Some(format!("shprt_plain_{shop}")),
+            refresh_token: Some(format!("shprt_plain_{shop}").into()),
             refresh_token_expires: None,
             user: None,
         };
@@ -171,8 +171,8 @@ async fn two_processes_reencrypting_at_once_rewrite_each_row_once() {
     assert!(key_ids(&first, "access_tokens").await.iter().all(|id| id.as_deref() == Some("a")));
     for shop in 0..40 {
         let token = stored(&first, &format!("shop-{shop}")).await.unwrap();
-        assert_eq!(token.token, format!("shpat_plain_{shop}"));
-        assert_eq!(token.refresh_token, Some(format!("shprt_plain_{shop}")));
+        assert_eq!(token.token.expose(), format!("shpat_plain_{shop}"));
+        assert_eq!(token.refresh_token.map(|t| t.expose().to_owned()), Some(format!("shprt_plain_{shop}")));
     }
 }
 
@@ -242,5 +242,5 @@ async fn a_tampered_ciphertext_reads_as_no_token() {
     let expires = OffsetDateTime::from_unix_timestamp(NOW + 3600).unwrap();
     assert_eq!(app.load_home().await.status, StatusCode::OK);
     let token = stored(&app.state, SHOP).await.unwrap();
-    assert_eq!((token.token.as_str(), token.expires), ("shpat_fake_2", Some(expires)));
+    assert_eq!((token.token.expose(), token.expires), ("shpat_fake_2", Some(expires)));
 }

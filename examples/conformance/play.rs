@@ -187,14 +187,14 @@ fn access_token(value: &Value) -> Result<AccessToken, Unexpressible> {
     };
     Ok(AccessToken {
         shop: text("shop").to_owned(),
-        token: text("token").to_owned(),
+        token: text("token").into(),
         expires: time("expires"),
         scope: text("scope").to_owned(),
         access_mode: match token.get("access_mode") {
             None => AccessMode::Offline,
             Some(mode) => access_mode(mode)?,
         },
-        refresh_token: token.get("refresh_token").and_then(Value::as_str).map(str::to_owned),
+        refresh_token: token.get("refresh_token").and_then(Value::as_str).map(Secret::new),
         refresh_token_expires: time("refresh_token_expires"),
         user,
     })

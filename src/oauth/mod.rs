@@ -96,43 +96,30 @@ impl ProviderConfig {
     }
 }
 
-/// A provider's token for one shop. Its `Debug` output hides both tokens.
-#[derive(Clone, PartialEq, Eq)]
+/// A provider's token for one shop.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderToken {
     /// The shop's name (`s1`).
     pub shop: String,
     /// The provider's name.
     pub provider: String,
     /// The access token.
-    pub access_token: String,
+    pub access_token: Secret,
     /// The refresh token, when the provider issued one.
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<Secret>,
     /// Granted scopes, space-separated.
     pub scope: String,
     /// When the access token expires (`None`: never, as far as the provider said).
     pub expires: Option<OffsetDateTime>,
 }
 
-impl std::fmt::Debug for ProviderToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProviderToken")
-            .field("shop", &self.shop)
-            .field("provider", &self.provider)
-            .field("access_token", &"[REDACTED]")
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[REDACTED]"))
-            .field("scope", &self.scope)
-            .field("expires", &self.expires)
-            .finish()
-    }
-}
-
 /// A connection the provider granted but the app has not linked yet: its token waits in the
 /// store until the embedded app confirms it with a session token of the same shop and staff
-/// member ([`OAuthProviders::confirm`]), or until it expires. Its `Debug` output hides the id.
-#[derive(Clone, PartialEq, Eq)]
+/// member ([`OAuthProviders::confirm`]), or until it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingConnection {
     /// The random id (256 bits) the embedded app confirms with.
-    pub id: String,
+    pub id: Secret,
     /// The shop of the session token that started the connection.
     pub shop: String,
     /// The provider's name.
@@ -141,18 +128,6 @@ pub struct PendingConnection {
     pub user_id: Option<String>,
     /// When it can no longer be confirmed.
     pub expires: OffsetDateTime,
-}
-
-impl std::fmt::Debug for PendingConnection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PendingConnection")
-            .field("id", &"[REDACTED]")
-            .field("shop", &self.shop)
-            .field("provider", &self.provider)
-            .field("user_id", &self.user_id)
-            .field("expires", &self.expires)
-            .finish()
-    }
 }
 
 /// What confirming a pending connection did.
@@ -167,22 +142,15 @@ pub enum Confirmation {
     WrongOwner,
 }
 
-/// Where to send the browser, and what to keep in its session until the callback. Its `Debug`
-/// output hides the state and the PKCE verifier.
-#[derive(Clone)]
+/// Where to send the browser, and what to keep in its session until the callback.
+#[derive(Debug, Clone)]
 pub struct Authorization {
     /// The provider's authorization URL with `state` and the PKCE challenge.
     pub url: String,
     /// The `state` (256 random bits) the callback must bring back.
-    pub state: String,
+    pub state: Secret,
     /// The PKCE verifier the code exchange must send.
-    pub pkce_verifier: String,
-}
-
-impl std::fmt::Debug for Authorization {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authorization").field("url", &self.url).finish_non_exhaustive()
-    }
+    pub pkce_verifier: Secret,
 }
 
 /// Why a provider operation failed.
@@ -307,7 +275,11 @@ impl OAuthProviders {
             .add_scopes(provider.config.scopes.iter().cloned().map(Scope::new))
             .set_pkce_challenge(challenge)
             .url();
-        Ok(Authorization { url: url.into(), state: state.into_secret(), pkce_verifier: verifier.into_secret() })
+        Ok(Authorization {
+            url: url.into(),
+            state: state.into_secret().into(),
+            pkce_verifier: verifier.into_secret().into(),
+        })
     }
 
     /// Finishes the provider side of a connection: exchanges the callback's `code` with the
@@ -334,7 +306,7 @@ impl OAuthProviders {
         let token = self.token_from(shop, &provider.config.name, &response, None);
         let now = self.clock.now();
         let pending = PendingConnection {
-            id: crate::sessions::random_token(),
+            id: crate::sessions::random_token().into(),
             shop: shop.to_owned(),
             provider: provider.config.name.clone(),
             user_id: user_id.map(str::to_owned),
@@ -430,7 +402,9 @@ impl OAuthProviders {
         if !self.expiring(&stored) {
             return Ok(Some(stored));
         }
-        let Some(refresh_token) = stored.refresh_token.clone().filter(|token| !token.is_empty()) else {
+        let Some(refresh_token) =
+            stored.refresh_token.as_ref().map(|token| token.expose().to_owned()).filter(|token| !token.is_empty())
+        else {
             return Err(OAuthError::Reconnect(name.to_owned()));
         };
         let refresh = RefreshToken::new(refresh_token.clone());
@@ -477,7 +451,7 @@ impl OAuthProviders {
         }
         let token = self.token(shop, provider).await?;
         let mut all_headers = vec![
-            UpstreamRequest::header("Authorization", format!("Bearer {}", token.access_token)),
+            UpstreamRequest::header("Authorization", format!("Bearer {}", token.access_token.expose())),
             UpstreamRequest::header("Accept", "application/json"),
         ];
         if body.is_some() {
@@ -529,11 +503,11 @@ impl OAuthProviders {
         ProviderToken {
             shop: shop.to_owned(),
             provider: provider.to_owned(),
-            access_token: response.access_token().secret().clone(),
+            access_token: response.access_token().secret().clone().into(),
             refresh_token: response
                 .refresh_token()
-                .map(|token| token.secret().clone())
-                .or_else(|| previous_refresh_token.map(str::to_owned)),
+                .map(|token| Secret::new(token.secret().clone()))
+                .or_else(|| previous_refresh_token.map(Secret::new)),
             scope,
             // Clamped to MAX_LIFETIME, and added without overflow: past the calendar's end is
             // "never expires".

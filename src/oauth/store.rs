@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use super::{PendingConnection, ProviderToken};
 use crate::shopify::clock::Clock;
+use crate::shopify::secret::Secret;
 use crate::tokens::StoreError;
 use crate::tokens::encryption::{SealedRow, SealedTable, TokenCipher, same_secret};
 
@@ -95,8 +96,8 @@ impl ProviderTokenStore {
         Ok(Some(ProviderToken {
             shop: shop.to_owned(),
             provider: provider.to_owned(),
-            access_token,
-            refresh_token,
+            access_token: access_token.into(),
+            refresh_token: refresh_token.map(Secret::new),
             scope: row.try_get("scope")?,
             expires: from_unix(row.try_get(expires_column)?),
         }))
@@ -130,7 +131,12 @@ impl ProviderTokenStore {
         let stored = self.fetch(shop, provider).await?;
         Ok(stored
             .filter(|stored| {
-                stored.token.refresh_token.as_deref().is_some_and(|current| same_secret(current, expected))
+                stored
+                    .token
+                    .refresh_token
+                    .as_ref()
+                    .map(Secret::expose)
+                    .is_some_and(|current| same_secret(current, expected))
             })
             .and_then(|stored| stored.sealed_refresh_token))
     }
@@ -154,8 +160,8 @@ impl ProviderTokenStore {
         )
         .bind(&token.shop)
         .bind(&token.provider)
-        .bind(self.cipher.seal(&place, "access_token", &token.access_token)?)
-        .bind(self.cipher.seal_optional(&place, "refresh_token", token.refresh_token.as_deref())?)
+        .bind(self.cipher.seal(&place, "access_token", token.access_token.expose())?)
+        .bind(self.cipher.seal_optional(&place, "refresh_token", token.refresh_token.as_ref().map(Secret::expose))?)
         .bind(self.cipher.key_id())
         .bind(&token.scope)
         .bind(to_unix(token.expires))
@@ -187,8 +193,8 @@ impl ProviderTokenStore {
                updated_at = ?
              WHERE shop = ? AND provider = ? AND refresh_token IS ? AND {LEASE_HELD}"
         ))
-        .bind(self.cipher.seal(&place, "access_token", &token.access_token)?)
-        .bind(self.cipher.seal_optional(&place, "refresh_token", token.refresh_token.as_deref())?)
+        .bind(self.cipher.seal(&place, "access_token", token.access_token.expose())?)
+        .bind(self.cipher.seal_optional(&place, "refresh_token", token.refresh_token.as_ref().map(Secret::expose))?)
         .bind(self.cipher.key_id())
         .bind(&token.scope)
         .bind(to_unix(token.expires))
@@ -298,18 +304,18 @@ impl ProviderTokenStore {
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         self.delete_expired_pending(now).await?;
-        let place = pending_row(&pending.id, &pending.shop, &pending.provider, pending.user_id.as_deref());
+        let place = pending_row(pending.id.expose(), &pending.shop, &pending.provider, pending.user_id.as_deref());
         sqlx::query(
             "INSERT INTO provider_pending_connections
                (id, shop, provider, user_id, access_token, refresh_token, key_id, scope, token_expires_at, expires_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(&pending.id)
+        .bind(pending.id.expose())
         .bind(&pending.shop)
         .bind(&pending.provider)
         .bind(&pending.user_id)
-        .bind(self.cipher.seal(&place, "access_token", &token.access_token)?)
-        .bind(self.cipher.seal_optional(&place, "refresh_token", token.refresh_token.as_deref())?)
+        .bind(self.cipher.seal(&place, "access_token", token.access_token.expose())?)
+        .bind(self.cipher.seal_optional(&place, "refresh_token", token.refresh_token.as_ref().map(Secret::expose))?)
         .bind(self.cipher.key_id())
         .bind(&token.scope)
         .bind(to_unix(token.expires))
@@ -349,7 +355,7 @@ impl ProviderTokenStore {
             return Ok(None);
         };
         let pending = PendingConnection {
-            id: id.to_owned(),
+            id: id.into(),
             shop,
             provider: provider.to_owned(),
             user_id,

@@ -67,8 +67,8 @@ pub async fn start(state: AppState, session: Session, parts: Parts, provider: St
     let pending = ConnectionInProgress {
         shop,
         user_id: verified.user_id,
-        state: authorization.state,
-        pkce_verifier: authorization.pkce_verifier,
+        state: authorization.state.expose().to_owned(),
+        pkce_verifier: authorization.pkce_verifier.expose().to_owned(),
     };
     session.insert(&session_key(&provider), &pending).await?;
     tracing::info!(shop = %pending.shop, %provider, "connection started");
@@ -120,7 +120,7 @@ pub async fn callback(
     tracing::info!(shop = %pending.shop, %provider, "connection granted; waiting for the embedded app to confirm it");
     let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("connect", &provider)
-        .append_pair("pending", &connection.id)
+        .append_pair("pending", connection.id.expose())
         .finish();
     Ok(Res::new(302, "").with_header("Location", format!("{app_in_admin}?{query}")))
 }

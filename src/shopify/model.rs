@@ -262,13 +262,12 @@ pub struct User {
 }
 
 /// An Admin API access token obtained by token exchange, refresh or authorization code.
-/// Its `Debug` output hides the token and the refresh token.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessToken {
     /// The shop's name (`s1` for `s1.myshopify.com`).
     pub shop: String,
     /// The access token itself.
-    pub token: String,
+    pub token: Secret,
     /// When the token expires (`None`: never).
     #[serde(with = "iso_seconds")]
     pub expires: Option<OffsetDateTime>,
@@ -277,27 +276,12 @@ pub struct AccessToken {
     /// Offline or online.
     pub access_mode: AccessMode,
     /// The refresh token of an expiring token.
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<Secret>,
     /// When the refresh token expires.
     #[serde(with = "iso_seconds")]
     pub refresh_token_expires: Option<OffsetDateTime>,
     /// The staff member of an online token.
     pub user: Option<User>,
-}
-
-impl std::fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessToken")
-            .field("shop", &self.shop)
-            .field("token", &"[REDACTED]")
-            .field("expires", &self.expires)
-            .field("scope", &self.scope)
-            .field("access_mode", &self.access_mode)
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[REDACTED]"))
-            .field("refresh_token_expires", &self.refresh_token_expires)
-            .field("user", &self.user)
-            .finish()
-    }
 }
 
 /// An access token obtained with the client-credentials grant (always offline).

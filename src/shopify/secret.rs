@@ -45,6 +45,18 @@ impl PartialEq for Secret {
 
 impl Eq for Secret {}
 
+impl PartialEq<str> for Secret {
+    fn eq(&self, other: &str) -> bool {
+        self.expose().as_bytes().ct_eq(other.as_bytes()).into()
+    }
+}
+
+impl PartialEq<&str> for Secret {
+    fn eq(&self, other: &&str) -> bool {
+        self == *other
+    }
+}
+
 impl From<String> for Secret {
     fn from(value: String) -> Self {
         Self::new(value)
@@ -87,6 +99,7 @@ mod tests {
         assert!(debug.contains("REDACTED"));
         assert_eq!(holder.token.expose(), "shpat_live");
         assert_eq!(holder.token, Secret::new("shpat_live"));
+        assert_eq!(holder.token, "shpat_live");
         assert_ne!(holder.token, Secret::new("shpat_other"));
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::{KeyedLocks, StoreError, TokenKey, TokenRepository};
 use crate::shopify::ShopifyApp;
 use crate::shopify::model::{AccessMode, AccessToken, IdTokenDetails, Res, TokenExchangeResult};
+use crate::shopify::secret::Secret;
 
 /// How long a refresh lease protects a refresh in flight: longer than the worst refresh
 /// (three attempts of at most 30 s each). A crashed holder's lease runs out.
@@ -149,7 +150,7 @@ impl Inner {
         let still_valid = stale.expires.is_none_or(|at| at > self.shopify.clock().now());
         match &result.access_token {
             Some(fresh) if result.ok => {
-                let previous = stale.refresh_token.as_deref().unwrap_or_default();
+                let previous = stale.refresh_token.as_ref().map_or("", Secret::expose);
                 if self.repository.save_refreshed(previous, fresh).await? {
                     return Ok(fresh.clone());
                 }

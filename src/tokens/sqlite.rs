@@ -10,6 +10,7 @@ use super::{StoreError, TokenKey, TokenRepository};
 use crate::shopify::clock::Clock;
 use crate::shopify::http::BoxFuture;
 use crate::shopify::model::{AccessMode, AccessToken, User};
+use crate::shopify::secret::Secret;
 
 /// Tokens in the app's SQLite database (table `access_tokens`), encrypted by a
 /// [`TokenCipher`] and dated by the app's clock.
@@ -154,11 +155,11 @@ fn row_to_token(
         .map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
     Ok(AccessToken {
         shop: row.try_get("shop")?,
-        token,
+        token: token.into(),
         expires: from_unix(row.try_get("expires_at")?),
         scope: row.try_get("scope")?,
         access_mode,
-        refresh_token,
+        refresh_token: refresh_token.map(Secret::new),
         refresh_token_expires: from_unix(row.try_get("refresh_token_expires_at")?),
         user,
     })
@@ -193,10 +194,14 @@ impl TokenRepository for SqliteTokenRepository {
             .bind(&key.shop)
             .bind(key.access_mode.as_str())
             .bind(key.user_id)
-            .bind(self.cipher.seal(&place, "token", &token.token)?)
+            .bind(self.cipher.seal(&place, "token", token.token.expose())?)
             .bind(&token.scope)
             .bind(to_unix(token.expires))
-            .bind(self.cipher.seal_optional(&place, "refresh_token", token.refresh_token.as_deref())?)
+            .bind(self.cipher.seal_optional(
+                &place,
+                "refresh_token",
+                token.refresh_token.as_ref().map(Secret::expose),
+            )?)
             .bind(to_unix(token.refresh_token_expires))
             .bind(user_json(&token))
             .bind(self.cipher.key_id())
@@ -219,7 +224,13 @@ impl TokenRepository for SqliteTokenRepository {
             let Some(stored) = self.fetch(&key).await? else {
                 return Ok(false);
             };
-            if !stored.token.refresh_token.as_deref().is_some_and(|current| same_secret(current, &previous)) {
+            if !stored
+                .token
+                .refresh_token
+                .as_ref()
+                .map(Secret::expose)
+                .is_some_and(|current| same_secret(current, &previous))
+            {
                 return Ok(false);
             }
             let place = sealed_row(&key);
@@ -231,10 +242,14 @@ impl TokenRepository for SqliteTokenRepository {
                    refresh_token_expires_at = ?, key_id = ?, updated_at = ?, obtained_at = ?
                  WHERE shop = ? AND access_mode = ? AND user_id = ? AND refresh_token IS ?",
             )
-            .bind(self.cipher.seal(&place, "token", &token.token)?)
+            .bind(self.cipher.seal(&place, "token", token.token.expose())?)
             .bind(&token.scope)
             .bind(to_unix(token.expires))
-            .bind(self.cipher.seal_optional(&place, "refresh_token", token.refresh_token.as_deref())?)
+            .bind(self.cipher.seal_optional(
+                &place,
+                "refresh_token",
+                token.refresh_token.as_ref().map(Secret::expose),
+            )?)
             .bind(to_unix(token.refresh_token_expires))
             .bind(self.cipher.key_id())
             .bind(now.unix_timestamp())
@@ -255,7 +270,7 @@ impl TokenRepository for SqliteTokenRepository {
             let Some(stored) = self.fetch(&key).await? else {
                 return Ok(false);
             };
-            if !same_secret(&stored.token.token, &token) {
+            if !same_secret(stored.token.token.expose(), &token) {
                 return Ok(false);
             }
             // A compare-and-swap on the stored value: a token saved since is kept.

@@ -51,11 +51,13 @@ impl AdminApi {
     /// token and the next request exchanges a new access token.
     pub async fn graphql(&self, request: GraphqlRequest) -> Result<GQLResult, AppError> {
         let request = request.invalid_token_response(self.invalid_token_response.clone());
-        let result =
-            self.shopify.admin_graphql_request(&self.shop, &self.access_token.token, &self.api_version, &request).await;
+        let result = self
+            .shopify
+            .admin_graphql_request(&self.shop, self.access_token.token.expose(), &self.api_version, &request)
+            .await;
         if result.log.code == "unauthorized" {
             tracing::warn!(shop = %self.shop, "Shopify rejected the stored offline token; forgetting it");
-            self.tokens.forget(&self.shop, &self.access_token.token).await?;
+            self.tokens.forget(&self.shop, self.access_token.token.expose()).await?;
             return Err(AppError::Protocol(result.response));
         }
         Ok(result)

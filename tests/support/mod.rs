@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 use shopify_app_rust::config::Config;
 use shopify_app_rust::shopify::clock::{Clock, ManualClock};
 use shopify_app_rust::shopify::http::BoxFuture;
+#[allow(unused_imports)] // not every test binary compares secrets
+pub use shopify_app_rust::shopify::secret::Secret;
 use shopify_app_rust::{AppState, app, db};
 use time::OffsetDateTime;
 use tower::ServiceExt;

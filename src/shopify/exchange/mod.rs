@@ -18,6 +18,7 @@ use super::http::{TransportError, USER_AGENT, UpstreamRequest};
 use super::model::{
     AccessMode, AccessToken, ClientCredentialsExchangeResult, HttpLog, Log, Res, TokenExchangeResult, User, json_truthy,
 };
+use crate::shopify::secret::Secret;
 
 /// Longest lifetime taken from an `expires_in` member (a century).
 const MAX_EXPIRES_IN: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -130,11 +131,11 @@ fn parse_access_token(body: &str, shop: &str, access_mode: AccessMode, now: Offs
     };
     Some(AccessToken {
         shop: shop.to_owned(),
-        token: string_member(&json, "access_token"),
+        token: string_member(&json, "access_token").into(),
         expires: expiry(&json, "expires_in", now).ok()?,
         scope: string_member(&json, "scope"),
         access_mode,
-        refresh_token: json.get("refresh_token").and_then(Value::as_str).map(str::to_owned),
+        refresh_token: json.get("refresh_token").and_then(Value::as_str).map(Secret::new),
         refresh_token_expires: expiry(&json, "refresh_token_expires_in", now).ok()?,
         user,
     })

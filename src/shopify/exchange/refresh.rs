@@ -8,6 +8,7 @@ use super::{exchange_failure, expiry, network_failure, oauth_error, string_membe
 use crate::shopify::ShopifyApp;
 use crate::shopify::model::{AccessToken, HttpLog, Log, Res, TokenExchangeResult};
 use crate::shopify::protocol;
+use crate::shopify::secret::Secret;
 use crate::shopify::shop::shop_domain;
 
 const ATTEMPTS: usize = 3;
@@ -20,7 +21,7 @@ impl ShopifyApp {
     /// and it expires within [`REFRESH_MARGIN`] (or has no expiry).
     pub fn needs_refresh(&self, token: &AccessToken) -> bool {
         let now = self.clock.now();
-        let has_refresh_token = token.refresh_token.as_deref().is_some_and(|t| !t.is_empty());
+        let has_refresh_token = token.refresh_token.as_ref().is_some_and(|t| !t.is_empty());
         let refresh_alive = token.refresh_token_expires.is_none_or(|at| at > now);
         let expiring = token.expires.is_none_or(|at| at <= now + REFRESH_MARGIN);
         has_refresh_token && refresh_alive && expiring
@@ -49,7 +50,7 @@ impl ShopifyApp {
                 Vec::new(),
             );
         }
-        let refresh_token = access_token.refresh_token.as_deref().unwrap_or_default();
+        let refresh_token = access_token.refresh_token.as_ref().map_or("", Secret::expose);
         if access_token.expires.is_none() && refresh_token.is_empty() {
             return no_refresh("non_expiring_no_refresh_needed", "the token does not expire");
         }
@@ -141,11 +142,11 @@ fn parse_refreshed(body: &str, previous: &AccessToken, now: time::OffsetDateTime
     let expires_at = |key: &str| expiry(&json, key, now).map(|at| at.unwrap_or(now)).ok();
     Some(AccessToken {
         shop: previous.shop.clone(),
-        token: string_member(&json, "access_token"),
+        token: string_member(&json, "access_token").into(),
         expires: Some(expires_at("expires_in")?),
         scope: string_member(&json, "scope"),
         access_mode: previous.access_mode,
-        refresh_token: Some(string_member(&json, "refresh_token")),
+        refresh_token: Some(string_member(&json, "refresh_token").into()),
         refresh_token_expires: Some(expires_at("refresh_token_expires_in")?),
         user: previous.user.clone(),
     })
