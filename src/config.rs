@@ -2,6 +2,7 @@
 //! struct. See the environment table in the README.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use base64::Engine;
 
@@ -41,6 +42,37 @@ pub struct Config {
     /// The keys stored tokens are encrypted with (`TOKEN_ENCRYPTION_KEYS`); `None`: they are
     /// stored in plaintext.
     pub token_encryption_keys: Option<EncryptionKeys>,
+    /// Timeouts and the concurrency limit of the server.
+    pub limits: Limits,
+}
+
+/// How long clients and handlers may take, and how many requests run at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How long a client may take to send a request's headers; also how long an idle
+    /// keep-alive connection stays open (`HEADER_READ_TIMEOUT_SECS`).
+    pub header_read_timeout: Duration,
+    /// How long the app may take to answer once the headers are in, body included: `504`
+    /// beyond (`REQUEST_TIMEOUT_SECS`).
+    pub request_timeout: Duration,
+    /// How long a client may take to send the whole body: `408` beyond
+    /// (`BODY_READ_TIMEOUT_SECS`).
+    pub body_read_timeout: Duration,
+    /// Requests handled at once: `503` with `Retry-After` beyond (`MAX_CONCURRENT_REQUESTS`).
+    pub max_concurrent_requests: usize,
+}
+
+impl Default for Limits {
+    /// Ten seconds for headers and for the body, 120 seconds for an answer (above the slowest
+    /// Shopify call chain of a request, see the README), 1024 requests at once.
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(120),
+            body_read_timeout: Duration::from_secs(10),
+            max_concurrent_requests: 1024,
+        }
+    }
 }
 
 /// A setting that is missing or malformed; the message names the variable.
@@ -153,6 +185,7 @@ impl Config {
             client_credentials_shops,
             oauth_providers: oauth_providers(&get)?,
             token_encryption_keys: get("TOKEN_ENCRYPTION_KEYS").map(|keys| token_encryption_keys(&keys)).transpose()?,
+            limits: limits(&get)?,
         })
     }
 }
@@ -181,6 +214,27 @@ fn token_encryption_keys(value: &str) -> Result<EncryptionKeys, ConfigError> {
         keys.push((id.to_owned(), key));
     }
     EncryptionKeys::new(keys).ok_or_else(|| invalid("no key is listed".to_owned()))
+}
+
+/// The limits, each a whole number of seconds (or requests) from 1 up to a day (or a million);
+/// an unset variable keeps its default.
+fn limits(get: &dyn Fn(&str) -> Option<String>) -> Result<Limits, ConfigError> {
+    let number = |name: &'static str, default: u64, max: u64| match get(name) {
+        None => Ok(default),
+        Some(value) => value.parse().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| ConfigError::Invalid {
+            name,
+            reason: format!("{value:?} is not a whole number from 1 to {max}"),
+        }),
+    };
+    let seconds = |name, default: Duration| number(name, default.as_secs(), 24 * 60 * 60).map(Duration::from_secs);
+    let defaults = Limits::default();
+    Ok(Limits {
+        header_read_timeout: seconds("HEADER_READ_TIMEOUT_SECS", defaults.header_read_timeout)?,
+        request_timeout: seconds("REQUEST_TIMEOUT_SECS", defaults.request_timeout)?,
+        body_read_timeout: seconds("BODY_READ_TIMEOUT_SECS", defaults.body_read_timeout)?,
+        max_concurrent_requests: number("MAX_CONCURRENT_REQUESTS", defaults.max_concurrent_requests as u64, 1_000_000)?
+            as usize,
+    })
 }
 
 /// Whether `origin` is `http://localhost` or a loopback address, where browsers and tests
@@ -286,7 +340,35 @@ mod tests {
         assert_eq!(config.app_url, "http://localhost:8080");
         assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
         assert_eq!(config.api_version, DEFAULT_API_VERSION);
+        assert_eq!(config.limits, Limits::default());
         assert!(!format!("{config:?}").contains("\"s\""));
+    }
+
+    #[test]
+    fn reads_the_limits_and_names_a_bad_one() {
+        let base = [("SHOPIFY_API_KEY", "k"), ("SHOPIFY_API_SECRET", "s")];
+        let set = [
+            ("HEADER_READ_TIMEOUT_SECS", "2"),
+            ("REQUEST_TIMEOUT_SECS", "60"),
+            ("BODY_READ_TIMEOUT_SECS", " 5 "),
+            ("MAX_CONCURRENT_REQUESTS", "16"),
+        ];
+        let limits = Config::from_vars(vars(&[base.as_slice(), &set].concat())).unwrap().limits;
+        assert_eq!(
+            limits,
+            Limits {
+                header_read_timeout: Duration::from_secs(2),
+                request_timeout: Duration::from_secs(60),
+                body_read_timeout: Duration::from_secs(5),
+                max_concurrent_requests: 16,
+            }
+        );
+        for (name, _) in set {
+            for bad in ["0", "-1", "1.5", "ten", "86401000"] {
+                let error = Config::from_vars(vars(&[base.as_slice(), &[(name, bad)]].concat())).unwrap_err();
+                assert!(matches!(error, ConfigError::Invalid { name: named, .. } if named == name), "{name}={bad}");
+            }
+        }
     }
 
     #[test]

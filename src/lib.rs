@@ -10,6 +10,7 @@ pub mod deliveries;
 pub mod error;
 pub mod oauth;
 pub mod routes;
+pub mod server;
 pub mod sessions;
 pub mod shopify;
 pub mod state;
@@ -30,9 +31,10 @@ pub use state::AppState;
 /// Largest request body accepted (webhook payloads included).
 pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
 
-/// The whole app: every route, with tracing and a body limit. `main` serves it; the tests
-/// drive the same router.
+/// The whole app: every route, with tracing, a body limit and the request limits of the
+/// settings ([`server::limit_requests`]). `main` serves it; the tests drive the same router.
 pub fn app(state: AppState) -> Router {
+    let limits = server::RequestLimits::new(&state.config.limits);
     Router::new()
         .route("/", get(routes::app_home::home))
         .route("/api/products", post(routes::app_home::create_product))
@@ -40,7 +42,6 @@ pub fn app(state: AppState) -> Router {
         .route("/settings/back-home", get(routes::app_home::back_home))
         .route("/settings/open-products", get(routes::app_home::open_products))
         .route(web::extract::PATCH_ID_TOKEN_PATH, get(routes::auth::patch_id_token))
-        // Any method: a wrong one gets the protocol's 405 from the verifier, not axum's.
         // Any method: a wrong one gets the protocol's 405 from the verifier, not axum's.
         .route("/webhooks/app/uninstalled", any(routes::webhooks::app_uninstalled))
         .route("/webhooks/app/scopes_update", any(routes::webhooks::scopes_update))
@@ -56,6 +57,7 @@ pub fn app(state: AppState) -> Router {
         .nest_service("/static", ServeDir::new("static"))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(limits, server::limit_requests))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use shopify_app_rust::config::Config;
 use shopify_app_rust::shopify::clock::SystemClock;
-use shopify_app_rust::{AppState, app, db, sessions};
+use shopify_app_rust::{AppState, app, db, server, sessions};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -42,7 +42,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let address = SocketAddr::from(([0, 0, 0, 0], config.port));
     let listener =
         tokio::net::TcpListener::bind(address).await.map_err(|error| format!("cannot listen on {address}: {error}"))?;
-    let app_url = config.app_url.clone();
+    let (app_url, limits) = (config.app_url.clone(), config.limits);
     let state = AppState::new(config, pool.clone(), Arc::new(SystemClock))?;
     match &state.config.token_encryption_keys {
         None => tracing::warn!(
@@ -60,7 +60,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         tokio::spawn(client_credentials.clone().run());
     }
     tracing::info!(%address, %app_url, "ready to serve");
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    server::serve(listener, app(state), limits, shutdown_signal()).await;
     pool.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -1,0 +1,128 @@
+//! The HTTP server: accepts connections and serves each in its own task with hyper, with a
+//! deadline for request headers, until a shutdown signal; then lets the requests in flight
+//! finish. And the per-request limits [`app`](crate::app) applies: requests in flight, body
+//! and answer deadlines.
+//!
+//! HTTP/1.1 only: hyper's header-read timeout exists for HTTP/1 alone, and the automatic
+//! HTTP/1-or-2 detection waits for a client's first bytes without any deadline. In production
+//! a proxy terminates TLS (and HTTP/2) in front of the app.
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower_http::timeout::{DeadlineBody, TimeoutError};
+
+use crate::config::Limits;
+
+/// Serves `router` on `listener` until `shutdown` resolves. A client gets
+/// [`Limits::header_read_timeout`] to send each request's headers (an idle keep-alive
+/// connection is closed after as long). On shutdown the listener is closed at once, and the
+/// connections get as long as a request may take (header read plus request timeout) to
+/// finish theirs; whatever is left after that is dropped.
+pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdown: impl Future<Output = ()>) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    let connections = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    pause_after(&error).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Answers go out in one or two writes: do not hold the second one back.
+        let _ = stream.set_nodelay(true);
+        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    let drain = limits.header_read_timeout + limits.request_timeout;
+    if tokio::time::timeout(drain, connections.shutdown()).await.is_err() {
+        tracing::warn!(
+            seconds = drain.as_secs(),
+            "connections still open after the shutdown grace period; closing them"
+        );
+    }
+}
+
+/// After a failed accept: nothing when only that connection failed; a pause when the process
+/// is out of something (file descriptors, memory), so the loop does not spin.
+async fn pause_after(error: &io::Error) {
+    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if !matches!(error.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+        tracing::error!(%error, "accept failed; pausing for a second");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The per-request part of [`Limits`], shared by every request of one router.
+#[derive(Clone)]
+pub struct RequestLimits {
+    in_flight: Arc<Semaphore>,
+    body_read_timeout: Duration,
+    request_timeout: Duration,
+}
+
+impl RequestLimits {
+    /// One pool of [`Limits::max_concurrent_requests`] slots and the two deadlines.
+    pub fn new(limits: &Limits) -> Self {
+        Self {
+            in_flight: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
+            body_read_timeout: limits.body_read_timeout,
+            request_timeout: limits.request_timeout,
+        }
+    }
+}
+
+/// Middleware enforcing [`RequestLimits`]. A request that finds every slot taken is shed at
+/// once: `503` with `Retry-After: 1`, never queued. A body that has not fully arrived within
+/// the body timeout fails the request with `408` (and the connection is closed), whatever the
+/// handler made of the failed read. An answer not ready within the request timeout is `504`
+/// rather than `408`: browsers may silently send a request answered `408` again, and this
+/// one's work may already have had effects.
+pub async fn limit_requests(State(limits): State<RequestLimits>, request: Request, next: Next) -> Response {
+    let Ok(_slot) = limits.in_flight.try_acquire() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "Service Unavailable").into_response();
+    };
+    let body_timed_out = Arc::new(AtomicBool::new(false));
+    let request = request.map(|body| {
+        let flag = body_timed_out.clone();
+        Body::new(DeadlineBody::new(limits.body_read_timeout, body).map_err(move |error| {
+            if error.is::<TimeoutError>() {
+                flag.store(true, Ordering::Relaxed);
+            }
+            error
+        }))
+    });
+    let answer = tokio::time::timeout(limits.request_timeout, next.run(request)).await;
+    if body_timed_out.load(Ordering::Relaxed) {
+        return (StatusCode::REQUEST_TIMEOUT, [(header::CONNECTION, "close")], "Request Timeout").into_response();
+    }
+    answer.unwrap_or_else(|_| (StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout").into_response())
+}

@@ -1,0 +1,202 @@
+//! The server's limits, from the outside: the app served by `server::serve` on 127.0.0.1 and
+//! driven over raw TCP, so a test can be the slow or stuck client the limits are for.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use shopify_app_rust::{app, server};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How long a test waits for something a limit of one second must cause.
+const GENEROUS: Duration = Duration::from_secs(10);
+
+/// The app served on a free port of 127.0.0.1 until `stop`.
+struct Served {
+    app: TestApp,
+    address: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    server: JoinHandle<()>,
+}
+
+impl Served {
+    async fn start(settings: &[(&str, &str)]) -> Self {
+        let test_app = TestApp::start_with(settings).await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (router, limits) = (app(test_app.state.clone()), test_app.state.config.limits);
+        let server = tokio::spawn(server::serve(listener, router, limits, async {
+            let _ = stopped.await;
+        }));
+        Self { app: test_app, address, stop: Some(stop), server }
+    }
+
+    async fn connect(&self) -> TcpStream {
+        TcpStream::connect(self.address).await.unwrap()
+    }
+
+    /// Sends `request` on a new connection and reads the answer until the server closes.
+    async fn exchange(&self, request: &str) -> String {
+        let mut stream = self.connect().await;
+        stream.write_all(request.as_bytes()).await.unwrap();
+        read_to_close(&mut stream).await
+    }
+
+    /// Signals the shutdown and waits for `serve` to return.
+    async fn stop(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        tokio::time::timeout(GENEROUS, &mut self.server).await.expect("serve returned").unwrap();
+    }
+}
+
+/// Everything the server sends until it closes the connection (or resets it); panics if it is
+/// still open after [`GENEROUS`].
+async fn read_to_close(stream: &mut TcpStream) -> String {
+    let started = Instant::now();
+    let mut received = Vec::new();
+    let mut buffer = [0; 4096];
+    loop {
+        match tokio::time::timeout_at((started + GENEROUS).into(), stream.read(&mut buffer)).await {
+            Err(_) => panic!("still open after {GENEROUS:?}: {:?}", String::from_utf8_lossy(&received)),
+            Ok(Ok(0) | Err(_)) => return String::from_utf8_lossy(&received).into_owned(),
+            Ok(Ok(read)) => received.extend_from_slice(&buffer[..read]),
+        }
+    }
+}
+
+/// Reads one response head (up to the blank line).
+async fn read_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let byte = tokio::time::timeout(GENEROUS, stream.read_u8()).await.expect("a response in time").unwrap();
+        head.push(byte);
+    }
+    String::from_utf8(head).unwrap()
+}
+
+const DELIVERY: &str = r#"{"id":1}"#;
+
+/// The head of a signed `app/uninstalled` delivery of [`DELIVERY`] that announces
+/// `content_length` bytes and asks for `100 Continue`, so the client learns when the request
+/// is in a handler.
+fn delivery_head(content_length: usize) -> String {
+    format!(
+        "POST /webhooks/app/uninstalled HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         X-Shopify-Topic: app/uninstalled\r\nX-Shopify-Shop-Domain: {SHOP_DOMAIN}\r\n\
+         X-Shopify-Webhook-Id: w-1\r\nX-Shopify-Hmac-SHA256: {}\r\nContent-Length: {content_length}\r\n\
+         Expect: 100-continue\r\n\r\n",
+        body_hmac(API_SECRET, DELIVERY.as_bytes())
+    )
+}
+
+/// Opens a delivery and sends its head: once this returns, the request holds a slot in a
+/// handler that waits for the body.
+async fn delivery_in_flight(served: &Served) -> TcpStream {
+    let mut stream = served.connect().await;
+    stream.write_all(delivery_head(DELIVERY.len()).as_bytes()).await.unwrap();
+    assert_eq!(read_head(&mut stream).await, "HTTP/1.1 100 Continue\r\n\r\n");
+    stream
+}
+
+const HEALTHZ: &str = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    let served = Served::start(&[("HEADER_READ_TIMEOUT_SECS", "1")]).await;
+    let opened = Instant::now();
+    let mut silent = served.connect().await;
+    let mut slow = served.connect().await;
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+
+    // Other clients are served meanwhile.
+    assert!(served.exchange(HEALTHZ).await.starts_with("HTTP/1.1 200 OK\r\n"));
+    for stream in [&mut slow, &mut silent] {
+        assert_eq!(read_to_close(stream).await, "", "closed without an answer");
+        assert!(opened.elapsed() >= Duration::from_millis(900), "not before the timeout: {:?}", opened.elapsed());
+    }
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_slower_than_the_body_timeout_gets_408_and_the_connection_closes() {
+    let served = Served::start(&[("BODY_READ_TIMEOUT_SECS", "1"), ("REQUEST_TIMEOUT_SECS", "60")]).await;
+    let mut stream = delivery_in_flight(&served).await;
+    stream.write_all(&DELIVERY.as_bytes()[..3]).await.unwrap();
+    let answer = read_to_close(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{answer:?}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer:?}");
+    assert_eq!(count_rows(&served.app.state, "webhook_deliveries").await, 0, "the handler did nothing");
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn requests_over_the_concurrency_limit_are_shed_with_503_until_a_slot_frees() {
+    let served = Served::start(&[("MAX_CONCURRENT_REQUESTS", "1"), ("BODY_READ_TIMEOUT_SECS", "60")]).await;
+    let mut held = delivery_in_flight(&served).await;
+
+    let shed = served.exchange(HEALTHZ).await;
+    assert!(shed.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{shed:?}");
+    assert!(shed.contains("\r\nretry-after: 1\r\n"), "{shed:?}");
+
+    held.write_all(DELIVERY.as_bytes()).await.unwrap();
+    assert!(read_head(&mut held).await.starts_with("HTTP/1.1 200 OK\r\n"));
+    assert!(served.exchange(HEALTHZ).await.starts_with("HTTP/1.1 200 OK\r\n"), "the slot is free again");
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn an_answer_slower_than_the_request_timeout_is_504() {
+    let served = Served::start(&[("REQUEST_TIMEOUT_SECS", "1")]).await;
+    // A stored token near expiry: App Home refreshes it, and the fake Shopify holds the refresh.
+    let token = shopify_app_rust::shopify::model::AccessToken {
+        shop: SHOP.into(),
+        token: "shpat_stored".into(),
+        expires: Some(time::OffsetDateTime::from_unix_timestamp(NOW + 10).unwrap()),
+        scope: "write_products".into(),
+        access_mode: shopify_app_rust::shopify::model::AccessMode::Offline,
+        refresh_token: Some("shprt_stored".into()),
+        refresh_token_expires: Some(time::OffsetDateTime::from_unix_timestamp(NOW + 86_400).unwrap()),
+        user: None,
+    };
+    served.app.state.tokens.repository().save(&token).await.unwrap();
+    let gate = served.app.shopify.hold_refreshes();
+
+    let home = format!(
+        "GET /?{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        document_query(&session_token(served.app.now()))
+    );
+    let answer = served.exchange(&home).await;
+    assert!(answer.starts_with("HTTP/1.1 504 Gateway Timeout\r\n"), "{answer:?}");
+    gate.release();
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn a_shutdown_lets_the_request_in_flight_finish_and_refuses_new_connections() {
+    let served = Served::start(&[]).await;
+    let mut in_flight = delivery_in_flight(&served).await;
+    let Served { app, address, stop, server } = served;
+    stop.unwrap().send(()).unwrap();
+
+    let mut refused = false;
+    for _ in 0..200 {
+        if TcpStream::connect(address).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(refused, "the listener is closed at the shutdown");
+
+    in_flight.write_all(DELIVERY.as_bytes()).await.unwrap();
+    let answer = read_to_close(&mut in_flight).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer:?}");
+    assert_eq!(count_rows(&app.state, "webhook_deliveries").await, 1, "the delivery was handled");
+    tokio::time::timeout(GENEROUS, server).await.expect("serve returned once the request was done").unwrap();
+}
