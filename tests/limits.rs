@@ -200,3 +200,43 @@ async fn a_shutdown_lets_the_request_in_flight_finish_and_refuses_new_connection
     assert_eq!(count_rows(&app.state, "webhook_deliveries").await, 1, "the delivery was handled");
     tokio::time::timeout(GENEROUS, server).await.expect("serve returned once the request was done").unwrap();
 }
+
+#[tokio::test]
+async fn signed_requests_the_headers_condemn_are_answered_without_waiting_for_the_body() {
+    let served = Served::start(&[("BODY_READ_TIMEOUT_SECS", "60")]).await;
+    let signed = format!("X-Shopify-Hmac-SHA256: {}\r\n", body_hmac(API_SECRET, DELIVERY.as_bytes()));
+    let oversized = format!("X-Shopify-Hmac-SHA256: {}\r\n", "A".repeat(129));
+    let unprefixed = format!("Shopify-Hmac-SHA256: {}\r\n", body_hmac(API_SECRET, DELIVERY.as_bytes()));
+    let cases = [
+        ("POST /webhooks/app/uninstalled", "", 1_000_000, "400 Bad Request", "Bad Request"),
+        ("POST /webhooks/compliance", "X-Shopify-Hmac-SHA256: \r\n", 1_000_000, "400 Bad Request", "Bad Request"),
+        ("POST /webhooks/app/uninstalled", oversized.as_str(), 1_000_000, "401 Unauthorized", "Unauthorized"),
+        ("PUT /webhooks/app/uninstalled", signed.as_str(), 1_000_000, "405 Method Not Allowed", "Method not allowed"),
+        ("POST /api/flow/action", unprefixed.as_str(), 1_000_000, "400 Bad Request", "Bad Request"),
+        (
+            "POST /webhooks/app/uninstalled",
+            signed.as_str(),
+            3 * 1024 * 1024,
+            "413 Payload Too Large",
+            "length limit exceeded",
+        ),
+    ];
+    for (request_line, hmac, content_length, status, body) in cases {
+        let mut stream = served.connect().await;
+        let head = format!(
+            "{request_line} HTTP/1.1\r\nHost: x\r\nX-Shopify-Topic: app/uninstalled\r\n\
+             X-Shopify-Shop-Domain: {SHOP_DOMAIN}\r\n{hmac}Content-Length: {content_length}\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        // No body is ever sent: an answer within GENEROUS (far below the body timeout) was
+        // decided on the headers alone.
+        let answer = read_head(&mut stream).await;
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status}\r\n")), "{request_line}: {answer:?}");
+        assert!(answer.contains(&format!("\r\ncontent-length: {}\r\n", body.len())), "{answer:?}");
+        let mut text = vec![0; body.len()];
+        tokio::time::timeout(GENEROUS, stream.read_exact(&mut text)).await.unwrap().unwrap();
+        assert_eq!(text, body.as_bytes(), "{request_line}");
+    }
+    assert_eq!(count_rows(&served.app.state, "webhook_deliveries").await, 0);
+    served.stop().await;
+}

@@ -46,33 +46,25 @@ impl ShopifyApp {
         self.verify_body_hmac(req, &FLOW_ACTION)
     }
 
+    /// The checks of [`verify_webhook_req`](Self::verify_webhook_req) that need no body (the
+    /// method, an HMAC header that is present and short enough to be a digest): the failure,
+    /// or `None` when only the body can decide. Lets an adapter refuse before reading a body.
+    pub fn precheck_webhook_req(&self, req: &Req) -> Option<ResultForReq> {
+        precheck(req, &WEBHOOK)
+    }
+
+    /// The checks of [`verify_flow_action_req`](Self::verify_flow_action_req) that need no
+    /// body, as [`precheck_webhook_req`](Self::precheck_webhook_req).
+    pub fn precheck_flow_action_req(&self, req: &Req) -> Option<ResultForReq> {
+        precheck(req, &FLOW_ACTION)
+    }
+
     fn verify_body_hmac(&self, req: &Req, kind: &BodyHmacKind) -> ResultForReq {
         let name = kind.name;
-        if req.method.is_empty() {
-            return ResultForReq::failure(
-                None,
-                "configuration_error",
-                "the request method is required".to_owned(),
-                protocol::configuration_error(),
-            );
-        }
-        if req.method != "POST" {
-            return ResultForReq::failure(
-                None,
-                "post_method_expected",
-                format!("{name} requests must use POST: respond 405 Method Not Allowed"),
-                Res::new(405, "Method not allowed"),
-            );
+        if let Some(failure) = precheck(req, kind) {
+            return failure;
         }
         let received = first_present(req, kind.hmac_headers).unwrap_or_default();
-        if received.is_empty() {
-            return ResultForReq::failure(
-                None,
-                "missing_hmac_header",
-                format!("the {name} HMAC header is missing: respond 400 Bad Request"),
-                protocol::bad_request(),
-            );
-        }
         // A non-ASCII header cannot be a base64 digest: it fails like any wrong value.
         if !signature::verify_base64_hmac(&self.config.secrets_for_hmac(), &req.body, received) {
             return ResultForReq::failure(
@@ -103,6 +95,50 @@ impl ShopifyApp {
             response: Res::new(200, ""),
         }
     }
+}
+
+/// The longest HMAC header looked at: a base64 SHA-256 digest has 44 characters, so a longer
+/// value is refused as invalid without being decoded.
+const MAX_HMAC_HEADER_LEN: usize = 128;
+
+/// Method first, then the HMAC header: present, non-empty and at most
+/// [`MAX_HMAC_HEADER_LEN`] bytes.
+fn precheck(req: &Req, kind: &BodyHmacKind) -> Option<ResultForReq> {
+    let name = kind.name;
+    if req.method.is_empty() {
+        return Some(ResultForReq::failure(
+            None,
+            "configuration_error",
+            "the request method is required".to_owned(),
+            protocol::configuration_error(),
+        ));
+    }
+    if req.method != "POST" {
+        return Some(ResultForReq::failure(
+            None,
+            "post_method_expected",
+            format!("{name} requests must use POST: respond 405 Method Not Allowed"),
+            Res::new(405, "Method not allowed"),
+        ));
+    }
+    let received = first_present(req, kind.hmac_headers).unwrap_or_default();
+    if received.is_empty() {
+        return Some(ResultForReq::failure(
+            None,
+            "missing_hmac_header",
+            format!("the {name} HMAC header is missing: respond 400 Bad Request"),
+            protocol::bad_request(),
+        ));
+    }
+    if received.len() > MAX_HMAC_HEADER_LEN {
+        return Some(ResultForReq::failure(
+            None,
+            "invalid_hmac",
+            format!("the {name} HMAC header is too long to be a digest: respond 401 Unauthorized"),
+            protocol::unauthorized(),
+        ));
+    }
+    None
 }
 
 /// The value of the first of `names` present in the request, even if empty.
@@ -162,6 +198,35 @@ mod tests {
         let result = app(None).verify_webhook_req(&req);
         assert_eq!(result.log.code, "invalid_hmac");
         assert_eq!(result.response, Res::new(401, "Unauthorized"));
+    }
+
+    #[test]
+    fn the_precheck_decides_what_needs_no_body_as_the_verifier_does() {
+        let hmac = signature::base64_hmac("hush", b"{}");
+        let long = "A".repeat(MAX_HMAC_HEADER_LEN + 1);
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<&'a str>);
+        let cases: [Case; 5] = [
+            ("GET", &[("X-Shopify-Hmac-SHA256", &hmac)], Some("post_method_expected")),
+            ("POST", &[], Some("missing_hmac_header")),
+            ("POST", &[("X-Shopify-Hmac-SHA256", &long)], Some("invalid_hmac")),
+            ("POST", &[("X-Shopify-Hmac-SHA256", "wrong")], None),
+            ("POST", &[("X-Shopify-Hmac-SHA256", &hmac)], None),
+        ];
+        for (method, headers, code) in cases {
+            let mut req = webhook(headers, b"{}");
+            req.method = method.to_owned();
+            let precheck = app(None).precheck_webhook_req(&req);
+            assert_eq!(precheck.as_ref().map(|failure| &*failure.log.code), code, "{method} {headers:?}");
+            if let Some(failure) = precheck {
+                assert_eq!(failure.response, app(None).verify_webhook_req(&req).response);
+            }
+        }
+        let req = webhook(&[("Shopify-Hmac-SHA256", &hmac)], b"{}");
+        assert!(app(None).precheck_webhook_req(&req).is_none());
+        assert_eq!(
+            app(None).precheck_flow_action_req(&req).map(|failure| failure.log.code).as_deref(),
+            Some("missing_hmac_header")
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::shopify::ShopifyApp;
 use crate::shopify::model::{Req, Res, ResultForReq};
 use crate::state::AppState;
 use crate::web::core_request;
@@ -36,7 +37,9 @@ pub struct FlowAction {
     pub payload: Value,
 }
 
-/// Reads the body (413 past the app's body limit), verifies it with `verify`, and parses it.
+/// Runs `precheck` on the headers, so a request the headers alone condemn (wrong method, no
+/// or an oversized HMAC header) is answered before its body is read; then reads the body (413
+/// past the app's body limit, announced or not), verifies it with `verify`, and parses it.
 ///
 /// The HMAC covers the body only, and the app's secret also signs query strings elsewhere in
 /// the protocol (OAuth callback, App Home URL). So beyond the signature, the body must be a
@@ -46,13 +49,18 @@ pub struct FlowAction {
 async fn verified(
     request: Request,
     state: &AppState,
-    verify: fn(&crate::shopify::ShopifyApp, &Req) -> ResultForReq,
+    precheck: fn(&ShopifyApp, &Req) -> Option<ResultForReq>,
+    verify: fn(&ShopifyApp, &Req) -> ResultForReq,
 ) -> Result<(Req, String, Value), Response> {
     let (parts, body) = request.into_parts();
-    let body = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
-        .await
-        .map_err(IntoResponse::into_response)?;
-    let core = core_request(&parts, &state.config.app_url, body.to_vec());
+    let mut core = core_request(&parts, &state.config.app_url, Vec::new());
+    if let Some(refused) = precheck(&state.shopify, &core) {
+        tracing::debug!(code = %refused.log.code, "signed request refused before its body");
+        return Err(refused.response.into_response());
+    }
+    let body =
+        Bytes::from_request(Request::from_parts(parts, body), state).await.map_err(IntoResponse::into_response)?;
+    core.body = body.to_vec();
     let result = verify(&state.shopify, &core);
     tracing::debug!(code = %result.log.code, shop = ?result.shop, "signed request");
     let (true, Some(shop)) = (result.ok, result.shop) else {
@@ -80,7 +88,8 @@ impl FromRequest<AppState> for Webhook {
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (core, shop, payload) = verified(request, state, crate::shopify::ShopifyApp::verify_webhook_req).await?;
+        let (core, shop, payload) =
+            verified(request, state, ShopifyApp::precheck_webhook_req, ShopifyApp::verify_webhook_req).await?;
         Ok(Self {
             shop,
             topic: header(&core, &["x-shopify-topic", "shopify-topic"]).unwrap_or_default(),
@@ -96,7 +105,8 @@ impl FromRequest<AppState> for FlowAction {
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (_, shop, payload) = verified(request, state, crate::shopify::ShopifyApp::verify_flow_action_req).await?;
+        let (_, shop, payload) =
+            verified(request, state, ShopifyApp::precheck_flow_action_req, ShopifyApp::verify_flow_action_req).await?;
         Ok(Self { shop, payload })
     }
 }
