@@ -1,13 +1,14 @@
 //! The database: one SQLite pool, created (file and folder included) and migrated at start.
 
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-/// Opens the database at `database_url`, creating it if missing, and applies the migrations
-/// in `migrations/`.
+/// Opens the database at `database_url`, creating it if missing (see [`create_private`]), and
+/// applies the migrations in `migrations/`.
 pub async fn connect(database_url: &str) -> Result<SqlitePool, sqlx::Error> {
     let options = SqliteConnectOptions::from_str(database_url)?
         .create_if_missing(true)
@@ -15,27 +16,47 @@ pub async fn connect(database_url: &str) -> Result<SqlitePool, sqlx::Error> {
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(5))
         .foreign_keys(true);
-    if let Some(folder) = options.get_filename().parent().filter(|folder| !folder.as_os_str().is_empty()) {
-        std::fs::create_dir_all(folder)?;
+    if !is_in_memory(database_url) {
+        create_private(options.get_filename())?;
     }
-    let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await?;
+    let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
     sqlx::migrate!().run(&pool).await?;
-    restrict_permissions(options.get_filename());
     Ok(pool)
 }
 
-/// The database holds access tokens: only the app's own user may read it.
-fn restrict_permissions(path: &std::path::Path) {
+/// `sqlite::memory:` or `?mode=memory`: nothing on disk.
+fn is_in_memory(database_url: &str) -> bool {
+    database_url.contains(":memory:") || database_url.contains("mode=memory")
+}
+
+/// The database holds access tokens: only the app's own user may read it. Before SQLite opens
+/// it, creates the missing folders (0700) and the file (0600), or restricts an existing file
+/// and the `-wal` and `-shm` files an earlier run left; SQLite gives the side files it creates
+/// the database file's permissions. An existing folder is left as it is (it may be shared).
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let folder = path.parent().filter(|folder| !folder.as_os_str().is_empty());
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        if let Some(folder) = folder {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(folder)?;
+        }
+        std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
         for suffix in ["", "-wal", "-shm"] {
             let mut file = path.as_os_str().to_owned();
             file.push(suffix);
-            // In-memory databases and not-yet-created side files have nothing to protect.
-            let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
+            // Some mounted file systems refuse a chmod: say so, but start.
+            match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    tracing::warn!(%error, file = %Path::new(&file).display(), "cannot make the database private");
+                }
+                _ => {}
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = path;
+    if let Some(folder) = folder {
+        std::fs::create_dir_all(folder)?;
+    }
+    Ok(())
 }
