@@ -42,6 +42,8 @@ pub fn app(state: AppState) -> Router {
         .route("/settings/back-home", get(routes::app_home::back_home))
         .route("/settings/open-products", get(routes::app_home::open_products))
         .route(web::extract::PATCH_ID_TOKEN_PATH, get(routes::auth::patch_id_token))
+        .route("/auth/login", get(routes::auth::login))
+        .route(routes::auth::CALLBACK_PATH, get(routes::auth::callback))
         // Any method: a wrong one gets the protocol's 405 from the verifier, not axum's.
         .route("/webhooks/app/uninstalled", any(routes::webhooks::app_uninstalled))
         .route("/webhooks/app/scopes_update", any(routes::webhooks::scopes_update))
@@ -76,13 +78,11 @@ fn extension_routes() -> Router<AppState> {
         .layer(SetResponseHeaderLayer::if_not_present(header::ACCESS_CONTROL_EXPOSE_HEADERS, expose))
 }
 
-/// Top-level flows that keep state in a server-side session: the authorization-code install
-/// and the third-party provider connections. Only these routes get the session layer (and its
-/// cookie): embedded App Home requests stay cookie-free.
+/// Top-level flows that keep state in a server-side session: the third-party provider
+/// connections (started only with a verified session token). Only these routes get the session
+/// layer (and its cookie): embedded App Home requests stay cookie-free.
 fn session_routes(state: &AppState) -> Router<AppState> {
-    let mut router = Router::new()
-        .route("/auth/login", get(routes::auth::login))
-        .route(routes::auth::CALLBACK_PATH, get(routes::auth::callback));
+    let mut router = Router::new();
     for provider in state.oauth.configs() {
         router = router
             .route(&provider.start_path(), routes::connect::start_route(provider.name.clone()))

@@ -1,7 +1,8 @@
 //! Server-side sessions (tower-sessions, stored in the app's SQLite database), for top-level
-//! flows only: the OAuth `state` of the install and provider-connection flows. Embedded App
-//! Home requests never get this layer: the admin iframe is third-party to the browser, so they
-//! authenticate with session tokens instead.
+//! flows only: the OAuth `state` of the provider-connection flow, which only a verified session
+//! token can start. (The install flow keeps its state in a signed cookie instead: anyone can
+//! start it.) Embedded App Home requests never get this layer: the admin iframe is third-party
+//! to the browser, so they authenticate with session tokens instead.
 
 use std::time::Duration;
 

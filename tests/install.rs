@@ -1,6 +1,6 @@
 //! The authorization-code install flow over HTTP (`/auth/login`, `/auth/callback`) with its
-//! server-side session, against a fake Shopify on 127.0.0.1; and the client-credentials helper
-//! driven by a manual clock.
+//! signed install cookie, against a fake Shopify on 127.0.0.1; and the client-credentials
+//! helper driven by a manual clock.
 
 mod support;
 
@@ -20,12 +20,27 @@ fn at(unix: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(unix).unwrap()
 }
 
-/// Starts an install: the session cookie and the state sent to Shopify.
+/// Starts an install: the install cookie and the state sent to Shopify.
 async fn login(app: &TestApp, query: &str) -> (String, String) {
     let response = app.send(get(&format!("/auth/login?{query}"))).await;
     assert_eq!(response.status, StatusCode::FOUND, "{}", response.body);
     let state = response.location_params().remove("state").expect("a state");
-    (response.session_cookie().expect("a session cookie"), state)
+    (response.session_cookie().expect("an install cookie"), state)
+}
+
+/// Whether a response clears the install cookie.
+fn clears_the_install_cookie(response: &TestResponse) -> bool {
+    response.set_cookie().is_some_and(|cookie| {
+        cookie.starts_with("shopify_install=;") && cookie.split("; ").any(|part| part == "Max-Age=0")
+    })
+}
+
+/// An install cookie made outside the app: `payload` (JSON) signed with `key`, in the app's
+/// format (`base64(payload).base64(HMAC-SHA256)`).
+fn forged_cookie(key: &str, payload: &str) -> String {
+    use base64::Engine;
+    let payload = base64::engine::general_purpose::STANDARD.encode(payload);
+    format!("shopify_install={payload}.{}", body_hmac(key, payload.as_bytes()))
 }
 
 /// Shopify's redirect back, signed with `secret`.
@@ -46,7 +61,7 @@ fn code_exchanges(app: &TestApp) -> usize {
 }
 
 #[tokio::test]
-async fn login_redirects_to_the_consent_screen_with_a_fresh_state_in_a_secure_session() {
+async fn login_redirects_to_the_consent_screen_with_a_fresh_state_in_a_signed_cookie() {
     let app = TestApp::start().await;
     let response = app.send(get(&format!("/auth/login?shop={SHOP_DOMAIN}"))).await;
     assert_eq!(response.status, StatusCode::FOUND);
@@ -61,11 +76,11 @@ async fn login_redirects_to_the_consent_screen_with_a_fresh_state_in_a_secure_se
     assert!(state.len() >= 43 && state.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
 
     let cookie = response.set_cookie().unwrap();
-    assert!(cookie.starts_with("shopify_app_session="), "{cookie}");
-    for attribute in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/", "Max-Age=3600"] {
+    assert!(cookie.starts_with("shopify_install="), "{cookie}");
+    for attribute in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/auth", "Max-Age=600"] {
         assert!(cookie.split("; ").any(|part| part == attribute), "{attribute} missing in {cookie}");
     }
-    assert_eq!(count_rows(&app.state, "tower_sessions").await, 1);
+    assert_eq!(count_rows(&app.state, "tower_sessions").await, 0);
 
     let again = app.send(get(&format!("/auth/login?shop={SHOP}"))).await;
     assert_ne!(&again.location_params()["state"], state);
@@ -76,13 +91,23 @@ async fn login_redirects_to_the_consent_screen_with_a_fresh_state_in_a_secure_se
 }
 
 #[tokio::test]
-async fn login_refuses_a_bad_shop_or_mode_and_starts_no_session() {
+async fn login_refuses_a_bad_shop_or_mode_and_sets_no_cookie() {
     let app = TestApp::start().await;
     for query in ["", "shop=evil.com", "shop=s1.myshopify.com.evil.com", "shop=-s1", "shop=s1&mode=forever"] {
         let response = app.send(get(&format!("/auth/login?{query}"))).await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");
         assert!(response.body.starts_with("Bad Request: "), "{}", response.body);
         assert!(response.set_cookie().is_none());
+    }
+    assert_eq!(count_rows(&app.state, "tower_sessions").await, 0);
+}
+
+#[tokio::test]
+async fn a_thousand_logins_store_nothing() {
+    let app = TestApp::start().await;
+    for n in 0..1000 {
+        let (_, state) = login(&app, &format!("shop=s{n}")).await;
+        assert!(state.len() >= 43);
     }
     assert_eq!(count_rows(&app.state, "tower_sessions").await, 0);
 }
@@ -157,7 +182,7 @@ async fn the_previous_secret_still_signs_during_a_rotation() {
 }
 
 #[tokio::test]
-async fn a_callback_that_fails_a_check_is_refused_stores_nothing_and_uses_the_state_up() {
+async fn a_callback_that_fails_a_check_is_refused_stores_nothing_and_ends_the_install() {
     type Case = (&'static str, fn(&str) -> String, StatusCode);
     let cases: [Case; 6] = [
         ("bad hmac", |state| callback("not-the-secret", SHOP_DOMAIN, Some(state), NOW), StatusCode::UNAUTHORIZED),
@@ -173,9 +198,10 @@ async fn a_callback_that_fails_a_check_is_refused_stores_nothing_and_uses_the_st
         let response = app.send(get_with_cookie(&bad_callback(&state), &cookie)).await;
         assert_eq!(response.status, status, "{name}: {}", response.body);
         assert!(response.body.contains(": "), "{name}: a clear message, got {:?}", response.body);
+        assert!(clears_the_install_cookie(&response), "{name}: {:?}", response.set_cookie());
 
-        // The state was used up: even the valid callback is now refused.
-        let retry = app.send(get_with_cookie(&callback(API_SECRET, SHOP_DOMAIN, Some(&state), NOW), &cookie)).await;
+        // The browser dropped the cookie: even the valid callback is now refused.
+        let retry = app.send(get(&callback(API_SECRET, SHOP_DOMAIN, Some(&state), NOW))).await;
         assert_eq!(retry.status, StatusCode::FORBIDDEN, "{name}");
         assert_eq!(stored_tokens(&app).await, 0, "{name}");
         assert_eq!(code_exchanges(&app), 0, "{name}");
@@ -183,22 +209,89 @@ async fn a_callback_that_fails_a_check_is_refused_stores_nothing_and_uses_the_st
 }
 
 #[tokio::test]
-async fn a_callback_without_the_session_or_replayed_is_refused() {
+async fn a_callback_without_an_intact_install_cookie_is_refused() {
     let app = TestApp::start().await;
     let (cookie, state) = login(&app, "shop=s1").await;
     let valid = callback(API_SECRET, SHOP_DOMAIN, Some(&state), NOW);
+    let payload = |shop: &str| json!({"shop": shop, "state": state, "expires": NOW + 600}).to_string();
+    let key = hex_hmac(API_SECRET, "install-cookie");
+    let (value, signature) = cookie.split_once('.').unwrap();
+    let flipped = format!("{value}.{}{}", if signature.starts_with('A') { "B" } else { "A" }, &signature[1..]);
 
-    let without_session = app.send(get(&valid)).await;
-    assert_eq!(without_session.status, StatusCode::FORBIDDEN);
-    let other_session = app.send(get_with_cookie(&valid, "shopify_app_session=AAAAAAAAAAAAAAAAAAAAAA")).await;
-    assert_eq!(other_session.status, StatusCode::FORBIDDEN);
+    for (name, cookie) in [
+        ("no cookie", None),
+        ("a session cookie", Some("shopify_app_session=AAAAAAAAAAAAAAAAAAAAAA".to_owned())),
+        ("another signature", Some(flipped)),
+        ("no signature", Some(value.to_owned())),
+        (
+            "signed with another secret",
+            Some(forged_cookie(&hex_hmac("not-the-secret", "install-cookie"), &payload("s1"))),
+        ),
+        ("signed with the secret itself", Some(forged_cookie(API_SECRET, &payload("s1")))),
+    ] {
+        let request = match &cookie {
+            Some(cookie) => get_with_cookie(&valid, cookie),
+            None => get(&valid),
+        };
+        let response = app.send(request).await;
+        assert_eq!(response.status, StatusCode::FORBIDDEN, "{name}: {}", response.body);
+        assert!(response.body.starts_with("Forbidden: "), "{name}: {}", response.body);
+    }
     assert_eq!(code_exchanges(&app), 0);
 
-    assert_eq!(app.send(get_with_cookie(&valid, &cookie)).await.status, StatusCode::FOUND);
-    let replayed = app.send(get_with_cookie(&valid, &cookie)).await;
-    assert_eq!(replayed.status, StatusCode::FORBIDDEN);
-    assert_eq!(code_exchanges(&app), 1);
+    // The forgeries above fail for their key alone: the same payload signed with the derived
+    // key (which only the secret gives) finishes the install.
+    let response = app.send(get_with_cookie(&valid, &forged_cookie(&key, &payload("s1")))).await;
+    assert_eq!(response.status, StatusCode::FOUND, "{}", response.body);
+    assert!(clears_the_install_cookie(&response));
+    assert_eq!((code_exchanges(&app), stored_tokens(&app).await), (1, 1));
+}
+
+#[tokio::test]
+async fn an_install_cookie_expires_after_ten_minutes_on_the_apps_clock() {
+    let app = TestApp::start().await;
+    let (cookie, state) = login(&app, "shop=s1").await;
+    app.clock.0.advance(Duration::from_secs(600));
+    let late = app.send(get_with_cookie(&callback(API_SECRET, SHOP_DOMAIN, Some(&state), app.now()), &cookie)).await;
+    assert_eq!(late.status, StatusCode::FORBIDDEN, "{}", late.body);
+    assert!(clears_the_install_cookie(&late));
+    assert_eq!(code_exchanges(&app), 0);
+
+    let (cookie, state) = login(&app, "shop=s1").await;
+    app.clock.0.advance(Duration::from_secs(599));
+    let in_time = app.send(get_with_cookie(&callback(API_SECRET, SHOP_DOMAIN, Some(&state), app.now()), &cookie)).await;
+    assert_eq!(in_time.status, StatusCode::FOUND, "{}", in_time.body);
     assert_eq!(stored_tokens(&app).await, 1);
+}
+
+#[tokio::test]
+async fn one_shops_install_cookie_cannot_finish_another_shops_install() {
+    let app = TestApp::start().await;
+    let (s1_cookie, s1_state) = login(&app, "shop=s1").await;
+    let (s2_cookie, s2_state) = login(&app, "shop=s2.myshopify.com").await;
+    let s1_payload = s1_cookie.split_once('.').unwrap().0.trim_start_matches("shopify_install=").to_owned();
+    let s2_signature = s2_cookie.split_once('.').unwrap().1;
+
+    for (name, query, cookie) in [
+        ("s1's cookie, s2's state", callback(API_SECRET, "s2.myshopify.com", Some(&s2_state), NOW), s1_cookie.clone()),
+        ("s1's cookie and state", callback(API_SECRET, "s2.myshopify.com", Some(&s1_state), NOW), s1_cookie.clone()),
+        ("s2's cookie, s1's state", callback(API_SECRET, "s2.myshopify.com", Some(&s1_state), NOW), s2_cookie.clone()),
+        (
+            "s1's payload with s2's signature",
+            callback(API_SECRET, SHOP_DOMAIN, Some(&s1_state), NOW),
+            format!("shopify_install={s1_payload}.{s2_signature}"),
+        ),
+    ] {
+        let response = app.send(get_with_cookie(&query, &cookie)).await;
+        assert_eq!(response.status, StatusCode::FORBIDDEN, "{name}: {}", response.body);
+    }
+    assert_eq!((code_exchanges(&app), stored_tokens(&app).await), (0, 0));
+
+    let response =
+        app.send(get_with_cookie(&callback(API_SECRET, "s2.myshopify.com", Some(&s2_state), NOW), &s2_cookie)).await;
+    assert_eq!(response.status, StatusCode::FOUND, "{}", response.body);
+    assert!(app.state.tokens.repository().load(&TokenKey::offline("s2")).await.unwrap().is_some());
+    assert!(app.state.tokens.repository().load(&TokenKey::offline(SHOP)).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -223,26 +316,6 @@ async fn a_code_shopify_refuses_is_a_400_and_stores_nothing() {
     let response = app.send(get_with_cookie(&callback(API_SECRET, SHOP_DOMAIN, Some(&state), NOW), &cookie)).await;
     assert_eq!(response.status, StatusCode::BAD_GATEWAY);
     assert_eq!(stored_tokens(&app).await, 0);
-}
-
-#[tokio::test]
-async fn expired_sessions_are_deleted_at_start_and_live_ones_kept() {
-    let app = TestApp::start().await;
-    login(&app, "shop=s1").await;
-    login(&app, "shop=s1").await;
-    sqlx::query("UPDATE tower_sessions SET expiry_date = '2000' || substr(expiry_date, 5) WHERE rowid = (SELECT MIN(rowid) FROM tower_sessions)")
-        .execute(&app.state.pool)
-        .await
-        .unwrap();
-    let deletion = tokio::spawn(shopify_app_rust::sessions::delete_expired_periodically(app.state.pool.clone()));
-    for _ in 0..200 {
-        if count_rows(&app.state, "tower_sessions").await == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    deletion.abort();
-    assert_eq!(count_rows(&app.state, "tower_sessions").await, 1);
 }
 
 fn client_credentials_answer(token: &str) -> Scripted {

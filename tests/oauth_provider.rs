@@ -70,6 +70,26 @@ async fn confirm(app: &TestApp, id_token: &str, pending: &str) -> TestResponse {
     app.send(fetch_json("POST", CONFIRM, id_token, &json!({ "pending": pending }))).await
 }
 
+#[tokio::test]
+async fn expired_sessions_are_deleted_at_start_and_live_ones_kept() {
+    let (app, _provider) = start().await;
+    begin(&app).await;
+    begin(&app).await;
+    sqlx::query("UPDATE tower_sessions SET expiry_date = '2000' || substr(expiry_date, 5) WHERE rowid = (SELECT MIN(rowid) FROM tower_sessions)")
+        .execute(&app.state.pool)
+        .await
+        .unwrap();
+    let deletion = tokio::spawn(shopify_app_rust::sessions::delete_expired_periodically(app.state.pool.clone()));
+    for _ in 0..200 {
+        if count_rows(&app.state, "tower_sessions").await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    deletion.abort();
+    assert_eq!(count_rows(&app.state, "tower_sessions").await, 1);
+}
+
 fn expiring_token(access_token: &str, refresh_token: &str) -> ProviderToken {
     ProviderToken {
         shop: SHOP.into(),
