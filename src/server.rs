@@ -108,6 +108,7 @@ impl RequestLimits {
 /// one's work may already have had effects.
 pub async fn limit_requests(State(limits): State<RequestLimits>, request: Request, next: Next) -> Response {
     let Ok(_slot) = limits.in_flight.try_acquire() else {
+        tracing::warn!("request shed: every slot is taken (MAX_CONCURRENT_REQUESTS)");
         return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "Service Unavailable").into_response();
     };
     let body_timed_out = Arc::new(AtomicBool::new(false));
@@ -122,7 +123,11 @@ pub async fn limit_requests(State(limits): State<RequestLimits>, request: Reques
     });
     let answer = tokio::time::timeout(limits.request_timeout, next.run(request)).await;
     if body_timed_out.load(Ordering::Relaxed) {
+        tracing::info!("the request body did not arrive in time (BODY_READ_TIMEOUT_SECS)");
         return (StatusCode::REQUEST_TIMEOUT, [(header::CONNECTION, "close")], "Request Timeout").into_response();
     }
-    answer.unwrap_or_else(|_| (StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout").into_response())
+    answer.unwrap_or_else(|_| {
+        tracing::warn!("no answer in time, the request was cut off (REQUEST_TIMEOUT_SECS)");
+        (StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout").into_response()
+    })
 }
