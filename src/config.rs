@@ -52,7 +52,7 @@ pub struct Limits {
     /// How long a client may take to send a request's headers; also how long an idle
     /// keep-alive connection stays open (`HEADER_READ_TIMEOUT_SECS`).
     pub header_read_timeout: Duration,
-    /// How long the app may take to answer once the headers are in, body included: `504`
+    /// How long the app may take to answer once the headers are in, body included: `503`
     /// beyond (`REQUEST_TIMEOUT_SECS`).
     pub request_timeout: Duration,
     /// How long a client may take to send the whole body: `408` beyond

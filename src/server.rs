@@ -103,7 +103,7 @@ impl RequestLimits {
 /// Middleware enforcing [`RequestLimits`]. A request that finds every slot taken is shed at
 /// once: `503` with `Retry-After: 1`, never queued. A body that has not fully arrived within
 /// the body timeout fails the request with `408` (and the connection is closed), whatever the
-/// handler made of the failed read. An answer not ready within the request timeout is `504`
+/// handler made of the failed read. An answer not ready within the request timeout is `503`
 /// rather than `408`: browsers may silently send a request answered `408` again, and this
 /// one's work may already have had effects.
 pub async fn limit_requests(State(limits): State<RequestLimits>, request: Request, next: Next) -> Response {
@@ -128,6 +128,6 @@ pub async fn limit_requests(State(limits): State<RequestLimits>, request: Reques
     }
     answer.unwrap_or_else(|_| {
         tracing::warn!("no answer in time, the request was cut off (REQUEST_TIMEOUT_SECS)");
-        (StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout").into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable: no answer in time").into_response()
     })
 }
