@@ -11,7 +11,8 @@ use crate::shopify::clock::Clock;
 use crate::shopify::http::{ReqwestTransport, ShopOrigin, Transport};
 use crate::shopify::{AppConfig, ShopifyApp};
 use crate::tokens::{
-    ClientCredentialsTokens, OfflineTokens, SqliteTokenRepository, StoreError, TokenCipher, TokenRepository,
+    CachedTokenRepository, ClientCredentialsTokens, OfflineTokens, SqliteTokenRepository, StoreError, TokenCipher,
+    TokenRepository,
 };
 
 /// Handler state: settings, the auth core, the token store and the database. Cheap to clone.
@@ -63,8 +64,9 @@ impl AppState {
             shopify = shopify.with_origin(ShopOrigin::new(origin.clone()));
         }
         let cipher = TokenCipher::new(config.token_encryption_keys.clone());
-        let repository: Arc<dyn TokenRepository> =
+        let stored: Arc<dyn TokenRepository> =
             Arc::new(SqliteTokenRepository::new(pool.clone(), cipher.clone(), clock.clone()));
+        let repository: Arc<dyn TokenRepository> = Arc::new(CachedTokenRepository::new(stored, clock.clone()));
         let tokens = Arc::new(OfflineTokens::new(repository, shopify.clone()));
         let oauth = OAuthProviders::new(
             config.oauth_providers.clone(),

@@ -479,3 +479,42 @@ async fn an_uninstall_during_a_refresh_sends_the_client_to_start_over() {
     assert!(response.header("location").unwrap().contains("/auth/patch-id-token?"));
     assert!(stored(&app).await.is_none(), "the refreshed token of an uninstalled shop is not stored");
 }
+
+#[tokio::test]
+async fn the_offline_token_is_read_from_memory_and_read_again_after_the_cache_ttl() {
+    use shopify_app_rust::tokens::cache::TTL;
+    let app = TestApp::start().await;
+    store_token(&app, NOW + 3600, NOW + 86_400).await;
+    assert_eq!(app.load_home().await.status, StatusCode::OK);
+    // Another process (here: a statement behind the app's back) deletes the token.
+    sqlx::query("DELETE FROM access_tokens").execute(&app.state.pool).await.unwrap();
+    assert_eq!(app.load_home().await.status, StatusCode::OK);
+    assert_eq!(app.shopify.exchanges(), 0, "served from memory");
+    // The copy in memory is stale after the TTL: the next load reads the database again.
+    app.clock.0.advance(TTL);
+    assert_eq!(app.load_home().await.status, StatusCode::OK);
+    assert_eq!(app.shopify.exchanges(), 1, "the deletion is seen once the copy is stale");
+}
+
+#[tokio::test]
+async fn a_write_through_the_repository_is_seen_at_once() {
+    let app = TestApp::start().await;
+    store_token(&app, NOW + 3600, NOW + 86_400).await;
+    assert_eq!(stored(&app).await.unwrap().token, "shpat_stored");
+    let mut replaced = stored(&app).await.unwrap();
+    replaced.token = "shpat_replaced".into();
+    app.state.tokens.repository().save(&replaced).await.unwrap();
+    assert_eq!(stored(&app).await.unwrap().token, "shpat_replaced");
+    app.state.tokens.repository().update_scopes(SHOP, "read_orders").await.unwrap();
+    assert_eq!(stored(&app).await.unwrap().scope, "read_orders");
+    app.state.tokens.repository().delete_shop(SHOP).await.unwrap();
+    assert!(stored(&app).await.is_none());
+
+    // The uninstall webhook goes through the repository too: the next fetch exchanges anew.
+    store_token(&app, NOW + 3600, NOW + 86_400).await;
+    assert_eq!(app.load_home().await.status, StatusCode::OK);
+    let uninstall = webhook("/webhooks/app/uninstalled", "app/uninstalled", "u-1", "{}");
+    assert_eq!(app.send(uninstall).await.status, StatusCode::OK);
+    assert_eq!(app.send(fetch("POST", "/api/products", &session_token(app.now()))).await.status, StatusCode::OK);
+    assert_eq!(app.shopify.exchanges(), 1);
+}

@@ -4,11 +4,13 @@
 //! client-credentials tokens of server-to-server apps renewed. [`encryption`] keeps the stored
 //! tokens encrypted at rest.
 
+pub mod cache;
 pub mod client_credentials;
 pub mod encryption;
 mod offline;
 mod sqlite;
 
+pub use cache::CachedTokenRepository;
 pub use client_credentials::ClientCredentialsTokens;
 pub use encryption::{EncryptionKeys, TokenCipher};
 pub use offline::{OfflineTokens, TokenError};
@@ -84,8 +86,13 @@ pub struct StoreError(#[from] pub sqlx::Error);
 ///
 /// [`save_refreshed`]: TokenRepository::save_refreshed
 pub trait TokenRepository: Send + Sync {
-    /// The token stored under `key`.
+    /// The token stored under `key` (from a cache, if the repository keeps one).
     fn load(&self, key: &TokenKey) -> BoxFuture<'_, Result<Option<AccessToken>, StoreError>>;
+    /// The token stored under `key` as the database holds it now, never from a cache: for
+    /// decisions that must see other processes' writes (is a refresh still needed?).
+    fn load_latest(&self, key: &TokenKey) -> BoxFuture<'_, Result<Option<AccessToken>, StoreError>> {
+        self.load(key)
+    }
     /// Stores `token`, replacing any token under the same key.
     fn save(&self, token: &AccessToken) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Replaces the token under `token`'s key only if its refresh token is still

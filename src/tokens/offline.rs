@@ -85,7 +85,7 @@ impl OfflineTokens {
         let in_process = inner.locks.get(shop.to_owned()).lock_owned().await;
         for _ in 0..=(LEASE.as_millis() / POLL.as_millis()) {
             // Look again: whoever held the lock may have done the work.
-            match inner.plan(inner.repository.load(&key).await?) {
+            match inner.plan(inner.repository.load_latest(&key).await?) {
                 Plan::Use(token) => return Ok(token),
                 Plan::Exchange => return inner.exchange(id_token, invalid_token_response).await,
                 Plan::Refresh(_) => {
@@ -141,7 +141,7 @@ impl Inner {
         invalid_token_response: Option<&Res>,
     ) -> Result<AccessToken, TokenError> {
         // Another process may have finished between our read and our lease.
-        let stale = match self.plan(self.repository.load(key).await?) {
+        let stale = match self.plan(self.repository.load_latest(key).await?) {
             Plan::Use(token) => return Ok(token),
             Plan::Exchange => return self.exchange(id_token, invalid_token_response).await,
             Plan::Refresh(token) => token,
@@ -156,7 +156,7 @@ impl Inner {
                 }
                 // Someone else swapped first (theirs is as good as ours), or the shop
                 // uninstalled meanwhile (the client must start over).
-                self.repository.load(key).await?.ok_or_else(|| TokenError::Rejected {
+                self.repository.load_latest(key).await?.ok_or_else(|| TokenError::Rejected {
                     code: "token_revoked".to_owned(),
                     response: invalid_token_response.cloned().unwrap_or_else(|| Res::new(401, "")),
                 })

@@ -1,0 +1,176 @@
+//! [`CachedTokenRepository`]: tokens read once from the database serve the next requests from
+//! memory, so an App Home load does not wait on SQLite.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::{StoreError, TokenKey, TokenRepository};
+use crate::shopify::clock::Clock;
+use crate::shopify::http::BoxFuture;
+use crate::shopify::model::AccessToken;
+
+/// How long a token read from the database is served from memory. Another process's change
+/// (a refresh, an uninstall) is seen after at most this long; until then this process may use
+/// a token that was replaced or revoked, which Shopify answers with 401, and that forgets it.
+pub const TTL: Duration = Duration::from_secs(30);
+/// Most tokens kept in memory; past it, expired entries go, then everything.
+pub const CAPACITY: usize = 10_000;
+
+/// A [`TokenRepository`] that keeps the tokens it reads in memory for [`TTL`]. Every write
+/// through it drops the key's entry (or the shop's entries) once the write is done, and a read
+/// that raced a write does not fill the cache with what it read, so within the process the
+/// cache never serves a token older than the last write.
+pub struct CachedTokenRepository {
+    inner: Arc<dyn TokenRepository>,
+    clock: Arc<dyn Clock>,
+    state: Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    entries: HashMap<TokenKey, (AccessToken, OffsetDateTime)>,
+    /// Bumped by every write: a read fills the cache only if no write finished meanwhile.
+    writes: u64,
+}
+
+impl CachedTokenRepository {
+    /// `inner` behind a cache, timed by `clock`.
+    pub fn new(inner: Arc<dyn TokenRepository>, clock: Arc<dyn Clock>) -> Self {
+        Self { inner, clock, state: Mutex::new(CacheState::default()) }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        self.state.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Drops what a finished write may have changed.
+    fn written(&self, changed: impl Fn(&TokenKey) -> bool) {
+        let mut state = self.state();
+        state.writes += 1;
+        state.entries.retain(|key, _| !changed(key));
+    }
+
+    /// Runs a write, then drops what it may have changed, whatever its outcome.
+    async fn write<T>(
+        &self,
+        write: BoxFuture<'_, Result<T, StoreError>>,
+        changed: impl Fn(&TokenKey) -> bool,
+    ) -> Result<T, StoreError> {
+        let outcome = write.await;
+        self.written(changed);
+        outcome
+    }
+}
+
+impl CachedTokenRepository {
+    /// The cached token of `key` when `from_cache` and it is fresh, else the stored one, which
+    /// then fills the cache.
+    async fn read(&self, key: &TokenKey, from_cache: bool) -> Result<Option<AccessToken>, StoreError> {
+        let now = self.clock.now();
+        let writes = {
+            let state = self.state();
+            let fresh = |loaded_at: OffsetDateTime| loaded_at <= now && now - loaded_at < TTL;
+            if let Some((token, _)) = state.entries.get(key).filter(|(_, at)| from_cache && fresh(*at)) {
+                return Ok(Some(token.clone()));
+            }
+            state.writes
+        };
+        let loaded = self.inner.load(key).await?;
+        let mut state = self.state();
+        match &loaded {
+            // A write finished meanwhile: what was read may be older than it.
+            _ if state.writes != writes => {}
+            None => {
+                state.entries.remove(key);
+            }
+            Some(token) => {
+                if state.entries.len() >= CAPACITY {
+                    state.entries.retain(|_, (_, loaded_at)| now - *loaded_at < TTL);
+                    if state.entries.len() >= CAPACITY {
+                        state.entries.clear();
+                    }
+                }
+                state.entries.insert(key.clone(), (token.clone(), now));
+            }
+        }
+        Ok(loaded)
+    }
+}
+
+impl TokenRepository for CachedTokenRepository {
+    fn load(&self, key: &TokenKey) -> BoxFuture<'_, Result<Option<AccessToken>, StoreError>> {
+        let key = key.clone();
+        Box::pin(async move { self.read(&key, true).await })
+    }
+
+    fn load_latest(&self, key: &TokenKey) -> BoxFuture<'_, Result<Option<AccessToken>, StoreError>> {
+        let key = key.clone();
+        Box::pin(async move { self.read(&key, false).await })
+    }
+
+    fn save(&self, token: &AccessToken) -> BoxFuture<'_, Result<(), StoreError>> {
+        let key = TokenKey::of(token);
+        let write = self.inner.save(token);
+        Box::pin(self.write(write, move |cached| *cached == key))
+    }
+
+    fn save_refreshed(
+        &self,
+        previous_refresh_token: &str,
+        token: &AccessToken,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let key = TokenKey::of(token);
+        let write = self.inner.save_refreshed(previous_refresh_token, token);
+        Box::pin(self.write(write, move |cached| *cached == key))
+    }
+
+    fn delete_if_token(&self, key: &TokenKey, token: &str) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let key = key.clone();
+        let write = self.inner.delete_if_token(&key, token);
+        Box::pin(self.write(write, move |cached| *cached == key))
+    }
+
+    fn delete_shop(&self, shop: &str) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let shop = shop.to_owned();
+        let write = self.inner.delete_shop(&shop);
+        Box::pin(self.write(write, move |cached| cached.shop == shop))
+    }
+
+    fn delete_shop_uninstalled(
+        &self,
+        shop: &str,
+        uninstalled_at: OffsetDateTime,
+    ) -> BoxFuture<'_, Result<Option<u64>, StoreError>> {
+        let shop = shop.to_owned();
+        let write = self.inner.delete_shop_uninstalled(&shop, uninstalled_at);
+        Box::pin(self.write(write, move |cached| cached.shop == shop))
+    }
+
+    fn update_scopes(&self, shop: &str, scopes: &str) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let shop = shop.to_owned();
+        let write = self.inner.update_scopes(&shop, scopes);
+        Box::pin(self.write(write, move |cached| cached.shop == shop))
+    }
+
+    fn try_lease(
+        &self,
+        key: &TokenKey,
+        holder: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.inner.try_lease(key, holder, now, until)
+    }
+
+    fn release_lease(&self, key: &TokenKey, holder: &str) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.inner.release_lease(key, holder)
+    }
+
+    fn reencrypt(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        // Rewrites change no token's value.
+        self.inner.reencrypt()
+    }
+}
