@@ -2,6 +2,7 @@
 //! (Python's `urlparse`, `parse_qs`, `quote` and `urlencode`), so that signatures and
 //! redirects come out byte for byte the same.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// The parts of a URL, split the way Python's `urlparse` does.
@@ -22,9 +23,13 @@ pub struct UrlParts {
 impl UrlParts {
     /// Splits a URL.
     pub fn parse(url: &str) -> Self {
-        let url: String =
-            url.trim_start_matches(|c: char| c <= ' ').chars().filter(|c| !matches!(c, '\t' | '\r' | '\n')).collect();
-        let mut rest = url.as_str();
+        let trimmed = url.trim_start_matches(|c: char| c <= ' ');
+        let url: Cow<'_, str> = if trimmed.contains(['\t', '\r', '\n']) {
+            Cow::Owned(trimmed.chars().filter(|c| !matches!(c, '\t' | '\r' | '\n')).collect())
+        } else {
+            Cow::Borrowed(trimmed)
+        };
+        let mut rest = url.as_ref();
         let mut parts = UrlParts::default();
         if let Some(colon) = rest.find(':') {
             let candidate = &rest[..colon];
@@ -90,6 +95,9 @@ pub fn first_value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a s
 
 /// Percent-decodes text after turning `+` into a space.
 pub fn unquote_plus(text: &str) -> String {
+    if !text.contains(['%', '+']) {
+        return text.to_owned();
+    }
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;

@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use crate::shopify::model::{Req, Res};
 
 /// The core's view of a request. The URL is rebuilt on the app's configured public origin,
-/// never on the `Host` header, so a forged host cannot steer a redirect.
+/// never on the `Host` header, so a forged host cannot steer a redirect. Only the headers the
+/// protocol reads are copied (see [`is_protocol_header`]).
 pub fn core_request(parts: &Parts, app_url: &str, body: Vec<u8>) -> Req {
     let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     Req {
@@ -21,11 +22,19 @@ pub fn core_request(parts: &Parts, app_url: &str, body: Vec<u8>) -> Req {
         headers: parts
             .headers
             .iter()
+            .filter(|(name, _)| is_protocol_header(name.as_str()))
             .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
             .collect(),
         url: format!("{app_url}{path_and_query}"),
         body,
     }
+}
+
+/// Whether the auth core reads a header (by its lowercase name, as axum gives it):
+/// `Authorization`, `Origin` and Shopify's own `X-Shopify-*` and `Shopify-*` headers. A browser's
+/// dozen others are not copied on every request.
+pub fn is_protocol_header(name: &str) -> bool {
+    matches!(name, "authorization" | "origin") || name.starts_with("x-shopify-") || name.starts_with("shopify-")
 }
 
 impl IntoResponse for Res {
