@@ -176,24 +176,28 @@ async fn two_processes_reencrypting_at_once_rewrite_each_row_once() {
     }
 }
 
-/// A token stored before the key was configured keeps working, and its next write (here a
-/// refresh, a compare-and-swap on the plaintext value) stores it encrypted.
+/// A token stored before the key was configured is encrypted by the next start (`main` runs
+/// the re-encryption before serving) and keeps working. Once keys are configured, a plaintext
+/// row can only have been written by someone without the key: it reads as no token.
 #[tokio::test]
-async fn a_plaintext_row_from_before_the_key_keeps_working_and_is_encrypted_on_its_next_write() {
+async fn a_plaintext_row_is_encrypted_at_start_and_a_planted_one_is_refused() {
     let app = TestApp::start().await;
     assert_eq!(app.load_home().await.status, StatusCode::OK);
     let keyed = restart_with_keys(&app, &[KEY_A]).await;
-    assert_eq!(load_home(&keyed, &app).await.status, StatusCode::OK);
-    assert_eq!(app.shopify.exchanges(), 1, "the plaintext token is used");
-    assert_eq!(key_ids(&keyed, "access_tokens").await, [None], "a read writes nothing");
-
-    app.clock.0.advance(Duration::from_secs(3600 - 30));
-    assert_eq!(load_home(&keyed, &app).await.status, StatusCode::OK);
-    assert_eq!((app.shopify.refreshes(), app.shopify.exchanges()), (1, 1));
+    assert_eq!(keyed.reencrypt_tokens().await.unwrap(), 1);
     assert_eq!(key_ids(&keyed, "access_tokens").await, [Some("a".to_owned())]);
-    let (token, refresh): (String, String) =
-        sqlx::query_as("SELECT token, refresh_token FROM access_tokens").fetch_one(&keyed.pool).await.unwrap();
-    assert!(!token.contains("shpat_fake_2") && !refresh.contains("shprt_fake_2"));
+    assert_eq!(load_home(&keyed, &app).await.status, StatusCode::OK);
+    assert_eq!(app.shopify.exchanges(), 1, "the token stored before the key is used");
+    assert_eq!(stored(&keyed, SHOP).await.unwrap().token, "shpat_fake_1");
+
+    sqlx::query("UPDATE access_tokens SET token = 'shpat_planted', refresh_token = NULL, key_id = NULL")
+        .execute(&keyed.pool)
+        .await
+        .unwrap();
+    assert!(stored(&keyed, SHOP).await.is_none(), "a planted plaintext token is not read");
+    app.clock.0.advance(shopify_app_rust::tokens::cache::TTL);
+    assert_eq!(load_home(&keyed, &app).await.status, StatusCode::OK);
+    assert_eq!(app.shopify.exchanges(), 2, "a new token replaces it");
     assert_eq!(stored(&keyed, SHOP).await.unwrap().token, "shpat_fake_2");
 }
 
@@ -245,4 +249,22 @@ async fn a_tampered_ciphertext_reads_as_no_token() {
     assert_eq!(app.load_home().await.status, StatusCode::OK);
     let token = stored(&app.state, SHOP).await.unwrap();
     assert_eq!((token.token.expose(), token.expires), ("shpat_fake_2", Some(expires)));
+}
+
+/// A token being refreshed (a live lease) is left to the refresh: re-encrypting it meanwhile
+/// would make the refresh's compare-and-swap fail and drop the rotated refresh token.
+#[tokio::test]
+async fn reencryption_leaves_a_token_that_is_being_refreshed() {
+    let app = start_with_keys(&[KEY_A]).await;
+    assert_eq!(app.load_home().await.status, StatusCode::OK);
+    let key = TokenKey::offline(SHOP);
+    let now = app.clock.now();
+    let repository = app.state.tokens.repository();
+    assert!(repository.try_lease(&key, "refresher", now, now + Duration::from_secs(60)).await.unwrap());
+    let rotated = restart_with_keys(&app, &[KEY_B, KEY_A]).await;
+    assert_eq!(rotated.reencrypt_tokens().await.unwrap(), 0, "the leased row is left alone");
+    assert_eq!(key_ids(&rotated, "access_tokens").await, [Some("a".to_owned())]);
+    repository.release_lease(&key, "refresher").await.unwrap();
+    assert_eq!(rotated.reencrypt_tokens().await.unwrap(), 1);
+    assert_eq!(key_ids(&rotated, "access_tokens").await, [Some("b".to_owned())]);
 }

@@ -34,6 +34,10 @@ static TOKENS: SealedTable = SealedTable {
     name: "provider_tokens",
     identity: &["shop", "provider"],
     secrets: &["access_token", "refresh_token"],
+    being_refreshed: Some(
+        "EXISTS (SELECT 1 FROM provider_refresh_leases AS lease WHERE lease.shop = provider_tokens.shop
+           AND lease.provider = provider_tokens.provider AND lease.expires_at > ?)",
+    ),
 };
 /// The encrypted columns of pending connections, bound to the id, the shop, the provider and
 /// the staff member.
@@ -41,6 +45,7 @@ static PENDING: SealedTable = SealedTable {
     name: "provider_pending_connections",
     identity: &["id", "shop", "provider", "user_id"],
     secrets: &["access_token", "refresh_token"],
+    being_refreshed: None,
 };
 
 /// Whether `holder` (the one bound last) still holds the refresh lease of the updated row.
@@ -376,7 +381,9 @@ impl ProviderTokenStore {
     /// Rewrites every stored token (linked or pending) that is not under the current
     /// encryption key under it. Returns how many were rewritten.
     pub async fn reencrypt(&self) -> Result<u64, StoreError> {
-        Ok(self.cipher.reencrypt(&self.pool, &TOKENS).await? + self.cipher.reencrypt(&self.pool, &PENDING).await?)
+        let now = self.clock.now().unix_timestamp();
+        Ok(self.cipher.reencrypt(&self.pool, &TOKENS, now).await?
+            + self.cipher.reencrypt(&self.pool, &PENDING, now).await?)
     }
 }
 

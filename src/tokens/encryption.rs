@@ -64,6 +64,10 @@ pub struct SealedTable {
     pub identity: &'static [&'static str],
     /// The encrypted text columns (nullable or not).
     pub secrets: &'static [&'static str],
+    /// An SQL condition, true while a row is being refreshed (a live refresh lease; `?` is the
+    /// current unix time): re-encryption leaves such a row to the refresh, whose
+    /// compare-and-swap would otherwise find it changed and drop the rotated token.
+    pub being_refreshed: Option<&'static str>,
 }
 
 impl SealedTable {
@@ -115,6 +119,11 @@ pub enum Unreadable {
     /// The row's key is not in `TOKEN_ENCRYPTION_KEYS` (or no key is configured).
     #[error("the row's key is not configured")]
     UnknownKey,
+    /// A plaintext row while keys are configured: the start-up re-encryption encrypted every
+    /// row, so this one was written by someone without the key (a tampered file, a restored
+    /// backup). It is refused, or anyone able to write the file could plant a token.
+    #[error("a plaintext row where every row is encrypted")]
+    Plaintext,
     /// The value does not decrypt: tampered with, or copied from another row or column.
     #[error("the stored value does not decrypt")]
     Corrupt,
@@ -162,8 +171,23 @@ impl TokenCipher {
         secret.map(|secret| self.seal(row, column, secret)).transpose()
     }
 
-    /// The secret stored in `column` of `row`, whose `key_id` column holds `key_id`.
+    /// The secret stored in `column` of `row`, whose `key_id` column holds `key_id`. A
+    /// plaintext row (no `key_id`) reads only when no key is configured.
     pub fn open(
+        &self,
+        row: &SealedRow,
+        column: &str,
+        key_id: Option<&str>,
+        stored: &str,
+    ) -> Result<String, Unreadable> {
+        if key_id.is_none() && self.keys.is_some() {
+            return Err(Unreadable::Plaintext);
+        }
+        self.open_any(row, column, key_id, stored)
+    }
+
+    /// [`TokenCipher::open`], plaintext rows included: for the start-up re-encryption only.
+    fn open_any(
         &self,
         row: &SealedRow,
         column: &str,
@@ -196,9 +220,10 @@ impl TokenCipher {
     /// Rewrites every row of `table` that is not under the current key (plaintext, or an
     /// older key) under it, and returns how many were rewritten. Each rewrite is a
     /// compare-and-swap on the stored values: a row changed meanwhile (by a save, or by
-    /// another process doing the same) is left to that writer. Rows that cannot be read are
+    /// another process doing the same) is left to that writer, and so is a row being
+    /// refreshed at `now` (see [`SealedTable::being_refreshed`]). Rows that cannot be read are
     /// left as they are, with a warning.
-    pub async fn reencrypt(&self, pool: &SqlitePool, table: &SealedTable) -> Result<u64, StoreError> {
+    pub async fn reencrypt(&self, pool: &SqlitePool, table: &SealedTable, now: i64) -> Result<u64, StoreError> {
         let identity: Vec<String> = table.identity.iter().map(|column| format!("CAST({column} AS TEXT)")).collect();
         let select = format!(
             "SELECT rowid, key_id, {}, {} FROM {} WHERE key_id IS NOT ?",
@@ -213,10 +238,12 @@ impl TokenCipher {
             .map(|column| format!("{column} IS ?"))
             .collect();
         let update = format!(
-            "UPDATE {} SET {}, key_id = ? WHERE rowid = ? AND {}",
+            "UPDATE {} SET {}, key_id = ? WHERE rowid = ? AND {} AND NOT {}",
             table.name,
             set.join(", "),
-            unchanged.join(" AND ")
+            unchanged.join(" AND "),
+            // Without a refresh condition, one that is never true (it still takes the `?`).
+            table.being_refreshed.unwrap_or("(? IS NULL)"),
         );
         let rows = sqlx::query(&select).bind(self.key_id()).fetch_all(pool).await?;
         let (mut rewritten, mut unreadable) = (0, 0);
@@ -233,7 +260,9 @@ impl TokenCipher {
                 .secrets
                 .iter()
                 .zip(&stored)
-                .map(|(column, stored)| self.open_optional(&place, column, key_id.as_deref(), stored.as_deref()))
+                .map(|(column, stored)| {
+                    stored.as_deref().map(|stored| self.open_any(&place, column, key_id.as_deref(), stored)).transpose()
+                })
                 .collect::<Result<Vec<_>, _>>();
             let Ok(opened) = opened else {
                 unreadable += 1;
@@ -247,7 +276,7 @@ impl TokenCipher {
             for value in values.iter().chain(&stored) {
                 query = query.bind(value.as_deref());
             }
-            rewritten += query.bind(key_id.as_deref()).execute(pool).await?.rows_affected();
+            rewritten += query.bind(key_id.as_deref()).bind(now).execute(pool).await?.rows_affected();
         }
         if unreadable > 0 {
             tracing::warn!(
@@ -269,7 +298,8 @@ pub fn same_secret(a: &str, b: &str) -> bool {
 mod tests {
     use super::*;
 
-    static TABLE: SealedTable = SealedTable { name: "t", identity: &["shop", "user"], secrets: &["a", "b"] };
+    static TABLE: SealedTable =
+        SealedTable { name: "t", identity: &["shop", "user"], secrets: &["a", "b"], being_refreshed: None };
 
     fn cipher(ids: &[(&str, u8)]) -> TokenCipher {
         TokenCipher::new(EncryptionKeys::new(ids.iter().map(|(id, byte)| (id.to_string(), [*byte; KEY_LEN])).collect()))
@@ -325,8 +355,9 @@ mod tests {
         assert_eq!(plain.key_id(), None);
         assert_eq!(plain.seal(&row, "a", "token").unwrap(), "token");
         assert_eq!(plain.seal_optional(&row, "b", None).unwrap(), None);
-        // A plaintext row (no key id) reads as it is, with or without keys.
-        assert_eq!(cipher(&[("k1", 1)]).open(&row, "a", None, "token"), Ok("token".to_owned()));
+        // A plaintext row (no key id) reads as it is without keys; with keys it was planted.
+        assert_eq!(plain.open(&row, "a", None, "token"), Ok("token".to_owned()));
+        assert_eq!(cipher(&[("k1", 1)]).open(&row, "a", None, "token"), Err(Unreadable::Plaintext));
         assert!(EncryptionKeys::new(Vec::new()).is_none());
         let keys = EncryptionKeys::new(vec![("k1".into(), [9; KEY_LEN])]).unwrap();
         assert_eq!(format!("{keys:?}"), r#"EncryptionKeys { ids: ["k1"], .. }"#);

@@ -109,6 +109,11 @@ static TABLE: SealedTable = SealedTable {
     name: "access_tokens",
     identity: &["shop", "access_mode", "user_id"],
     secrets: &["token", "refresh_token"],
+    being_refreshed: Some(
+        "EXISTS (SELECT 1 FROM refresh_leases AS lease WHERE lease.shop = access_tokens.shop
+           AND lease.access_mode = access_tokens.access_mode AND lease.user_id = access_tokens.user_id
+           AND lease.expires_at > ?)",
+    ),
 };
 
 fn sealed_row(key: &TokenKey) -> SealedRow {
@@ -357,6 +362,6 @@ impl TokenRepository for SqliteTokenRepository {
     }
 
     fn reencrypt(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(self.cipher.reencrypt(&self.pool, &TABLE))
+        Box::pin(self.cipher.reencrypt(&self.pool, &TABLE, self.clock.now().unix_timestamp()))
     }
 }
