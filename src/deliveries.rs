@@ -12,8 +12,10 @@ use crate::tokens::StoreError;
 
 /// How long a delivery id is remembered. Shopify retries a failed delivery for 48 hours.
 pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
-/// How long a claim protects work in progress before another delivery may take it over.
-pub const CLAIM_TIMEOUT: Duration = Duration::from_secs(60);
+/// How much longer than a request may take a claim protects its work before another delivery
+/// may take it over: the work ends with its request (`REQUEST_TIMEOUT_SECS` cuts it off), so
+/// a claim outlives any work still running under it.
+pub const CLAIM_MARGIN: Duration = Duration::from_secs(10);
 
 /// What a delivery id's claim found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,12 +40,14 @@ pub struct ClaimId {
 #[derive(Debug, Clone)]
 pub struct WebhookDeliveries {
     pool: SqlitePool,
+    claim_timeout: Duration,
 }
 
 impl WebhookDeliveries {
-    /// The deliveries table in `pool`'s database.
-    pub fn new(pool: SqlitePool) -> Self {
-        Self { pool }
+    /// The deliveries table in `pool`'s database, for requests cut off after `request_timeout`:
+    /// a claim is taken over once it is [`CLAIM_MARGIN`] older than that.
+    pub fn new(pool: SqlitePool, request_timeout: Duration) -> Self {
+        Self { pool, claim_timeout: request_timeout + CLAIM_MARGIN }
     }
 
     /// Claims `webhook_id` at `now`. Forgets ids older than [`RETENTION`] on the way.
@@ -77,7 +81,7 @@ impl WebhookDeliveries {
         .bind(shop)
         .bind(now)
         .bind(&claim_id)
-        .bind(now - CLAIM_TIMEOUT.as_secs() as i64)
+        .bind(now - self.claim_timeout.as_secs() as i64)
         .fetch_one(&self.pool)
         .await?;
         Ok(match (done, holder) {
@@ -119,7 +123,7 @@ mod tests {
         let folder = tempfile::tempdir().unwrap_or_else(|error| panic!("temp dir: {error}"));
         let url = format!("sqlite:{}", folder.path().join("app.db").display());
         let pool = crate::db::connect(&url).await.unwrap_or_else(|error| panic!("database: {error}"));
-        (WebhookDeliveries::new(pool), folder)
+        (WebhookDeliveries::new(pool, Duration::from_secs(50)), folder)
     }
 
     fn at(seconds: i64) -> OffsetDateTime {
@@ -147,7 +151,7 @@ mod tests {
         let Ok(Claim::Claimed(stale)) = deliveries.claim("d1", "shop/redact", "s1", at(0)).await else {
             panic!("claimed");
         };
-        let later = at(CLAIM_TIMEOUT.as_secs() as i64);
+        let later = at(60);
         let Ok(Claim::Claimed(current)) = deliveries.claim("d1", "shop/redact", "s1", later).await else {
             panic!("a stale claim is taken over");
         };

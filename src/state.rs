@@ -78,11 +78,12 @@ impl AppState {
         )?;
         let client_credentials = (!config.client_credentials_shops.is_empty())
             .then(|| Arc::new(ClientCredentialsTokens::new(shopify.clone(), config.client_credentials_shops.clone())));
+        let deliveries = WebhookDeliveries::new(pool.clone(), config.limits.request_timeout);
         Ok(Self {
             config: Arc::new(config),
             shopify,
             tokens,
-            deliveries: WebhookDeliveries::new(pool.clone()),
+            deliveries,
             pool,
             oauth: Arc::new(oauth),
             client_credentials,

@@ -88,7 +88,7 @@ const DELIBERATE_DIFFERENCES: &[(&str, &str)] = &[
     ),
     (
         "212-home-fetch-dest-without-scheme",
-        "a bare dest is a buyer token's form, not the admin's: 400 invalid_shop at App Home (one strict dest rule)",
+        "a bare dest is a buyer token's form, not the admin's: 401 invalid_id_token at App Home (claims per surface)",
     ),
     (
         "210-home-doc-dest-mixed-case-lowered",

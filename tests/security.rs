@@ -86,6 +86,10 @@ async fn a_buyers_token_cannot_act_as_the_merchants_admin() {
         claims.remove("exp");
     });
     refused_everywhere(&app, &no_expiry, "a token that never expires").await;
+    let bare_dest = staff_token_with(now, |claims| {
+        claims.insert("dest".into(), json!(SHOP_DOMAIN));
+    });
+    refused_everywhere(&app, &bare_dest, "an admin-shaped token with a buyer's bare dest").await;
 
     assert!(app.shopify.graphql_requests().is_empty(), "the merchant's token was never used");
     assert_eq!(app.shopify.exchanges(), 1, "no token was exchanged for an attacker");

@@ -457,7 +457,12 @@ async fn a_delivery_in_progress_is_retried_later_and_a_stale_claim_is_taken_over
     assert_eq!(response.status, StatusCode::CONFLICT, "Shopify retries a non-2xx later");
     assert!(stored(&app).await.is_some());
 
-    app.clock.0.advance(std::time::Duration::from_secs(61));
+    // The claim outlives the longest request (its work is cut off with it), then is stale.
+    let claim_timeout = app.state.config.limits.request_timeout + shopify_app_rust::deliveries::CLAIM_MARGIN;
+    app.clock.0.advance(claim_timeout - std::time::Duration::from_secs(1));
+    let response = app.send(webhook("/webhooks/app/uninstalled", "app/uninstalled", "w-1", body)).await;
+    assert_eq!(response.status, StatusCode::CONFLICT, "still protected just before the claim times out");
+    app.clock.0.advance(std::time::Duration::from_secs(1));
     let response = app.send(webhook("/webhooks/app/uninstalled", "app/uninstalled", "w-1", body)).await;
     assert_eq!(response.status, StatusCode::OK);
     assert!(stored(&app).await.is_none(), "the cut-off work ran on the retry");

@@ -14,6 +14,7 @@ use tower_sessions::cookie::{Cookie, SameSite};
 use crate::error::AppError;
 use crate::sessions;
 use crate::shopify::model::{AccessMode, Res};
+use crate::shopify::secret::Secret;
 use crate::shopify::signature;
 use crate::shopify::urls::{first_value, parse_query};
 use crate::state::AppState;
@@ -40,7 +41,7 @@ struct PendingInstall {
     /// The shop the consent screen was opened for (validated by the core).
     shop: String,
     /// The `state` sent to Shopify.
-    state: String,
+    state: Secret,
     /// Unix seconds from which the install can no longer finish.
     expires: i64,
 }
@@ -112,10 +113,10 @@ pub async fn login(State(state): State<AppState>, RawQuery(query): RawQuery) -> 
     };
     let shop = first_value(&params, "shop").unwrap_or_default();
     let expires = (state.shopify.clock().now() + INSTALL_LIFETIME).unix_timestamp();
-    let pending = PendingInstall { shop: shop.to_owned(), state: sessions::random_token(), expires };
+    let pending = PendingInstall { shop: shop.to_owned(), state: sessions::random_token().into(), expires };
     let redirect_uri = format!("{}{CALLBACK_PATH}", state.config.app_url);
     let Some(location) =
-        state.shopify.authorization_url(shop, &state.config.scopes, &redirect_uri, &pending.state, access_mode)
+        state.shopify.authorization_url(shop, &state.config.scopes, &redirect_uri, pending.state.expose(), access_mode)
     else {
         return Res::new(400, "Bad Request: shop must be a myshopify.com shop, such as s1.myshopify.com");
     };
@@ -154,7 +155,7 @@ async fn finish_install(state: &AppState, parts: &Parts) -> Result<Res, AppError
         ));
     };
     let request = core_request(parts, &state.config.app_url, Vec::new());
-    let verified = state.shopify.verify_oauth_callback(&request, &pending.state, &pending.shop);
+    let verified = state.shopify.verify_oauth_callback(&request, pending.state.expose(), &pending.shop);
     tracing::info!(code = %verified.log.code, shop = %pending.shop, "install callback");
     let (true, Some(shop), Some(code)) = (verified.ok, verified.shop, verified.code) else {
         return Ok(verified.response);

@@ -23,7 +23,6 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 
 use crate::error::AppError;
@@ -31,13 +30,14 @@ use crate::oauth::{Confirmation, OAuthError};
 use crate::sessions;
 use crate::shopify::model::Res;
 use crate::shopify::model::iso_seconds;
+use crate::shopify::secret::Secret;
 use crate::shopify::urls::{first_value, parse_query};
 use crate::state::AppState;
 use crate::web::core_request;
 use crate::web::extract::{AppHome, PATCH_ID_TOKEN_PATH};
 
 /// What the session keeps between the start and the callback of a connection.
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct ConnectionInProgress {
     /// The shop's name (`s1`), from the verified session token.
     shop: String,
@@ -45,9 +45,9 @@ struct ConnectionInProgress {
     #[serde(default)]
     user_id: Option<String>,
     /// The `state` sent to the provider.
-    state: String,
+    state: Secret,
     /// The PKCE verifier of the challenge sent to the provider.
-    pkce_verifier: String,
+    pkce_verifier: Secret,
 }
 
 fn session_key(provider: &str) -> String {
@@ -67,8 +67,8 @@ pub async fn start(state: AppState, session: Session, parts: Parts, provider: St
     let pending = ConnectionInProgress {
         shop,
         user_id: verified.user_id,
-        state: authorization.state.expose().to_owned(),
-        pkce_verifier: authorization.pkce_verifier.expose().to_owned(),
+        state: authorization.state,
+        pkce_verifier: authorization.pkce_verifier,
     };
     session.insert(&session_key(&provider), &pending).await?;
     tracing::info!(shop = %pending.shop, %provider, "connection started");
@@ -91,8 +91,7 @@ pub async fn callback(
         return Ok(Res::new(403, "Forbidden: no connection is in progress in this browser; start again"));
     };
     let params = parse_query(query.as_deref().unwrap_or_default(), true);
-    let state_matches = first_value(&params, "state")
-        .is_some_and(|returned| bool::from(returned.as_bytes().ct_eq(pending.state.as_bytes())));
+    let state_matches = first_value(&params, "state").is_some_and(|returned| pending.state == returned);
     if !state_matches {
         tracing::info!(shop = %pending.shop, %provider, "connection callback with a wrong state");
         return Ok(Res::new(403, "Forbidden: the state does not match the connection started in this browser"));
@@ -108,15 +107,18 @@ pub async fn callback(
         return Ok(Res::new(400, "Bad Request: the shop is not valid"));
     };
     let user_id = pending.user_id.as_deref();
-    let connection =
-        match state.oauth.connect_pending(&pending.shop, user_id, &provider, code, &pending.pkce_verifier).await {
-            Ok(connection) => connection,
-            Err(OAuthError::Rejected(error)) => {
-                tracing::warn!(shop = %pending.shop, %provider, %error, "the provider refused the authorization code");
-                return Ok(Res::new(400, "Bad Request: the provider refused the authorization code; connect again"));
-            }
-            Err(error) => return Err(error.into()),
-        };
+    let connection = match state
+        .oauth
+        .connect_pending(&pending.shop, user_id, &provider, code, pending.pkce_verifier.expose())
+        .await
+    {
+        Ok(connection) => connection,
+        Err(OAuthError::Rejected(error)) => {
+            tracing::warn!(shop = %pending.shop, %provider, %error, "the provider refused the authorization code");
+            return Ok(Res::new(400, "Bad Request: the provider refused the authorization code; connect again"));
+        }
+        Err(error) => return Err(error.into()),
+    };
     tracing::info!(shop = %pending.shop, %provider, "connection granted; waiting for the embedded app to confirm it");
     let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("connect", &provider)

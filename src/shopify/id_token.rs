@@ -100,7 +100,11 @@ pub fn check_audience(claims: &Map<String, Value>, audience: Audience) -> Result
             if !claims.contains_key("exp") {
                 return Err(ClaimError::WrongSurface);
             }
-            let dest = dest.and_then(Dest::parse).filter(|dest| dest.is_origin).ok_or(ClaimError::InvalidShop)?;
+            let dest = dest.and_then(Dest::parse).ok_or(ClaimError::InvalidShop)?;
+            // A bare shop domain is what buyer-facing tokens carry.
+            if !dest.is_origin {
+                return Err(ClaimError::WrongSurface);
+            }
             let issuer = format!("https://{}/admin", dest.domain);
             if !iss.eq_ignore_ascii_case(&issuer) {
                 return Err(ClaimError::WrongSurface);
@@ -176,7 +180,7 @@ mod tests {
             ),
             (
                 json!({"iss": "https://s1.myshopify.com/admin", "dest": "s1.myshopify.com", "exp": 1}),
-                ClaimError::InvalidShop,
+                ClaimError::WrongSurface,
             ),
             (
                 json!({"iss": "https://s1.myshopify.com:443/admin", "dest": "https://s1.myshopify.com:443", "exp": 1}),
