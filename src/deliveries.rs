@@ -5,13 +5,18 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use sqlx::SqlitePool;
 use time::OffsetDateTime;
 
+use crate::shopify::clock::Clock;
 use crate::tokens::StoreError;
 
 /// How long a delivery id is remembered. Shopify retries a failed delivery for 48 hours.
 pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How often ids older than [`RETENTION`] are forgotten.
+pub const FORGET_EVERY: Duration = Duration::from_secs(10 * 60);
 /// How much longer than a request may take a claim protects its work before another delivery
 /// may take it over: the work ends with its request (`REQUEST_TIMEOUT_SECS` cuts it off), so
 /// a claim outlives any work still running under it.
@@ -50,7 +55,7 @@ impl WebhookDeliveries {
         Self { pool, claim_timeout: request_timeout + CLAIM_MARGIN }
     }
 
-    /// Claims `webhook_id` at `now`. Forgets ids older than [`RETENTION`] on the way.
+    /// Claims `webhook_id` at `now`.
     ///
     /// One statement inserts a claim, takes over a stale one, or leaves the row as it is, and
     /// returns the row: there is no moment in which another copy's release can make a claim
@@ -63,10 +68,6 @@ impl WebhookDeliveries {
         now: OffsetDateTime,
     ) -> Result<Claim, StoreError> {
         let now = now.unix_timestamp();
-        sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < ?")
-            .bind(now - RETENTION.as_secs() as i64)
-            .execute(&self.pool)
-            .await?;
         let claim_id = crate::sessions::random_token();
         let (done, holder): (bool, Option<String>) = sqlx::query_as(
             "INSERT INTO webhook_deliveries (webhook_id, topic, shop, received_at, done, claim_id)
@@ -91,6 +92,26 @@ impl WebhookDeliveries {
             }
             (false, _) => Claim::InProgress,
         })
+    }
+
+    /// Forgets the delivery ids received more than [`RETENTION`] before `now`. Returns how many.
+    pub async fn forget_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let deleted = sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < ?")
+            .bind(now.unix_timestamp() - RETENTION.as_secs() as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected())
+    }
+
+    /// Runs [`WebhookDeliveries::forget_expired`] now and then every [`FORGET_EVERY`], forever
+    /// (off the request path: a delivery costs no clean-up): spawn it once at start.
+    pub async fn forget_expired_periodically(self, clock: Arc<dyn Clock>) {
+        loop {
+            if let Err(error) = self.forget_expired(clock.now()).await {
+                tracing::warn!(%error, "could not forget old webhook delivery ids");
+            }
+            clock.sleep(FORGET_EVERY).await;
+        }
     }
 
     /// Marks a claimed delivery's work done (unless its claim was taken over meanwhile).
@@ -143,6 +164,22 @@ mod tests {
         };
         deliveries.finish(&second).await.unwrap_or_else(|error| panic!("{error}"));
         assert_eq!(deliveries.claim("d1", "app/uninstalled", "s1", at(3)).await.ok(), Some(Claim::Done));
+    }
+
+    #[tokio::test]
+    async fn old_ids_are_forgotten_off_the_request_path() {
+        let (deliveries, _folder) = deliveries().await;
+        for (id, at_seconds) in [("old", 0), ("recent", 3600)] {
+            let Ok(Claim::Claimed(claim)) = deliveries.claim(id, "app/uninstalled", "s1", at(at_seconds)).await else {
+                panic!("claimed");
+            };
+            deliveries.finish(&claim).await.unwrap_or_else(|error| panic!("{error}"));
+        }
+        let week = RETENTION.as_secs() as i64;
+        assert_eq!(deliveries.forget_expired(at(week)).await.ok(), Some(0), "kept for the whole retention");
+        assert_eq!(deliveries.forget_expired(at(week + 1)).await.ok(), Some(1));
+        assert!(matches!(deliveries.claim("old", "app/uninstalled", "s1", at(week + 1)).await, Ok(Claim::Claimed(_))));
+        assert_eq!(deliveries.claim("recent", "app/uninstalled", "s1", at(week + 1)).await.ok(), Some(Claim::Done));
     }
 
     #[tokio::test]

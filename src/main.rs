@@ -55,6 +55,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         tracing::info!(rewritten, "stored tokens rewritten under the current encryption key");
     }
     tokio::spawn(sessions::delete_expired_periodically(pool.clone()));
+    tokio::spawn(state.deliveries.clone().forget_expired_periodically(state.shopify.clock().clone()));
     if let Some(client_credentials) = &state.client_credentials {
         tracing::info!(shops = ?client_credentials.shops(), "keeping client-credentials tokens renewed");
         tokio::spawn(client_credentials.clone().run());
