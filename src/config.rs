@@ -52,13 +52,14 @@ pub struct Limits {
     /// How long a client may take to send a request's headers; also how long an idle
     /// keep-alive connection stays open (`HEADER_READ_TIMEOUT_SECS`).
     pub header_read_timeout: Duration,
-    /// How long the app may take to answer once the headers are in, body included: `503`
-    /// beyond (`REQUEST_TIMEOUT_SECS`).
+    /// How long the app may take to answer once the body is in: `503` beyond
+    /// (`REQUEST_TIMEOUT_SECS`).
     pub request_timeout: Duration,
-    /// How long a client may take to send the whole body: `408` beyond
-    /// (`BODY_READ_TIMEOUT_SECS`).
+    /// How long a client may take to send the whole body, read before the request takes a
+    /// slot: `408` beyond (`BODY_READ_TIMEOUT_SECS`).
     pub body_read_timeout: Duration,
-    /// Requests handled at once: `503` with `Retry-After` beyond (`MAX_CONCURRENT_REQUESTS`).
+    /// Requests handled at once, their bodies read: `503` with `Retry-After` beyond
+    /// (`MAX_CONCURRENT_REQUESTS`).
     pub max_concurrent_requests: usize,
 }
 
