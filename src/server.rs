@@ -1,7 +1,7 @@
-//! The HTTP server: accepts connections and serves each in its own task with hyper, with a
-//! deadline for request headers, until a shutdown signal; then lets the requests in flight
-//! finish. And the per-request limits [`app`](crate::app) applies: a body deadline, then
-//! requests in flight and an answer deadline.
+//! The HTTP server: accepts connections, up to a number open at once, and serves each in its
+//! own task with hyper, with a deadline for request headers, until a shutdown signal; then
+//! lets the requests in flight finish. And the per-request limits [`app`](crate::app) applies:
+//! a body deadline, then requests in flight and an answer deadline.
 //!
 //! HTTP/1.1 only: hyper's header-read timeout exists for HTTP/1 alone, and the automatic
 //! HTTP/1-or-2 detection waits for a client's first bytes without any deadline. In production
@@ -23,30 +23,26 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Limits;
 
 /// Serves `router` on `listener` until `shutdown` resolves. A client gets
 /// [`Limits::header_read_timeout`] to send each request's headers (an idle keep-alive
-/// connection is closed after as long). On shutdown the listener is closed at once, and the
-/// connections get as long as a request may take (header, body and request timeouts) to
-/// finish theirs; whatever is left after that is dropped.
+/// connection is closed after as long). At [`Limits::max_connections`] open, nothing more is
+/// accepted until one closes: new connections wait in the kernel's queue. On shutdown the
+/// listener is closed at once, and the connections get as long as a request may take (header,
+/// body and request timeouts) to finish theirs; whatever is left after that is dropped.
 pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdown: impl Future<Output = ()>) {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     let connections = GracefulShutdown::new();
+    let open = Arc::new(Semaphore::new(limits.max_connections));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    pause_after(&error).await;
-                    continue;
-                }
-            },
+        let (stream, permit) = tokio::select! {
+            accepted = accept(&listener, &open) => accepted,
             () = &mut shutdown => break,
         };
         // Answers go out in one or two writes: do not hold the second one back.
@@ -57,6 +53,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection closed with an error");
             }
+            drop(permit);
         });
     }
     drop(listener);
@@ -66,6 +63,18 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
             seconds = drain.as_secs(),
             "connections still open after the shutdown grace period; closing them"
         );
+    }
+}
+
+/// Waits for one of the `open` connection permits, then accepts a connection, which holds the
+/// permit until it closes.
+async fn accept(listener: &TcpListener, open: &Arc<Semaphore>) -> (TcpStream, OwnedSemaphorePermit) {
+    let permit = open.clone().acquire_owned().await.expect("the connection semaphore is never closed");
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => return (stream, permit),
+            Err(error) => pause_after(&error).await,
+        }
     }
 }
 

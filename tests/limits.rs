@@ -290,3 +290,26 @@ async fn signed_requests_the_headers_condemn_are_answered_without_waiting_for_th
     assert_eq!(count_rows(&served.app.state, "webhook_deliveries").await, 0);
     served.stop().await;
 }
+
+#[tokio::test]
+async fn at_max_connections_a_new_connection_waits_until_one_closes() {
+    let served = Served::start(&[("MAX_CONNECTIONS", "2"), ("HEADER_READ_TIMEOUT_SECS", "60")]).await;
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut stream = served.connect().await;
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        assert!(read_head(&mut stream).await.starts_with("HTTP/1.1 200 OK\r\n"), "kept alive");
+        open.push(stream);
+    }
+    // The kernel completes the handshake; the server does not accept the connection yet.
+    let mut third = served.connect().await;
+    third.write_all(HEALTHZ.as_bytes()).await.unwrap();
+    let waited = tokio::time::timeout(Duration::from_secs(1), third.read(&mut [0])).await;
+    assert!(waited.is_err(), "no answer while two connections are open: {waited:?}");
+
+    drop(open.pop());
+    let answer = read_to_close(&mut third).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "served once one closed: {answer:?}");
+    drop(open);
+    served.stop().await;
+}
