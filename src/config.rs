@@ -65,12 +65,15 @@ pub struct Limits {
     /// Connections open at once; beyond, new ones wait in the kernel's accept queue
     /// (`MAX_CONNECTIONS`).
     pub max_connections: usize,
+    /// How long a write to a client may make no progress (the client reads nothing) before
+    /// the connection is closed (`SEND_TIMEOUT_SECS`).
+    pub send_timeout: Duration,
 }
 
 impl Default for Limits {
     /// Ten seconds for headers and for the body, 120 seconds for an answer (above the slowest
     /// Shopify call chain of a request, see the README), 1024 requests and 4096 connections at
-    /// once.
+    /// once, and 30 seconds for a write to a client to make progress.
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(10),
@@ -78,6 +81,7 @@ impl Default for Limits {
             body_read_timeout: Duration::from_secs(10),
             max_concurrent_requests: 1024,
             max_connections: 4096,
+            send_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -242,6 +246,7 @@ fn limits(get: &dyn Fn(&str) -> Option<String>) -> Result<Limits, ConfigError> {
         body_read_timeout: seconds("BODY_READ_TIMEOUT_SECS", defaults.body_read_timeout)?,
         max_concurrent_requests: count("MAX_CONCURRENT_REQUESTS", defaults.max_concurrent_requests)?,
         max_connections: count("MAX_CONNECTIONS", defaults.max_connections)?,
+        send_timeout: seconds("SEND_TIMEOUT_SECS", defaults.send_timeout)?,
     })
 }
 
@@ -361,6 +366,7 @@ mod tests {
             ("BODY_READ_TIMEOUT_SECS", " 5 "),
             ("MAX_CONCURRENT_REQUESTS", "16"),
             ("MAX_CONNECTIONS", "64"),
+            ("SEND_TIMEOUT_SECS", "7"),
         ];
         let limits = Config::from_vars(vars(&[base.as_slice(), &set].concat())).unwrap().limits;
         assert_eq!(
@@ -371,6 +377,7 @@ mod tests {
                 body_read_timeout: Duration::from_secs(5),
                 max_concurrent_requests: 16,
                 max_connections: 64,
+                send_timeout: Duration::from_secs(7),
             }
         );
         for (name, _) in set {

@@ -1,11 +1,14 @@
 //! The HTTP server: accepts connections, up to a number open at once, and serves each in its
-//! own task with hyper, with a deadline for request headers, until a shutdown signal; then
-//! lets the requests in flight finish. And the per-request limits [`app`](crate::app) applies:
-//! a body deadline, then requests in flight and an answer deadline.
+//! own task with hyper, with a deadline for request headers and for each write to make
+//! progress, until a shutdown signal; then lets the requests in flight finish. And the
+//! per-request limits [`app`](crate::app) applies: a body deadline, then requests in flight
+//! and an answer deadline.
 //!
 //! HTTP/1.1 only: hyper's header-read timeout exists for HTTP/1 alone, and the automatic
 //! HTTP/1-or-2 detection waits for a client's first bytes without any deadline. In production
 //! a proxy terminates TLS (and HTTP/2) in front of the app.
+
+mod send_timeout;
 
 use std::future::Future;
 use std::io;
@@ -23,6 +26,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use send_timeout::SendTimeout;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -30,7 +34,8 @@ use crate::config::Limits;
 
 /// Serves `router` on `listener` until `shutdown` resolves. A client gets
 /// [`Limits::header_read_timeout`] to send each request's headers (an idle keep-alive
-/// connection is closed after as long). At [`Limits::max_connections`] open, nothing more is
+/// connection is closed after as long), and a connection whose answer makes no progress for
+/// [`Limits::send_timeout`] is closed. At [`Limits::max_connections`] open, nothing more is
 /// accepted until one closes: new connections wait in the kernel's queue. On shutdown the
 /// listener is closed at once, and the connections get as long as a request may take (header,
 /// body and request timeouts) to finish theirs; whatever is left after that is dropped.
@@ -47,6 +52,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
         };
         // Answers go out in one or two writes: do not hold the second one back.
         let _ = stream.set_nodelay(true);
+        let stream = SendTimeout::new(stream, limits.send_timeout);
         let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
         let connection = connections.watch(connection);
         tokio::spawn(async move {

@@ -292,6 +292,26 @@ async fn signed_requests_the_headers_condemn_are_answered_without_waiting_for_th
 }
 
 #[tokio::test]
+async fn a_client_that_stops_reading_is_disconnected_after_the_send_timeout() {
+    let served = Served::start(&[("SEND_TIMEOUT_SECS", "1"), ("HEADER_READ_TIMEOUT_SECS", "60")]).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let (_never_read, mut requests) = socket.connect(served.address).await.unwrap().into_split();
+    let started = Instant::now();
+
+    // Requests for a static file, pipelined until the buffers between are full: the server's
+    // answers stall, then its reading. Once it gives up and closes, its side answers the
+    // requests still coming with a reset, and a write fails.
+    let request = b"GET /static/app_home.js HTTP/1.1\r\nHost: x\r\n\r\n";
+    let cut_off = tokio::time::timeout(GENEROUS, async { while requests.write_all(request).await.is_ok() {} }).await;
+    assert!(cut_off.is_ok(), "still connected after {GENEROUS:?}");
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(900), "not before the send timeout: {elapsed:?}");
+    assert!(served.exchange(HEALTHZ).await.starts_with("HTTP/1.1 200 OK\r\n"), "others are served");
+    served.stop().await;
+}
+
+#[tokio::test]
 async fn at_max_connections_a_new_connection_waits_until_one_closes() {
     let served = Served::start(&[("MAX_CONNECTIONS", "2"), ("HEADER_READ_TIMEOUT_SECS", "60")]).await;
     let mut open = Vec::new();
