@@ -46,31 +46,42 @@ pub struct Config {
     pub limits: Limits,
 }
 
-/// How long clients and handlers may take, and how many requests run at once.
+/// How long clients and handlers may take, and how many connections and requests the server
+/// holds at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// How long a client may take to send a request's headers; also how long an idle
     /// keep-alive connection stays open (`HEADER_READ_TIMEOUT_SECS`).
     pub header_read_timeout: Duration,
-    /// How long the app may take to answer once the headers are in, body included: `503`
-    /// beyond (`REQUEST_TIMEOUT_SECS`).
+    /// How long the app may take to answer once the body is in: `503` beyond
+    /// (`REQUEST_TIMEOUT_SECS`).
     pub request_timeout: Duration,
-    /// How long a client may take to send the whole body: `408` beyond
-    /// (`BODY_READ_TIMEOUT_SECS`).
+    /// How long a client may take to send the whole body, read before the request takes a
+    /// slot: `408` beyond (`BODY_READ_TIMEOUT_SECS`).
     pub body_read_timeout: Duration,
-    /// Requests handled at once: `503` with `Retry-After` beyond (`MAX_CONCURRENT_REQUESTS`).
+    /// Requests handled at once, their bodies read: `503` with `Retry-After` beyond
+    /// (`MAX_CONCURRENT_REQUESTS`).
     pub max_concurrent_requests: usize,
+    /// Connections open at once; beyond, new ones wait in the kernel's accept queue
+    /// (`MAX_CONNECTIONS`).
+    pub max_connections: usize,
+    /// How long a write to a client may make no progress (the client reads nothing) before
+    /// the connection is closed (`SEND_TIMEOUT_SECS`).
+    pub send_timeout: Duration,
 }
 
 impl Default for Limits {
     /// Ten seconds for headers and for the body, 120 seconds for an answer (above the slowest
-    /// Shopify call chain of a request, see the README), 1024 requests at once.
+    /// Shopify call chain of a request, see the README), 1024 requests and 4096 connections at
+    /// once, and 30 seconds for a write to a client to make progress.
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(120),
             body_read_timeout: Duration::from_secs(10),
             max_concurrent_requests: 1024,
+            max_connections: 4096,
+            send_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -216,8 +227,8 @@ fn token_encryption_keys(value: &str) -> Result<EncryptionKeys, ConfigError> {
     EncryptionKeys::new(keys).ok_or_else(|| invalid("no key is listed".to_owned()))
 }
 
-/// The limits, each a whole number of seconds (or requests) from 1 up to a day (or a million);
-/// an unset variable keeps its default.
+/// The limits, each a whole number of seconds (or of requests or connections) from 1 up to a
+/// day (or a million); an unset variable keeps its default.
 fn limits(get: &dyn Fn(&str) -> Option<String>) -> Result<Limits, ConfigError> {
     let number = |name: &'static str, default: u64, max: u64| match get(name) {
         None => Ok(default),
@@ -227,13 +238,15 @@ fn limits(get: &dyn Fn(&str) -> Option<String>) -> Result<Limits, ConfigError> {
         }),
     };
     let seconds = |name, default: Duration| number(name, default.as_secs(), 24 * 60 * 60).map(Duration::from_secs);
+    let count = |name, default: usize| number(name, default as u64, 1_000_000).map(|n| n as usize);
     let defaults = Limits::default();
     Ok(Limits {
         header_read_timeout: seconds("HEADER_READ_TIMEOUT_SECS", defaults.header_read_timeout)?,
         request_timeout: seconds("REQUEST_TIMEOUT_SECS", defaults.request_timeout)?,
         body_read_timeout: seconds("BODY_READ_TIMEOUT_SECS", defaults.body_read_timeout)?,
-        max_concurrent_requests: number("MAX_CONCURRENT_REQUESTS", defaults.max_concurrent_requests as u64, 1_000_000)?
-            as usize,
+        max_concurrent_requests: count("MAX_CONCURRENT_REQUESTS", defaults.max_concurrent_requests)?,
+        max_connections: count("MAX_CONNECTIONS", defaults.max_connections)?,
+        send_timeout: seconds("SEND_TIMEOUT_SECS", defaults.send_timeout)?,
     })
 }
 
@@ -352,6 +365,8 @@ mod tests {
             ("REQUEST_TIMEOUT_SECS", "60"),
             ("BODY_READ_TIMEOUT_SECS", " 5 "),
             ("MAX_CONCURRENT_REQUESTS", "16"),
+            ("MAX_CONNECTIONS", "64"),
+            ("SEND_TIMEOUT_SECS", "7"),
         ];
         let limits = Config::from_vars(vars(&[base.as_slice(), &set].concat())).unwrap().limits;
         assert_eq!(
@@ -361,6 +376,8 @@ mod tests {
                 request_timeout: Duration::from_secs(60),
                 body_read_timeout: Duration::from_secs(5),
                 max_concurrent_requests: 16,
+                max_connections: 64,
+                send_timeout: Duration::from_secs(7),
             }
         );
         for (name, _) in set {

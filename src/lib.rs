@@ -20,6 +20,7 @@ pub mod web;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, header};
+use axum::middleware::from_fn_with_state;
 use axum::routing::{any, get, post};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
@@ -34,7 +35,20 @@ pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
 /// The whole app: every route, with tracing, a body limit and the request limits of the
 /// settings ([`server::limit_requests`]). `main` serves it; the tests drive the same router.
 pub fn app(state: AppState) -> Router {
-    let limits = server::RequestLimits::new(&state.config.limits);
+    let limits = from_fn_with_state(server::RequestLimits::new(&state.config.limits), server::limit_requests);
+    // Signed bodies: a request the headers alone condemn is answered before the limits read its
+    // body. `route_layer`: no fallback of the merged router gets these checks.
+    // Any method: a wrong one gets the protocol's 405 from the verifier, not axum's.
+    let webhooks = Router::new()
+        .route("/webhooks/app/uninstalled", any(routes::webhooks::app_uninstalled))
+        .route("/webhooks/app/scopes_update", any(routes::webhooks::scopes_update))
+        .route("/webhooks/compliance", any(routes::webhooks::compliance))
+        .route_layer(limits.clone())
+        .route_layer(from_fn_with_state(state.clone(), web::extract::precheck_webhook));
+    let flow_actions = Router::new()
+        .route("/api/flow/action", any(routes::flow::action))
+        .route_layer(limits.clone())
+        .route_layer(from_fn_with_state(state.clone(), web::extract::precheck_flow_action));
     Router::new()
         .route("/", get(routes::app_home::home))
         .route("/api/products", post(routes::app_home::create_product))
@@ -44,22 +58,20 @@ pub fn app(state: AppState) -> Router {
         .route(web::extract::PATCH_ID_TOKEN_PATH, get(routes::auth::patch_id_token))
         .route("/auth/login", get(routes::auth::login))
         .route(routes::auth::CALLBACK_PATH, get(routes::auth::callback))
-        // Any method: a wrong one gets the protocol's 405 from the verifier, not axum's.
-        .route("/webhooks/app/uninstalled", any(routes::webhooks::app_uninstalled))
-        .route("/webhooks/app/scopes_update", any(routes::webhooks::scopes_update))
-        .route("/webhooks/compliance", any(routes::webhooks::compliance))
         .route("/proxy", get(routes::proxy::page))
         .route("/proxy/{*path}", get(routes::proxy::page))
-        .route("/api/flow/action", any(routes::flow::action))
         .route("/api/connections/{provider}", get(routes::connect::status))
         .route("/api/connections/{provider}/confirm", post(routes::connect::confirm))
         .merge(extension_routes())
         .merge(session_routes(&state))
         .route("/healthz", get(routes::health::healthz))
         .nest_service("/static", ServeDir::new("static"))
+        .layer(limits)
+        .merge(webhooks)
+        .merge(flow_actions)
         .with_state(state)
+        // Outside the request limits: a body announced over the limit is refused unread.
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
-        .layer(axum::middleware::from_fn_with_state(limits, server::limit_requests))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
 }
 

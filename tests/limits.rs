@@ -95,8 +95,8 @@ fn delivery_head(content_length: usize) -> String {
     )
 }
 
-/// Opens a delivery and sends its head: once this returns, the request holds a slot in a
-/// handler that waits for the body.
+/// Opens a delivery and sends its head: once this returns, the server is waiting for the body
+/// (without a request slot: those are for handlers).
 async fn delivery_in_flight(served: &Served) -> TcpStream {
     let mut stream = served.connect().await;
     stream.write_all(delivery_head(DELIVERY.len()).as_bytes()).await.unwrap();
@@ -136,24 +136,20 @@ async fn a_body_slower_than_the_body_timeout_gets_408_and_the_connection_closes(
 }
 
 #[tokio::test]
-async fn requests_over_the_concurrency_limit_are_shed_with_503_until_a_slot_frees() {
-    let served = Served::start(&[("MAX_CONCURRENT_REQUESTS", "1"), ("BODY_READ_TIMEOUT_SECS", "60")]).await;
-    let mut held = delivery_in_flight(&served).await;
-
-    let shed = served.exchange(HEALTHZ).await;
-    assert!(shed.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{shed:?}");
-    assert!(shed.contains("\r\nretry-after: 1\r\n"), "{shed:?}");
-
-    held.write_all(DELIVERY.as_bytes()).await.unwrap();
-    assert!(read_head(&mut held).await.starts_with("HTTP/1.1 200 OK\r\n"));
-    assert!(served.exchange(HEALTHZ).await.starts_with("HTTP/1.1 200 OK\r\n"), "the slot is free again");
+async fn a_body_the_client_breaks_off_gets_400_and_reaches_no_handler() {
+    let served = Served::start(&[("BODY_READ_TIMEOUT_SECS", "60")]).await;
+    let mut stream = delivery_in_flight(&served).await;
+    stream.write_all(&DELIVERY.as_bytes()[..3]).await.unwrap();
+    stream.shutdown().await.unwrap();
+    let answer = read_to_close(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{answer:?}");
+    assert_eq!(count_rows(&served.app.state, "webhook_deliveries").await, 0, "the handler did nothing");
     served.stop().await;
 }
 
-#[tokio::test]
-async fn an_answer_slower_than_the_request_timeout_is_503() {
-    let served = Served::start(&[("REQUEST_TIMEOUT_SECS", "1")]).await;
-    // A stored token near expiry: App Home refreshes it, and the fake Shopify holds the refresh.
+/// A stored token near expiry and a held refresh: App Home `GET /` then stays in its handler,
+/// holding a request slot, until the gate is released. Returns the request and the gate.
+async fn app_home_held_in_its_handler(served: &Served) -> (String, RefreshGate) {
     let token = shopify_app_rust::shopify::model::AccessToken {
         shop: SHOP.into(),
         token: "shpat_stored".into(),
@@ -166,11 +162,65 @@ async fn an_answer_slower_than_the_request_timeout_is_503() {
     };
     served.app.state.tokens.repository().save(&token).await.unwrap();
     let gate = served.app.shopify.hold_refreshes();
-
     let home = format!(
         "GET /?{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         document_query(&session_token(served.app.now()))
     );
+    (home, gate)
+}
+
+#[tokio::test]
+async fn requests_over_the_concurrency_limit_are_shed_with_503_until_a_slot_frees() {
+    let served = Served::start(&[("MAX_CONCURRENT_REQUESTS", "1")]).await;
+    let (home, gate) = app_home_held_in_its_handler(&served).await;
+    let mut held = served.connect().await;
+    held.write_all(home.as_bytes()).await.unwrap();
+    tokio::time::timeout(GENEROUS, gate.arrived()).await.expect("the request reached its handler");
+
+    let shed = served.exchange(HEALTHZ).await;
+    assert!(shed.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{shed:?}");
+    assert!(shed.contains("\r\nretry-after: 1\r\n"), "{shed:?}");
+
+    gate.release();
+    assert!(read_head(&mut held).await.starts_with("HTTP/1.1 200 OK\r\n"));
+    assert!(served.exchange(HEALTHZ).await.starts_with("HTTP/1.1 200 OK\r\n"), "the slot is free again");
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn bodies_that_never_arrive_hold_no_request_slot() {
+    let served = Served::start(&[("MAX_CONCURRENT_REQUESTS", "2"), ("BODY_READ_TIMEOUT_SECS", "60")]).await;
+    // Anyone can send this: a 44-character HMAC header passes the checks made before the body,
+    // and the body that would fail it never comes.
+    let forged = format!(
+        "POST /webhooks/compliance HTTP/1.1\r\nHost: x\r\nX-Shopify-Topic: shop/redact\r\n\
+         X-Shopify-Shop-Domain: {SHOP_DOMAIN}\r\nX-Shopify-Hmac-SHA256: {}=\r\nContent-Length: 1000\r\n\
+         Expect: 100-continue\r\n\r\n",
+        "A".repeat(43)
+    );
+    let mut stuck = Vec::new();
+    for _ in 0..8 {
+        let mut stream = served.connect().await;
+        stream.write_all(forged.as_bytes()).await.unwrap();
+        // `100 Continue`: the server is waiting for this body.
+        assert_eq!(read_head(&mut stream).await, "HTTP/1.1 100 Continue\r\n\r\n");
+        stuck.push(stream);
+    }
+
+    let health = served.exchange(HEALTHZ).await;
+    assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health:?}");
+    let mut delivery = delivery_in_flight(&served).await;
+    delivery.write_all(DELIVERY.as_bytes()).await.unwrap();
+    assert!(read_head(&mut delivery).await.starts_with("HTTP/1.1 200 OK\r\n"));
+    assert_eq!(count_rows(&served.app.state, "webhook_deliveries").await, 1, "the signed delivery was handled");
+    drop(stuck);
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn an_answer_slower_than_the_request_timeout_is_503() {
+    let served = Served::start(&[("REQUEST_TIMEOUT_SECS", "1")]).await;
+    let (home, gate) = app_home_held_in_its_handler(&served).await;
     let answer = served.exchange(&home).await;
     assert!(answer.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{answer:?}");
     gate.release();
@@ -238,5 +288,48 @@ async fn signed_requests_the_headers_condemn_are_answered_without_waiting_for_th
         assert_eq!(text, body.as_bytes(), "{request_line}");
     }
     assert_eq!(count_rows(&served.app.state, "webhook_deliveries").await, 0);
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_disconnected_after_the_send_timeout() {
+    let served = Served::start(&[("SEND_TIMEOUT_SECS", "1"), ("HEADER_READ_TIMEOUT_SECS", "60")]).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let (_never_read, mut requests) = socket.connect(served.address).await.unwrap().into_split();
+    let started = Instant::now();
+
+    // Requests for a static file, pipelined until the buffers between are full: the server's
+    // answers stall, then its reading. Once it gives up and closes, its side answers the
+    // requests still coming with a reset, and a write fails.
+    let request = b"GET /static/app_home.js HTTP/1.1\r\nHost: x\r\n\r\n";
+    let cut_off = tokio::time::timeout(GENEROUS, async { while requests.write_all(request).await.is_ok() {} }).await;
+    assert!(cut_off.is_ok(), "still connected after {GENEROUS:?}");
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(900), "not before the send timeout: {elapsed:?}");
+    assert!(served.exchange(HEALTHZ).await.starts_with("HTTP/1.1 200 OK\r\n"), "others are served");
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn at_max_connections_a_new_connection_waits_until_one_closes() {
+    let served = Served::start(&[("MAX_CONNECTIONS", "2"), ("HEADER_READ_TIMEOUT_SECS", "60")]).await;
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut stream = served.connect().await;
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        assert!(read_head(&mut stream).await.starts_with("HTTP/1.1 200 OK\r\n"), "kept alive");
+        open.push(stream);
+    }
+    // The kernel completes the handshake; the server does not accept the connection yet.
+    let mut third = served.connect().await;
+    third.write_all(HEALTHZ.as_bytes()).await.unwrap();
+    let waited = tokio::time::timeout(Duration::from_secs(1), third.read(&mut [0])).await;
+    assert!(waited.is_err(), "no answer while two connections are open: {waited:?}");
+
+    drop(open.pop());
+    let answer = read_to_close(&mut third).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "served once one closed: {answer:?}");
+    drop(open);
     served.stop().await;
 }

@@ -16,4 +16,4 @@ mod webhook;
 pub use app_home::{Admin, AppHome, PATCH_ID_TOKEN_PATH};
 pub use app_proxy::AppProxy;
 pub use ui_extension::{ExtensionSurface, UiExtension};
-pub use webhook::{FlowAction, Webhook};
+pub use webhook::{FlowAction, Webhook, precheck_flow_action, precheck_webhook};

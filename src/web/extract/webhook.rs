@@ -1,7 +1,8 @@
 //! Webhooks and Flow actions: requests signed with an HMAC of their raw body.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, Request, State};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -37,9 +38,40 @@ pub struct FlowAction {
     pub payload: Value,
 }
 
-/// Runs `precheck` on the headers, so a request the headers alone condemn (wrong method, no
-/// or an oversized HMAC header) is answered before its body is read; then reads the body (413
-/// past the app's body limit, announced or not), verifies it with `verify`, and parses it.
+/// A core check that needs no body: the failure, or `None` when only the body can decide.
+type Precheck = fn(&ShopifyApp, &Req) -> Option<ResultForReq>;
+
+/// Middleware for the routes whose handler takes a [`Webhook`]: a request its headers alone
+/// condemn (wrong method, no or an oversized HMAC header) is answered at once, before anything
+/// waits for its body. Layer it outside [`limit_requests`](crate::server::limit_requests),
+/// which reads the body first.
+pub async fn precheck_webhook(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    answer_early(&state, request, next, ShopifyApp::precheck_webhook_req).await
+}
+
+/// [`precheck_webhook`] for the routes whose handler takes a [`FlowAction`].
+pub async fn precheck_flow_action(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    answer_early(&state, request, next, ShopifyApp::precheck_flow_action_req).await
+}
+
+async fn answer_early(state: &AppState, request: Request, next: Next, precheck: Precheck) -> Response {
+    let (parts, body) = request.into_parts();
+    match refused(state, &core_request(&parts, &state.config.app_url, Vec::new()), precheck) {
+        Some(refused) => refused,
+        None => next.run(Request::from_parts(parts, body)).await,
+    }
+}
+
+/// The answer for a request `precheck` refuses on its headers.
+fn refused(state: &AppState, core: &Req, precheck: Precheck) -> Option<Response> {
+    let refused = precheck(&state.shopify, core)?;
+    tracing::debug!(code = %refused.log.code, "signed request refused before its body");
+    Some(refused.response.into_response())
+}
+
+/// Runs `precheck` on the headers (as [`precheck_webhook`] did before the body was read, when
+/// the route has it); then reads the body (413 past the app's body limit, announced or not),
+/// verifies it with `verify`, and parses it.
 ///
 /// The HMAC covers the body only, and the app's secret also signs query strings elsewhere in
 /// the protocol (OAuth callback, App Home URL). So beyond the signature, the body must be a
@@ -49,14 +81,13 @@ pub struct FlowAction {
 async fn verified(
     request: Request,
     state: &AppState,
-    precheck: fn(&ShopifyApp, &Req) -> Option<ResultForReq>,
+    precheck: Precheck,
     verify: fn(&ShopifyApp, &Req) -> ResultForReq,
 ) -> Result<(Req, String, Value), Response> {
     let (parts, body) = request.into_parts();
     let mut core = core_request(&parts, &state.config.app_url, Vec::new());
-    if let Some(refused) = precheck(&state.shopify, &core) {
-        tracing::debug!(code = %refused.log.code, "signed request refused before its body");
-        return Err(refused.response.into_response());
+    if let Some(refused) = refused(state, &core, precheck) {
+        return Err(refused);
     }
     let body =
         Bytes::from_request(Request::from_parts(parts, body), state).await.map_err(IntoResponse::into_response)?;
