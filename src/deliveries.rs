@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use rusqlite::params;
 use sqlx::SqlitePool;
 use time::OffsetDateTime;
 
+use crate::db::Writer;
 use crate::shopify::clock::Clock;
 use crate::tokens::StoreError;
 
@@ -45,14 +47,15 @@ pub struct ClaimId {
 #[derive(Debug, Clone)]
 pub struct WebhookDeliveries {
     pool: SqlitePool,
+    writer: Writer,
     claim_timeout: Duration,
 }
 
 impl WebhookDeliveries {
     /// The deliveries table in `pool`'s database, for requests cut off after `request_timeout`:
     /// a claim is taken over once it is [`CLAIM_MARGIN`] older than that.
-    pub fn new(pool: SqlitePool, request_timeout: Duration) -> Self {
-        Self { pool, claim_timeout: request_timeout + CLAIM_MARGIN }
+    pub fn new(pool: SqlitePool, writer: Writer, request_timeout: Duration) -> Self {
+        Self { pool, writer, claim_timeout: request_timeout + CLAIM_MARGIN }
     }
 
     /// Claims `webhook_id` at `now`.
@@ -68,23 +71,25 @@ impl WebhookDeliveries {
         now: OffsetDateTime,
     ) -> Result<Claim, StoreError> {
         let now = now.unix_timestamp();
+        let stale_before = now - self.claim_timeout.as_secs() as i64;
         let claim_id = crate::sessions::random_token();
-        let (done, holder): (bool, Option<String>) = sqlx::query_as(
-            "INSERT INTO webhook_deliveries (webhook_id, topic, shop, received_at, done, claim_id)
-             VALUES (?1, ?2, ?3, ?4, 0, ?5)
-             ON CONFLICT (webhook_id) DO UPDATE SET
-               received_at = CASE WHEN done = 0 AND received_at <= ?6 THEN excluded.received_at ELSE received_at END,
-               claim_id = CASE WHEN done = 0 AND received_at <= ?6 THEN excluded.claim_id ELSE claim_id END
-             RETURNING done, claim_id",
-        )
-        .bind(webhook_id)
-        .bind(topic)
-        .bind(shop)
-        .bind(now)
-        .bind(&claim_id)
-        .bind(now - self.claim_timeout.as_secs() as i64)
-        .fetch_one(&self.pool)
-        .await?;
+        let (id, topic, shop, mine) = (webhook_id.to_owned(), topic.to_owned(), shop.to_owned(), claim_id.clone());
+        let (done, holder) = self
+            .writer
+            .run(move |db| {
+                db.prepare_cached(
+                    "INSERT INTO webhook_deliveries (webhook_id, topic, shop, received_at, done, claim_id)
+                     VALUES (?1, ?2, ?3, ?4, 0, ?5)
+                     ON CONFLICT (webhook_id) DO UPDATE SET
+                       received_at = CASE WHEN done = 0 AND received_at <= ?6 THEN excluded.received_at ELSE received_at END,
+                       claim_id = CASE WHEN done = 0 AND received_at <= ?6 THEN excluded.claim_id ELSE claim_id END
+                     RETURNING done, claim_id",
+                )?
+                .query_row(params![id, topic, shop, now, mine, stale_before], |row| {
+                    Ok((row.get::<_, bool>(0)?, row.get::<_, Option<String>>(1)?))
+                })
+            })
+            .await?;
         Ok(match (done, holder) {
             (true, _) => Claim::Done,
             (false, Some(holder)) if holder == claim_id => {
@@ -116,22 +121,19 @@ impl WebhookDeliveries {
 
     /// Marks a claimed delivery's work done (unless its claim was taken over meanwhile).
     pub async fn finish(&self, claim: &ClaimId) -> Result<(), StoreError> {
-        sqlx::query("UPDATE webhook_deliveries SET done = 1 WHERE webhook_id = ? AND claim_id = ?")
-            .bind(&claim.webhook_id)
-            .bind(&claim.claim_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.on_claim(claim, "UPDATE webhook_deliveries SET done = 1 WHERE webhook_id = ?1 AND claim_id = ?2").await
     }
 
     /// Releases a claim whose work failed, so that Shopify's retry runs it (unless its claim
     /// was taken over meanwhile: the new holder's claim stays).
     pub async fn release(&self, claim: &ClaimId) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM webhook_deliveries WHERE webhook_id = ? AND claim_id = ?")
-            .bind(&claim.webhook_id)
-            .bind(&claim.claim_id)
-            .execute(&self.pool)
-            .await?;
+        self.on_claim(claim, "DELETE FROM webhook_deliveries WHERE webhook_id = ?1 AND claim_id = ?2").await
+    }
+
+    /// Runs `sql` on the row of `claim`, bound to its delivery and claim ids.
+    async fn on_claim(&self, claim: &ClaimId, sql: &'static str) -> Result<(), StoreError> {
+        let ClaimId { webhook_id, claim_id } = claim.clone();
+        self.writer.run(move |db| db.prepare_cached(sql)?.execute(params![webhook_id, claim_id])).await?;
         Ok(())
     }
 }
@@ -144,7 +146,8 @@ mod tests {
         let folder = tempfile::tempdir().unwrap_or_else(|error| panic!("temp dir: {error}"));
         let url = format!("sqlite:{}", folder.path().join("app.db").display());
         let pool = crate::db::connect(&url).await.unwrap_or_else(|error| panic!("database: {error}"));
-        (WebhookDeliveries::new(pool, Duration::from_secs(50)), folder)
+        let writer = crate::db::open_writer(&url).unwrap_or_else(|error| panic!("writer: {error}"));
+        (WebhookDeliveries::new(pool, writer, Duration::from_secs(50)), folder)
     }
 
     fn at(seconds: i64) -> OffsetDateTime {

@@ -44,6 +44,9 @@ pub enum StateError {
     /// The HTTP client could not be built.
     #[error("HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    /// The database writer could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// An OAuth provider is misconfigured.
     #[error(transparent)]
     OAuth(#[from] OAuthError),
@@ -64,8 +67,9 @@ impl AppState {
             shopify = shopify.with_origin(ShopOrigin::new(origin.clone()));
         }
         let cipher = TokenCipher::new(config.token_encryption_keys.clone());
+        let writer = crate::db::open_writer(&config.database_url)?;
         let stored: Arc<dyn TokenRepository> =
-            Arc::new(SqliteTokenRepository::new(pool.clone(), cipher.clone(), clock.clone()));
+            Arc::new(SqliteTokenRepository::new(pool.clone(), writer.clone(), cipher.clone(), clock.clone()));
         let repository: Arc<dyn TokenRepository> = Arc::new(CachedTokenRepository::new(stored, clock.clone()));
         let tokens = Arc::new(OfflineTokens::new(repository, shopify.clone()));
         let oauth = OAuthProviders::new(
@@ -74,11 +78,12 @@ impl AppState {
             transport,
             clock,
             pool.clone(),
+            writer.clone(),
             cipher,
         )?;
         let client_credentials = (!config.client_credentials_shops.is_empty())
             .then(|| Arc::new(ClientCredentialsTokens::new(shopify.clone(), config.client_credentials_shops.clone())));
-        let deliveries = WebhookDeliveries::new(pool.clone(), config.limits.request_timeout);
+        let deliveries = WebhookDeliveries::new(pool.clone(), writer, config.limits.request_timeout);
         Ok(Self {
             config: Arc::new(config),
             shopify,

@@ -10,6 +10,7 @@ use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 
 use super::{PendingConnection, ProviderToken};
+use crate::db::Writer;
 use crate::shopify::clock::Clock;
 use crate::shopify::secret::Secret;
 use crate::tokens::StoreError;
@@ -19,6 +20,7 @@ use crate::tokens::encryption::{SealedRow, SealedTable, TokenCipher, same_secret
 #[derive(Clone)]
 pub struct ProviderTokenStore {
     pool: SqlitePool,
+    writer: Writer,
     cipher: TokenCipher,
     clock: Arc<dyn Clock>,
 }
@@ -69,8 +71,8 @@ struct Stored {
 
 impl ProviderTokenStore {
     /// A store over a migrated pool.
-    pub fn new(pool: SqlitePool, cipher: TokenCipher, clock: Arc<dyn Clock>) -> Self {
-        Self { pool, cipher, clock }
+    pub fn new(pool: SqlitePool, writer: Writer, cipher: TokenCipher, clock: Arc<dyn Clock>) -> Self {
+        Self { pool, writer, cipher, clock }
     }
 
     /// The token in a row of `place` with `access_token`, `refresh_token`, `scope`, `key_id`
@@ -252,16 +254,15 @@ impl ProviderTokenStore {
     /// Deletes every provider token of `shop`, with its pending connections and refresh
     /// leases. Returns how many tokens were deleted.
     pub async fn delete_shop(&self, shop: &str) -> Result<u64, StoreError> {
-        let mut transaction = self.pool.begin().await?;
-        let deleted =
-            sqlx::query("DELETE FROM provider_tokens WHERE shop = ?").bind(shop).execute(&mut *transaction).await?;
-        sqlx::query("DELETE FROM provider_pending_connections WHERE shop = ?")
-            .bind(shop)
-            .execute(&mut *transaction)
-            .await?;
-        sqlx::query("DELETE FROM provider_refresh_leases WHERE shop = ?").bind(shop).execute(&mut *transaction).await?;
-        transaction.commit().await?;
-        Ok(deleted.rows_affected())
+        let shop = shop.to_owned();
+        self.writer
+            .run(move |db| {
+                let deleted = db.prepare_cached("DELETE FROM provider_tokens WHERE shop = ?")?.execute([&shop])?;
+                db.prepare_cached("DELETE FROM provider_pending_connections WHERE shop = ?")?.execute([&shop])?;
+                db.prepare_cached("DELETE FROM provider_refresh_leases WHERE shop = ?")?.execute([&shop])?;
+                Ok(deleted as u64)
+            })
+            .await
     }
 
     /// Takes the refresh lease of `shop`'s token for `provider` for `holder` until `until`, if

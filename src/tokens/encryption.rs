@@ -109,7 +109,7 @@ pub struct SealError;
 
 impl From<SealError> for StoreError {
     fn from(error: SealError) -> Self {
-        Self(sqlx::Error::Encode(Box::new(error)))
+        Self::Database(sqlx::Error::Encode(Box::new(error)))
     }
 }
 

@@ -78,8 +78,17 @@ impl<K: Eq + Hash> Default for KeyedLocks<K> {
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
-#[error("token storage failed: {0}")]
-pub struct StoreError(#[from] pub sqlx::Error);
+pub enum StoreError {
+    /// A query through the pool failed.
+    #[error("storage failed: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A job of the [`Writer`](crate::db::Writer) failed, or its transaction did not commit.
+    #[error("storage failed: {0}")]
+    Writer(#[from] rusqlite::Error),
+    /// The writer could not run the job (its thread is gone, or the job was dropped).
+    #[error("storage failed: the database writer could not run the job")]
+    WriterStopped,
+}
 
 /// Where access tokens live. Implementations must make [`save_refreshed`] and the lease
 /// operations atomic, so that refresh stays single-flight across processes.

@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
+use rusqlite::params;
 use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 
 use super::encryption::{SealedRow, SealedTable, TokenCipher, same_secret};
 use super::{StoreError, TokenKey, TokenRepository};
+use crate::db::Writer;
 use crate::shopify::clock::Clock;
 use crate::shopify::http::BoxFuture;
 use crate::shopify::model::{AccessMode, AccessToken, User};
@@ -17,6 +19,7 @@ use crate::shopify::secret::Secret;
 #[derive(Clone)]
 pub struct SqliteTokenRepository {
     pool: SqlitePool,
+    writer: Writer,
     cipher: TokenCipher,
     clock: Arc<dyn Clock>,
 }
@@ -29,8 +32,8 @@ impl std::fmt::Debug for SqliteTokenRepository {
 
 impl SqliteTokenRepository {
     /// A repository over a migrated pool.
-    pub fn new(pool: SqlitePool, cipher: TokenCipher, clock: Arc<dyn Clock>) -> Self {
-        Self { pool, cipher, clock }
+    pub fn new(pool: SqlitePool, writer: Writer, cipher: TokenCipher, clock: Arc<dyn Clock>) -> Self {
+        Self { pool, writer, cipher, clock }
     }
 
     /// The token under `key` with its secret columns as stored; `None` when there is none or
@@ -79,28 +82,27 @@ impl SqliteTokenRepository {
         shop: &str,
         obtained_since: Option<i64>,
     ) -> Result<Option<u64>, StoreError> {
-        let mut transaction = self.pool.begin().await?;
-        // The delete comes first and takes the write lock: no token is saved between it and the check.
-        let deleted = sqlx::query(
-            "DELETE FROM access_tokens WHERE shop = ?1
-             AND NOT EXISTS (SELECT 1 FROM access_tokens WHERE shop = ?1 AND obtained_at >= ?2)",
-        )
-        .bind(shop)
-        .bind(obtained_since)
-        .execute(&mut *transaction)
-        .await?;
-        let newer: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM access_tokens WHERE shop = ? AND obtained_at >= ?)")
-                .bind(shop)
-                .bind(obtained_since)
-                .fetch_one(&mut *transaction)
-                .await?;
-        if newer {
-            return Ok(None);
-        }
-        sqlx::query("DELETE FROM refresh_leases WHERE shop = ?").bind(shop).execute(&mut *transaction).await?;
-        transaction.commit().await?;
-        Ok(Some(deleted.rows_affected()))
+        // On the writer, as one job: the delete comes first and no token is saved between it
+        // and the check.
+        let shop = shop.to_owned();
+        self.writer
+            .run(move |db| {
+                let deleted = db
+                    .prepare_cached(
+                        "DELETE FROM access_tokens WHERE shop = ?1
+                         AND NOT EXISTS (SELECT 1 FROM access_tokens WHERE shop = ?1 AND obtained_at >= ?2)",
+                    )?
+                    .execute(params![shop, obtained_since])?;
+                let newer: bool = db
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM access_tokens WHERE shop = ? AND obtained_at >= ?)")?
+                    .query_row(params![shop, obtained_since], |row| row.get(0))?;
+                if newer {
+                    return Ok(None);
+                }
+                db.prepare_cached("DELETE FROM refresh_leases WHERE shop = ?")?.execute([&shop])?;
+                Ok(Some(deleted as u64))
+            })
+            .await
     }
 }
 

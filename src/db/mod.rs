@@ -1,4 +1,9 @@
-//! The database: one SQLite pool, created (file and folder included) and migrated at start.
+//! The database: one SQLite pool, created (file and folder included) and migrated at start,
+//! and the [`Writer`] for the hot write paths.
+
+mod writer;
+
+pub use writer::Writer;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -22,6 +27,12 @@ pub async fn connect(database_url: &str) -> Result<SqlitePool, sqlx::Error> {
     let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
     sqlx::migrate!().run(&pool).await?;
     Ok(pool)
+}
+
+/// The [`Writer`] of the database at `database_url`, which [`connect`] created and migrated.
+pub fn open_writer(database_url: &str) -> Result<Writer, crate::tokens::StoreError> {
+    let options = SqliteConnectOptions::from_str(database_url)?;
+    Writer::open(options.get_filename())
 }
 
 /// `sqlite::memory:` or `?mode=memory`: nothing on disk.
