@@ -176,3 +176,56 @@ fn start_fails_with_one_line_naming_a_missing_variable() {
         "error: missing required environment variable SHOPIFY_API_KEY\n"
     );
 }
+
+/// Durability: every delivery the binary answered 200 is in the database after `kill -9` in the
+/// middle of a burst (the writer answers a job only once its transaction is committed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_was_answered_200_survives_kill_9_in_the_middle_of_a_burst() {
+    let dir = tempfile::tempdir().unwrap();
+    let shopify = FakeShopify::start().await;
+    let mut server = start(dir.path(), &shopify, &[("RUST_LOG", "warn")]).await;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let body = r#"{"id":1,"name":"Shop","myshopify_domain":"s1.myshopify.com"}"#;
+    let (answered, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    for n in 0..400 {
+        let (client, answered, url) =
+            (client.clone(), answered.clone(), format!("{}/webhooks/app/uninstalled", server.base));
+        tokio::spawn(async move {
+            let id = format!("burst-{n}");
+            let response = client
+                .post(url)
+                .header("content-type", "application/json")
+                .header("x-shopify-topic", "app/uninstalled")
+                .header("x-shopify-shop-domain", SHOP_DOMAIN)
+                .header("x-shopify-webhook-id", &id)
+                .header("x-shopify-hmac-sha256", body_hmac(API_SECRET, body.as_bytes()))
+                .body(body)
+                .send()
+                .await;
+            if response.is_ok_and(|response| response.status() == 200) {
+                let _ = answered.send(id);
+            }
+        });
+    }
+    drop(answered);
+    let mut ok = Vec::new();
+    while ok.len() < 100 {
+        ok.push(answers.recv().await.expect("at least 100 deliveries are answered"));
+    }
+    server.child.kill().unwrap(); // SIGKILL, mid-burst
+    server.child.wait().unwrap();
+    while let Some(id) = answers.recv().await {
+        ok.push(id);
+    }
+    let pool =
+        shopify_app_rust::db::connect(&format!("sqlite:{}", dir.path().join("data/app.db").display())).await.unwrap();
+    for id in &ok {
+        let done: Option<bool> = sqlx::query_scalar("SELECT done FROM webhook_deliveries WHERE webhook_id = ?")
+            .bind(id)
+            .fetch_optional(&pool)
+            .await
+            .unwrap();
+        assert_eq!(done, Some(true), "{id} was answered 200 but is not stored as done");
+    }
+    assert!(ok.len() >= 100);
+}

@@ -145,3 +145,61 @@ fn clone_error(error: &rusqlite::Error) -> rusqlite::Error {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer() -> (Writer, tempfile::TempDir) {
+        let folder = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+        let path = folder.path().join("w.db");
+        let setup = Connection::open(&path).unwrap_or_else(|error| panic!("{error}"));
+        setup.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)").unwrap_or_else(|error| panic!("{error}"));
+        (Writer::open(&path).unwrap_or_else(|error| panic!("{error}")), folder)
+    }
+
+    fn count(folder: &tempfile::TempDir) -> i64 {
+        let reader = Connection::open(folder.path().join("w.db")).unwrap_or_else(|error| panic!("{error}"));
+        reader.query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0)).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    #[tokio::test]
+    async fn concurrent_jobs_commit_and_a_failing_one_rolls_back_alone() {
+        let (writer, folder) = writer();
+        let jobs = (0..50).map(|n| {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                writer
+                    .run(move |db| {
+                        db.execute("INSERT INTO t (n) VALUES (?1)", [n])?;
+                        // Every tenth job inserts a second row, then fails: both are undone.
+                        if n % 10 == 0 {
+                            db.execute("INSERT INTO t (n) VALUES (?1)", [n + 1000])?;
+                            db.execute("INSERT INTO t (n) VALUES (?1)", [n])?;
+                        }
+                        Ok(n)
+                    })
+                    .await
+            })
+        });
+        let mut failed = 0;
+        for job in jobs {
+            match job.await.unwrap_or_else(|error| panic!("{error}")) {
+                Ok(_) => {}
+                Err(StoreError::Writer(_)) => failed += 1,
+                Err(other) => panic!("{other}"),
+            }
+        }
+        assert_eq!(failed, 5);
+        assert_eq!(count(&folder), 45, "each answered job is committed, each failed one left nothing");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_does_not_stop_the_writer() {
+        let (writer, folder) = writer();
+        let panicked = writer.run(|_| -> rusqlite::Result<()> { panic!("a bug in a job") }).await;
+        assert!(matches!(panicked, Err(StoreError::WriterStopped)));
+        writer.run(|db| db.execute("INSERT INTO t (n) VALUES (1)", [])).await.unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(count(&folder), 1);
+    }
+}
