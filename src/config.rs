@@ -141,6 +141,12 @@ impl Config {
                 reason: "only sqlite: URLs are supported".to_owned(),
             });
         }
+        if crate::db::is_in_memory(&database_url) {
+            return Err(ConfigError::Invalid {
+                name: "DATABASE_URL",
+                reason: "an in-memory database cannot be shared with the writer thread: name a file".to_owned(),
+            });
+        }
         let api_version = get("SHOPIFY_API_VERSION").unwrap_or_else(|| DEFAULT_API_VERSION.to_owned());
         if !api_version.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Err(ConfigError::Invalid {
@@ -394,6 +400,15 @@ mod tests {
         assert_eq!(error.to_string(), "missing required environment variable SHOPIFY_API_SECRET");
         let error = Config::from_vars(vars(&[("SHOPIFY_API_SECRET", "s"), ("SHOPIFY_API_KEY", " ")])).unwrap_err();
         assert_eq!(error, ConfigError::Missing("SHOPIFY_API_KEY"));
+        for in_memory in ["sqlite::memory:", "sqlite:app.db?mode=memory"] {
+            let error = Config::from_vars(vars(&[
+                ("SHOPIFY_API_KEY", "k"),
+                ("SHOPIFY_API_SECRET", "s"),
+                ("DATABASE_URL", in_memory),
+            ]))
+            .unwrap_err();
+            assert!(error.to_string().contains("DATABASE_URL"), "{in_memory}: {error}");
+        }
     }
 
     #[test]

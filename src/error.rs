@@ -36,7 +36,7 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {
             Self::Protocol(response) | Self::Token(TokenError::Rejected { response, .. }) => response.into_response(),
-            Self::Token(TokenError::Busy) => {
+            Self::Token(TokenError::Busy | TokenError::Store(StoreError::Busy)) | Self::Store(StoreError::Busy) => {
                 (StatusCode::SERVICE_UNAVAILABLE, [("Retry-After", "1")], "Service Unavailable").into_response()
             }
             Self::OAuth(error @ (OAuthError::UnknownProvider(_) | OAuthError::NotConnected(_))) => {

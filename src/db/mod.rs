@@ -31,12 +31,15 @@ pub async fn connect(database_url: &str) -> Result<SqlitePool, sqlx::Error> {
 
 /// The [`Writer`] of the database at `database_url`, which [`connect`] created and migrated.
 pub fn open_writer(database_url: &str) -> Result<Writer, crate::tokens::StoreError> {
+    if is_in_memory(database_url) {
+        return Err(sqlx::Error::Configuration("an in-memory database has no file for the writer".into()).into());
+    }
     let options = SqliteConnectOptions::from_str(database_url)?;
     Writer::open(options.get_filename())
 }
 
 /// `sqlite::memory:` or `?mode=memory`: nothing on disk.
-fn is_in_memory(database_url: &str) -> bool {
+pub fn is_in_memory(database_url: &str) -> bool {
     database_url.contains(":memory:") || database_url.contains("mode=memory")
 }
 

@@ -19,17 +19,55 @@ use crate::tokens::StoreError;
 
 /// Most jobs in one transaction.
 pub const MAX_BATCH: usize = 256;
+/// Most jobs waiting for the writer; past it a job is refused at once ([`StoreError::Busy`])
+/// instead of queueing while, say, another process holds SQLite's write lock.
+pub const QUEUE: usize = 4096;
 
-/// What a job hands back to the writer: whether it succeeded (its savepoint is kept), and how
-/// to deliver its outcome once the transaction's fate is known.
-type Finished = (bool, Box<dyn FnOnce(Result<(), StoreError>) + Send>);
-type Job = Box<dyn FnOnce(&Connection) -> Finished + Send>;
+/// How a job's outcome reaches its caller once its transaction's fate is known.
+type Delivery = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// A job waiting for the writer, with the channel its caller waits on.
+trait WriteJob: Send {
+    /// Whether the caller stopped waiting (its request was cut off): the job is not run.
+    fn caller_gone(&self) -> bool;
+    /// Runs the job; says whether it succeeded, and how to deliver its outcome.
+    fn run(self: Box<Self>, db: &Connection) -> (bool, Delivery);
+    /// Answers the caller without running the job.
+    fn fail(self: Box<Self>, error: StoreError);
+}
+
+struct Pending<F, T> {
+    job: F,
+    answer: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<F, T> WriteJob for Pending<F, T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+{
+    fn caller_gone(&self) -> bool {
+        self.answer.is_closed()
+    }
+
+    fn run(self: Box<Self>, db: &Connection) -> (bool, Delivery) {
+        let Pending { job, answer } = *self;
+        match job(db) {
+            Ok(value) => (true, Box::new(move |committed| drop(answer.send(committed.map(|()| value))))),
+            Err(error) => (false, Box::new(move |_| drop(answer.send(Err(error.into()))))),
+        }
+    }
+
+    fn fail(self: Box<Self>, error: StoreError) {
+        let _ = self.answer.send(Err(error));
+    }
+}
 
 /// The handle to the writer thread. Cheap to clone; the thread stops when the last handle is
 /// dropped.
 #[derive(Clone)]
 pub struct Writer {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Box<dyn WriteJob>>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -46,7 +84,7 @@ impl Writer {
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::sync_channel::<Box<dyn WriteJob>>(QUEUE);
         std::thread::Builder::new()
             .name("sqlite-writer".to_owned())
             .spawn(move || run(connection, &queue))
@@ -56,35 +94,25 @@ impl Writer {
 
     /// Runs `job` in the next transaction and returns its result once that transaction is
     /// committed. A job that fails is rolled back alone (a savepoint of its own); the others
-    /// of its batch commit. Keep jobs short: they run one after the other.
+    /// of its batch commit. A job whose caller stopped waiting before it ran is not run. Keep
+    /// jobs short: they run one after the other.
     pub async fn run<T, F>(&self, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let (answer, answered) = oneshot::channel();
-        let job: Job = Box::new(move |connection| match job(connection) {
-            Ok(value) => (
-                true,
-                Box::new(move |committed: Result<(), StoreError>| {
-                    let _ = answer.send(committed.map(|()| value));
-                }),
-            ),
-            Err(error) => (
-                false,
-                Box::new(move |_| {
-                    let _ = answer.send(Err(error.into()));
-                }),
-            ),
-        });
-        self.jobs.send(job).map_err(|_| StoreError::WriterStopped)?;
+        self.jobs.try_send(Box::new(Pending { job, answer })).map_err(|error| match error {
+            mpsc::TrySendError::Full(_) => StoreError::Busy,
+            mpsc::TrySendError::Disconnected(_) => StoreError::WriterStopped,
+        })?;
         answered.await.map_err(|_| StoreError::WriterStopped)?
     }
 }
 
 /// The writer thread: waits for a job, takes every other job already waiting (up to
 /// [`MAX_BATCH`]), runs them in one transaction, commits, then answers them all.
-fn run(mut connection: Connection, queue: &mpsc::Receiver<Job>) {
+fn run(mut connection: Connection, queue: &mpsc::Receiver<Box<dyn WriteJob>>) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH
@@ -92,50 +120,65 @@ fn run(mut connection: Connection, queue: &mpsc::Receiver<Job>) {
         {
             batch.push(job);
         }
-        let (deliveries, committed) = run_batch(&mut connection, batch);
-        for deliver in deliveries {
-            deliver(committed.as_ref().copied().map_err(|error| StoreError::Writer(clone_error(error))));
+        batch.retain(|job| !job.caller_gone());
+        if !batch.is_empty() {
+            run_batch(&mut connection, batch);
         }
     }
 }
 
-type Delivery = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-
-/// Runs `batch` in one transaction, each job under its own savepoint.
-fn run_batch(connection: &mut Connection, batch: Vec<Job>) -> (Vec<Delivery>, rusqlite::Result<()>) {
+/// Runs `batch` in one transaction, each job under its own savepoint, and answers every job
+/// once the transaction's fate is known.
+fn run_batch(connection: &mut Connection, batch: Vec<Box<dyn WriteJob>>) {
     let transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(transaction) => transaction,
-        Err(error) => {
-            let deliveries = batch.into_iter().map(|_| Box::new(|_| {}) as Delivery).collect();
-            return (deliveries, Err(error));
-        }
+        Err(error) => return fail_all(batch, &error),
     };
-    let mut deliveries = Vec::with_capacity(batch.len());
-    for (index, job) in batch.into_iter().enumerate() {
-        let savepoint = format!("job{index}");
-        if let Err(error) = transaction.execute_batch(&format!("SAVEPOINT {savepoint}")) {
-            deliveries.push(Box::new(move |_| drop(error)) as Delivery);
+    let mut deliveries: Vec<Delivery> = Vec::with_capacity(batch.len());
+    let mut jobs = batch.into_iter().enumerate();
+    while let Some((index, job)) = jobs.next() {
+        if let Err(error) = transaction.execute_batch(&format!("SAVEPOINT job{index}")) {
+            job.fail(error.into());
             continue;
         }
         // A job that panics is rolled back like one that failed; its caller sees the writer's
         // error, and the thread goes on.
-        let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&transaction)));
-        let succeeded = matches!(finished, Ok((true, _)));
-        let end = if succeeded {
-            format!("RELEASE {savepoint}")
-        } else {
-            format!("ROLLBACK TO {savepoint}; RELEASE {savepoint}")
+        let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&transaction)));
+        let end = match finished {
+            Ok((true, _)) => format!("RELEASE job{index}"),
+            _ => format!("ROLLBACK TO job{index}; RELEASE job{index}"),
         };
-        let _ = transaction.execute_batch(&end);
+        let ended = transaction.execute_batch(&end);
         if let Ok((_, deliver)) = finished {
             deliveries.push(deliver);
         }
+        // Some errors (I/O, a full disk) roll the whole transaction back: every job of the
+        // batch is lost, and none may be told otherwise.
+        if ended.is_err() || transaction.is_autocommit() {
+            let error = ended.err().unwrap_or(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                Some("the transaction was rolled back".to_owned()),
+            ));
+            for deliver in deliveries {
+                deliver(Err(StoreError::Writer(clone_error(&error))));
+            }
+            return fail_all(jobs.map(|(_, job)| job).collect(), &error);
+        }
     }
     let committed = transaction.commit();
-    (deliveries, committed)
+    for deliver in deliveries {
+        deliver(committed.as_ref().copied().map_err(|error| StoreError::Writer(clone_error(error))));
+    }
 }
 
-/// rusqlite errors are not `Clone`; every job of a failed commit gets its own copy.
+/// Answers every job of `jobs` with `error`, running none.
+fn fail_all(jobs: Vec<Box<dyn WriteJob>>, error: &rusqlite::Error) {
+    for job in jobs {
+        job.fail(StoreError::Writer(clone_error(error)));
+    }
+}
+
+/// rusqlite errors are not `Clone`; every job of a failed batch gets its own copy.
 fn clone_error(error: &rusqlite::Error) -> rusqlite::Error {
     match error {
         rusqlite::Error::SqliteFailure(code, message) => rusqlite::Error::SqliteFailure(*code, message.clone()),
@@ -201,5 +244,59 @@ mod tests {
         assert!(matches!(panicked, Err(StoreError::WriterStopped)));
         writer.run(|db| db.execute("INSERT INTO t (n) VALUES (1)", [])).await.unwrap_or_else(|error| panic!("{error}"));
         assert_eq!(count(&folder), 1);
+    }
+
+    /// An error that rolls the whole transaction back (here an interrupt; in production a full
+    /// disk or an I/O error) fails every job of the batch: none is committed behind its
+    /// caller's back, none is told it succeeded.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rolled_back_transaction_fails_every_job_of_its_batch() {
+        let folder = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+        let path = folder.path().join("w.db");
+        let setup = Connection::open(&path).unwrap_or_else(|error| panic!("{error}"));
+        setup.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)").unwrap_or_else(|error| panic!("{error}"));
+        let writer = Writer::open(&path).unwrap_or_else(|error| panic!("{error}"));
+        // Holds the writer so that the next three jobs land in one batch.
+        let first = writer.clone();
+        let gate = tokio::spawn(async move {
+            first
+                .run(|_| {
+                    std::thread::sleep(Duration::from_millis(300));
+                    Ok(())
+                })
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let spawn_insert = |sql: &'static str, interrupt: bool| {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                writer
+                    .run(move |db| {
+                        if interrupt {
+                            let handle = db.get_interrupt_handle();
+                            std::thread::spawn(move || {
+                                std::thread::sleep(Duration::from_millis(30));
+                                handle.interrupt();
+                            });
+                        }
+                        db.execute(sql, [])
+                    })
+                    .await
+            })
+        };
+        let before = spawn_insert("INSERT INTO t VALUES (1)", false);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let interrupted = spawn_insert(
+            "INSERT INTO t WITH RECURSIVE c(x) AS (SELECT 1000 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c",
+            true,
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let after = spawn_insert("INSERT INTO t VALUES (3)", false);
+        let _ = gate.await;
+        let outcomes = [before.await, interrupted.await, after.await].map(|joined| joined.ok().map(|r| r.is_ok()));
+        let reader = Connection::open(&path).unwrap_or_else(|error| panic!("{error}"));
+        let rows: i64 = reader.query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0)).unwrap_or(-1);
+        assert_eq!(outcomes, [Some(false); 3], "every job of the rolled-back batch fails");
+        assert_eq!(rows, 0, "and none of them is committed");
     }
 }

@@ -46,22 +46,36 @@ impl CachedTokenRepository {
         self.state.lock().unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// Drops what a finished write may have changed.
-    fn written(&self, changed: impl Fn(&TokenKey) -> bool) {
+    /// Drops what a write may change, and makes reads in flight not fill the cache.
+    fn written(&self, changed: &dyn Fn(&TokenKey) -> bool) {
         let mut state = self.state();
         state.writes += 1;
         state.entries.retain(|key, _| !changed(key));
     }
 
-    /// Runs a write, then drops what it may have changed, whatever its outcome.
+    /// Runs a write, dropping what it may change before it starts and again once it is over,
+    /// also when the caller stops waiting for it (a cut-off request): a write that still
+    /// commits then leaves no entry cached before it.
     async fn write<T>(
         &self,
         write: BoxFuture<'_, Result<T, StoreError>>,
-        changed: impl Fn(&TokenKey) -> bool,
+        changed: impl Fn(&TokenKey) -> bool + Sync,
     ) -> Result<T, StoreError> {
-        let outcome = write.await;
-        self.written(changed);
-        outcome
+        self.written(&changed);
+        let _after = Invalidate { cache: self, changed: &changed };
+        write.await
+    }
+}
+
+/// Drops a write's entries when the write ends, however it ends.
+struct Invalidate<'a> {
+    cache: &'a CachedTokenRepository,
+    changed: &'a (dyn Fn(&TokenKey) -> bool + Sync),
+}
+
+impl Drop for Invalidate<'_> {
+    fn drop(&mut self) {
+        self.cache.written(self.changed);
     }
 }
 
@@ -172,5 +186,60 @@ impl TokenRepository for CachedTokenRepository {
     fn reencrypt(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         // Rewrites change no token's value.
         self.inner.reencrypt()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shopify::clock::ManualClock;
+    use crate::shopify::model::AccessMode;
+    use crate::tokens::{SqliteTokenRepository, TokenCipher};
+
+    /// A delete cut off while it waits for the write lock still commits; the token it deleted
+    /// must not be served from memory afterwards.
+    #[tokio::test]
+    async fn a_write_whose_caller_gave_up_leaves_nothing_stale_in_the_cache() {
+        let folder = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+        let path = folder.path().join("app.db");
+        let url = format!("sqlite:{}", path.display());
+        let pool = crate::db::connect(&url).await.unwrap_or_else(|error| panic!("{error}"));
+        let writer = crate::db::open_writer(&url).unwrap_or_else(|error| panic!("{error}"));
+        let clock = Arc::new(ManualClock::at(1_750_000_000));
+        let stored = SqliteTokenRepository::new(pool.clone(), writer, TokenCipher::new(None), clock.clone());
+        let cache = CachedTokenRepository::new(Arc::new(stored), clock);
+        let token = AccessToken {
+            shop: "s1".to_owned(),
+            token: "shpat_old".into(),
+            expires: None,
+            scope: String::new(),
+            access_mode: AccessMode::Offline,
+            refresh_token: None,
+            refresh_token_expires: None,
+            user: None,
+        };
+        cache.save(&token).await.unwrap_or_else(|error| panic!("{error}"));
+        let key = TokenKey::offline("s1");
+        assert!(cache.load(&key).await.ok().flatten().is_some(), "cached");
+
+        // Another connection holds the write lock while the delete is cut off.
+        let holder = rusqlite::Connection::open(&path).unwrap_or_else(|error| panic!("{error}"));
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap_or_else(|error| panic!("{error}"));
+        let cut_off = tokio::time::timeout(Duration::from_millis(200), cache.delete_shop("s1")).await;
+        assert!(cut_off.is_err(), "the caller gave up");
+        holder.execute_batch("COMMIT").unwrap_or_else(|error| panic!("{error}"));
+        let mut left = 1;
+        for _ in 0..100 {
+            left = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM access_tokens")
+                .fetch_one(&pool)
+                .await
+                .unwrap_or_else(|error| panic!("{error}"));
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(left, 0, "the delete committed after its caller gave up");
+        assert!(cache.load(&key).await.ok().flatten().is_none(), "the deleted token is not served from memory");
     }
 }

@@ -88,6 +88,9 @@ pub enum StoreError {
     /// The writer could not run the job (its thread is gone, or the job was dropped).
     #[error("storage failed: the database writer could not run the job")]
     WriterStopped,
+    /// Too many jobs are waiting for the writer: try again later (503).
+    #[error("storage busy: too many writes are waiting")]
+    Busy,
 }
 
 /// Where access tokens live. Implementations must make [`save_refreshed`] and the lease
