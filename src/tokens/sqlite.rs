@@ -36,6 +36,17 @@ impl SqliteTokenRepository {
         Self { pool, writer, cipher, clock }
     }
 
+    /// `token`'s two secret columns as they are stored under `key`: sealed under the current
+    /// key, or plaintext without one.
+    fn seal(&self, key: &TokenKey, token: &AccessToken) -> Result<(String, Option<String>), StoreError> {
+        let place = sealed_row(key);
+        let refresh_token = token.refresh_token.as_ref().map(Secret::expose);
+        Ok((
+            self.cipher.seal(&place, "token", token.token.expose())?,
+            self.cipher.seal_optional(&place, "refresh_token", refresh_token)?,
+        ))
+    }
+
     /// The token under `key` with its secret columns as stored; `None` when there is none or
     /// it cannot be decrypted (logged: the caller then obtains a new one).
     async fn fetch(&self, key: &TokenKey) -> Result<Option<Stored>, StoreError> {
@@ -186,7 +197,7 @@ impl TokenRepository for SqliteTokenRepository {
         let token = token.clone();
         Box::pin(async move {
             let key = TokenKey::of(&token);
-            let place = sealed_row(&key);
+            let (sealed_token, sealed_refresh_token) = self.seal(&key, &token)?;
             let now = self.clock.now();
             sqlx::query(&format!(
                 "INSERT INTO access_tokens ({COLUMNS}, key_id, updated_at, obtained_at)
@@ -201,14 +212,10 @@ impl TokenRepository for SqliteTokenRepository {
             .bind(&key.shop)
             .bind(key.access_mode.as_str())
             .bind(key.user_id)
-            .bind(self.cipher.seal(&place, "token", token.token.expose())?)
+            .bind(sealed_token)
             .bind(&token.scope)
             .bind(to_unix(token.expires))
-            .bind(self.cipher.seal_optional(
-                &place,
-                "refresh_token",
-                token.refresh_token.as_ref().map(Secret::expose),
-            )?)
+            .bind(sealed_refresh_token)
             .bind(to_unix(token.refresh_token_expires))
             .bind(user_json(&token))
             .bind(self.cipher.key_id())
@@ -240,7 +247,7 @@ impl TokenRepository for SqliteTokenRepository {
             {
                 return Ok(false);
             }
-            let place = sealed_row(&key);
+            let (sealed_token, sealed_refresh_token) = self.seal(&key, &token)?;
             let now = self.clock.now();
             // A compare-and-swap on the stored value (unique: random nonces): the swap happens
             // only if nobody wrote the token since it was read.
@@ -249,14 +256,10 @@ impl TokenRepository for SqliteTokenRepository {
                    refresh_token_expires_at = ?, key_id = ?, updated_at = ?, obtained_at = ?
                  WHERE shop = ? AND access_mode = ? AND user_id = ? AND refresh_token IS ?",
             )
-            .bind(self.cipher.seal(&place, "token", token.token.expose())?)
+            .bind(sealed_token)
             .bind(&token.scope)
             .bind(to_unix(token.expires))
-            .bind(self.cipher.seal_optional(
-                &place,
-                "refresh_token",
-                token.refresh_token.as_ref().map(Secret::expose),
-            )?)
+            .bind(sealed_refresh_token)
             .bind(to_unix(token.refresh_token_expires))
             .bind(self.cipher.key_id())
             .bind(now.unix_timestamp())
