@@ -20,9 +20,9 @@ pub const TTL: Duration = Duration::from_secs(30);
 pub const CAPACITY: usize = 10_000;
 
 /// A [`TokenRepository`] that keeps the tokens it reads in memory for [`TTL`]. Every write
-/// through it drops the key's entry (or the shop's entries) once the write is done, and a read
-/// that raced a write does not fill the cache with what it read, so within the process the
-/// cache never serves a token older than the last write.
+/// through it drops the key's entry (or the shop's entries) before it starts and once it is
+/// over, and a read that raced a write does not fill the cache with what it read, so within the
+/// process the cache never serves a token older than the last write.
 pub struct CachedTokenRepository {
     inner: Arc<dyn TokenRepository>,
     clock: Arc<dyn Clock>,
@@ -44,6 +44,39 @@ impl CachedTokenRepository {
 
     fn state(&self) -> std::sync::MutexGuard<'_, CacheState> {
         self.state.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// The cached token of `key` when `from_cache` and it is fresh, else the stored one, which
+    /// then fills the cache.
+    async fn read(&self, key: &TokenKey, from_cache: bool) -> Result<Option<AccessToken>, StoreError> {
+        let now = self.clock.now();
+        let writes = {
+            let state = self.state();
+            let fresh = |loaded_at: OffsetDateTime| loaded_at <= now && now - loaded_at < TTL;
+            if let Some((token, _)) = state.entries.get(key).filter(|(_, at)| from_cache && fresh(*at)) {
+                return Ok(Some(token.clone()));
+            }
+            state.writes
+        };
+        let loaded = self.inner.load(key).await?;
+        let mut state = self.state();
+        match &loaded {
+            // A write finished meanwhile: what was read may be older than it.
+            _ if state.writes != writes => {}
+            None => {
+                state.entries.remove(key);
+            }
+            Some(token) => {
+                if state.entries.len() >= CAPACITY {
+                    state.entries.retain(|_, (_, loaded_at)| now - *loaded_at < TTL);
+                    if state.entries.len() >= CAPACITY {
+                        state.entries.clear();
+                    }
+                }
+                state.entries.insert(key.clone(), (token.clone(), now));
+            }
+        }
+        Ok(loaded)
     }
 
     /// Drops what a write may change, and makes reads in flight not fill the cache.
@@ -76,41 +109,6 @@ struct Invalidate<'a> {
 impl Drop for Invalidate<'_> {
     fn drop(&mut self) {
         self.cache.written(self.changed);
-    }
-}
-
-impl CachedTokenRepository {
-    /// The cached token of `key` when `from_cache` and it is fresh, else the stored one, which
-    /// then fills the cache.
-    async fn read(&self, key: &TokenKey, from_cache: bool) -> Result<Option<AccessToken>, StoreError> {
-        let now = self.clock.now();
-        let writes = {
-            let state = self.state();
-            let fresh = |loaded_at: OffsetDateTime| loaded_at <= now && now - loaded_at < TTL;
-            if let Some((token, _)) = state.entries.get(key).filter(|(_, at)| from_cache && fresh(*at)) {
-                return Ok(Some(token.clone()));
-            }
-            state.writes
-        };
-        let loaded = self.inner.load(key).await?;
-        let mut state = self.state();
-        match &loaded {
-            // A write finished meanwhile: what was read may be older than it.
-            _ if state.writes != writes => {}
-            None => {
-                state.entries.remove(key);
-            }
-            Some(token) => {
-                if state.entries.len() >= CAPACITY {
-                    state.entries.retain(|_, (_, loaded_at)| now - *loaded_at < TTL);
-                    if state.entries.len() >= CAPACITY {
-                        state.entries.clear();
-                    }
-                }
-                state.entries.insert(key.clone(), (token.clone(), now));
-            }
-        }
-        Ok(loaded)
     }
 }
 
