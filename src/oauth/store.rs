@@ -14,7 +14,7 @@ use crate::db::Writer;
 use crate::shopify::clock::Clock;
 use crate::shopify::secret::Secret;
 use crate::tokens::StoreError;
-use crate::tokens::encryption::{SealedRow, SealedTable, TokenCipher, same_secret};
+use crate::tokens::encryption::{SealedRow, SealedTable, TokenCipher};
 
 /// One token per shop and provider, plus refresh leases and pending connections.
 #[derive(Clone)]
@@ -137,14 +137,7 @@ impl ProviderTokenStore {
     ) -> Result<Option<String>, StoreError> {
         let stored = self.fetch(shop, provider).await?;
         Ok(stored
-            .filter(|stored| {
-                stored
-                    .token
-                    .refresh_token
-                    .as_ref()
-                    .map(Secret::expose)
-                    .is_some_and(|current| same_secret(current, expected))
-            })
+            .filter(|stored| stored.token.refresh_token.as_ref().is_some_and(|current| current == expected))
             .and_then(|stored| stored.sealed_refresh_token))
     }
 

@@ -101,5 +101,7 @@ mod tests {
         assert_eq!(holder.token, Secret::new("shpat_live"));
         assert_eq!(holder.token, "shpat_live");
         assert_ne!(holder.token, Secret::new("shpat_other"));
+        // In full: a prefix or an empty text is not equal.
+        assert!(holder.token != "shpat_" && holder.token != "shpat_live_" && Secret::default() != "x");
     }
 }

@@ -15,7 +15,6 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sqlx::{Row, SqlitePool};
-use subtle::ConstantTimeEq;
 
 use super::StoreError;
 
@@ -289,11 +288,6 @@ impl TokenCipher {
     }
 }
 
-/// Whether two secrets are equal, compared in constant time.
-pub fn same_secret(a: &str, b: &str) -> bool {
-    a.as_bytes().ct_eq(b.as_bytes()).into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,11 +355,5 @@ mod tests {
         assert!(EncryptionKeys::new(Vec::new()).is_none());
         let keys = EncryptionKeys::new(vec![("k1".into(), [9; KEY_LEN])]).unwrap();
         assert_eq!(format!("{keys:?}"), r#"EncryptionKeys { ids: ["k1"], .. }"#);
-    }
-
-    #[test]
-    fn secrets_compare_in_full() {
-        assert!(same_secret("shpat_1", "shpat_1"));
-        assert!(!same_secret("shpat_1", "shpat_2") && !same_secret("shpat_1", "shpat_") && !same_secret("", "x"));
     }
 }

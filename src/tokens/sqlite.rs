@@ -6,7 +6,7 @@ use rusqlite::params;
 use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 
-use super::encryption::{SealedRow, SealedTable, TokenCipher, same_secret};
+use super::encryption::{SealedRow, SealedTable, TokenCipher};
 use super::{StoreError, TokenKey, TokenRepository};
 use crate::db::Writer;
 use crate::shopify::clock::Clock;
@@ -238,13 +238,7 @@ impl TokenRepository for SqliteTokenRepository {
             let Some(stored) = self.fetch(&key).await? else {
                 return Ok(false);
             };
-            if !stored
-                .token
-                .refresh_token
-                .as_ref()
-                .map(Secret::expose)
-                .is_some_and(|current| same_secret(current, &previous))
-            {
+            if !stored.token.refresh_token.as_ref().is_some_and(|current| *current == *previous) {
                 return Ok(false);
             }
             let (sealed_token, sealed_refresh_token) = self.seal(&key, &token)?;
@@ -280,7 +274,7 @@ impl TokenRepository for SqliteTokenRepository {
             let Some(stored) = self.fetch(&key).await? else {
                 return Ok(false);
             };
-            if !same_secret(stored.token.token.expose(), &token) {
+            if stored.token.token != *token {
                 return Ok(false);
             }
             // A compare-and-swap on the stored value: a token saved since is kept.
