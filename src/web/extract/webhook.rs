@@ -75,9 +75,9 @@ fn refused(state: &AppState, core: &Req, precheck: Precheck) -> Option<Response>
 ///
 /// The HMAC covers the body only, and the app's secret also signs query strings elsewhere in
 /// the protocol (OAuth callback, App Home URL). So beyond the signature, the body must be a
-/// JSON object starting with `{`, which a signed query string is not (400 otherwise). The payload's own shop
-/// fields are not compared with the header: the Shopify CLI's test deliveries carry sample
-/// payloads for another shop.
+/// JSON object starting with `{`, which a signed query string is not (400 otherwise). The
+/// payload's own shop fields are not compared with the header: the Shopify CLI's test
+/// deliveries carry sample payloads for another shop.
 async fn verified(
     request: Request,
     state: &AppState,
