@@ -12,6 +12,7 @@ pub mod oauth;
 pub mod routes;
 pub mod server;
 pub mod sessions;
+pub mod shop_data;
 pub mod shopify;
 pub mod state;
 pub mod tokens;

@@ -7,6 +7,7 @@ use sqlx::SqlitePool;
 use crate::config::Config;
 use crate::deliveries::WebhookDeliveries;
 use crate::oauth::{OAuthError, OAuthProviders};
+use crate::shop_data::ShopData;
 use crate::shopify::clock::Clock;
 use crate::shopify::http::{ReqwestTransport, ShopOrigin, Transport};
 use crate::shopify::{AppConfig, ShopifyApp};
@@ -26,6 +27,8 @@ pub struct AppState {
     pub tokens: Arc<OfflineTokens>,
     /// Webhook deliveries already handled.
     pub deliveries: WebhookDeliveries,
+    /// What the app stores per shop, forgotten on uninstall and redact.
+    pub shop_data: ShopData,
     /// The database pool.
     pub pool: SqlitePool,
     /// Third-party OAuth2 providers and their tokens.
@@ -69,26 +72,27 @@ impl AppState {
         let cipher = TokenCipher::new(config.token_encryption_keys.clone());
         let writer = crate::db::open_writer(&config.database_url)?;
         let stored: Arc<dyn TokenRepository> =
-            Arc::new(SqliteTokenRepository::new(pool.clone(), writer.clone(), cipher.clone(), clock.clone()));
-        let repository: Arc<dyn TokenRepository> = Arc::new(CachedTokenRepository::new(stored, clock.clone()));
-        let tokens = Arc::new(OfflineTokens::new(repository, shopify.clone()));
+            Arc::new(SqliteTokenRepository::new(pool.clone(), cipher.clone(), clock.clone()));
+        let cached = Arc::new(CachedTokenRepository::new(stored, clock.clone()));
+        let tokens = Arc::new(OfflineTokens::new(cached.clone(), shopify.clone()));
         let oauth = OAuthProviders::new(
             config.oauth_providers.clone(),
             &config.app_url,
             transport,
             clock,
             pool.clone(),
-            writer.clone(),
             cipher,
         )?;
         let client_credentials = (!config.client_credentials_shops.is_empty())
             .then(|| Arc::new(ClientCredentialsTokens::new(shopify.clone(), config.client_credentials_shops.clone())));
         let deliveries = WebhookDeliveries::new(pool.clone(), writer, config.limits.request_timeout);
+        let shop_data = ShopData::new(deliveries.clone(), cached);
         Ok(Self {
             config: Arc::new(config),
             shopify,
             tokens,
             deliveries,
+            shop_data,
             pool,
             oauth: Arc::new(oauth),
             client_credentials,

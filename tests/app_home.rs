@@ -472,7 +472,7 @@ async fn an_uninstall_during_a_refresh_sends_the_client_to_start_over() {
     let (state, uri) = (app.state.clone(), format!("/?{}", document_query(&session_token(app.now()))));
     let request = tokio::spawn(async move { send(&state, get(&uri)).await });
     gate.arrived().await;
-    app.state.tokens.repository().delete_shop(SHOP).await.unwrap();
+    app.state.shop_data.forget(None, app.state.shopify.clock().now(), SHOP, None).await.unwrap();
     gate.release();
     let response = request.await.unwrap();
     assert_eq!(response.status, StatusCode::FOUND, "{}", response.body);
@@ -507,7 +507,7 @@ async fn a_write_through_the_repository_is_seen_at_once() {
     assert_eq!(stored(&app).await.unwrap().token, "shpat_replaced");
     app.state.tokens.repository().update_scopes(SHOP, "read_orders").await.unwrap();
     assert_eq!(stored(&app).await.unwrap().scope, "read_orders");
-    app.state.tokens.repository().delete_shop(SHOP).await.unwrap();
+    app.state.shop_data.forget(None, app.state.shopify.clock().now(), SHOP, None).await.unwrap();
     assert!(stored(&app).await.is_none());
 
     // The uninstall webhook goes through the repository too: the next fetch exchanges anew.

@@ -84,6 +84,8 @@ impl Writer {
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
+        // Room for every statement the jobs prepare (the default keeps 16).
+        connection.set_prepared_statement_cache_capacity(64);
         let (jobs, queue) = mpsc::sync_channel::<Box<dyn WriteJob>>(QUEUE);
         std::thread::Builder::new()
             .name("sqlite-writer".to_owned())
@@ -135,20 +137,22 @@ fn run_batch(connection: &mut Connection, batch: Vec<Box<dyn WriteJob>>) {
         Err(error) => return fail_all(batch, &error),
     };
     let mut deliveries: Vec<Delivery> = Vec::with_capacity(batch.len());
-    let mut jobs = batch.into_iter().enumerate();
-    while let Some((index, job)) = jobs.next() {
-        if let Err(error) = transaction.execute_batch(&format!("SAVEPOINT job{index}")) {
+    let mut jobs = batch.into_iter();
+    while let Some(job) = jobs.next() {
+        // One name for every job's savepoint: each is released before the next one starts.
+        // Prepared once, not parsed per job.
+        if let Err(error) = transaction.prepare_cached("SAVEPOINT job").and_then(|mut savepoint| savepoint.execute([]))
+        {
             job.fail(error.into());
             continue;
         }
         // A job that panics is rolled back like one that failed; its caller sees the writer's
         // error, and the thread goes on.
         let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&transaction)));
-        let end = match finished {
-            Ok((true, _)) => format!("RELEASE job{index}"),
-            _ => format!("ROLLBACK TO job{index}; RELEASE job{index}"),
+        let ended = match finished {
+            Ok((true, _)) => transaction.prepare_cached("RELEASE job").and_then(|mut release| release.execute([])),
+            _ => transaction.execute_batch("ROLLBACK TO job; RELEASE job").map(|()| 0),
         };
-        let ended = transaction.execute_batch(&end);
         if let Ok((_, deliver)) = finished {
             deliveries.push(deliver);
         }
@@ -162,7 +166,7 @@ fn run_batch(connection: &mut Connection, batch: Vec<Box<dyn WriteJob>>) {
             for deliver in deliveries {
                 deliver(Err(StoreError::Writer(clone_error(&error))));
             }
-            return fail_all(jobs.map(|(_, job)| job).collect(), &error);
+            return fail_all(jobs.collect(), &error);
         }
     }
     let committed = transaction.commit();

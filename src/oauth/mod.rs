@@ -27,10 +27,9 @@ use sqlx::SqlitePool;
 use time::OffsetDateTime;
 
 pub use response::{MAX_LIFETIME, ProviderTokenResponse};
-pub use store::ProviderTokenStore;
+pub use store::{ProviderTokenStore, delete_shop_in};
 
 use self::http::ProviderHttp;
-use crate::db::Writer;
 use crate::shopify::clock::Clock;
 use crate::shopify::http::{REQUEST_TIMEOUT, Transport, TransportError, UpstreamRequest};
 use crate::shopify::model::Res;
@@ -235,14 +234,13 @@ impl OAuthProviders {
         transport: Arc<dyn Transport>,
         clock: Arc<dyn Clock>,
         pool: SqlitePool,
-        writer: Writer,
         cipher: TokenCipher,
     ) -> Result<Self, OAuthError> {
         let providers = configs.into_iter().map(|config| Provider::new(config, app_url)).collect::<Result<_, _>>()?;
         Ok(Self {
             providers,
             http: ProviderHttp(transport),
-            store: ProviderTokenStore::new(pool, writer, cipher, clock.clone()),
+            store: ProviderTokenStore::new(pool, cipher, clock.clone()),
             clock,
             locks: KeyedLocks::new(),
             holder: format!("{}-{}", std::process::id(), crate::sessions::random_token()),

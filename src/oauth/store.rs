@@ -10,7 +10,6 @@ use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 
 use super::{PendingConnection, ProviderToken};
-use crate::db::Writer;
 use crate::shopify::clock::Clock;
 use crate::shopify::secret::Secret;
 use crate::tokens::StoreError;
@@ -20,7 +19,6 @@ use crate::tokens::encryption::{SealedRow, SealedTable, TokenCipher};
 #[derive(Clone)]
 pub struct ProviderTokenStore {
     pool: SqlitePool,
-    writer: Writer,
     cipher: TokenCipher,
     clock: Arc<dyn Clock>,
 }
@@ -63,6 +61,15 @@ fn from_unix(seconds: Option<i64>) -> Option<OffsetDateTime> {
     seconds.and_then(|seconds| OffsetDateTime::from_unix_timestamp(seconds).ok())
 }
 
+/// Deletes every provider token of `shop`, with its pending connections and refresh leases,
+/// on the writer's connection. Returns how many tokens were deleted.
+pub fn delete_shop_in(db: &rusqlite::Connection, shop: &str) -> rusqlite::Result<u64> {
+    let deleted = db.prepare_cached("DELETE FROM provider_tokens WHERE shop = ?")?.execute([shop])?;
+    db.prepare_cached("DELETE FROM provider_pending_connections WHERE shop = ?")?.execute([shop])?;
+    db.prepare_cached("DELETE FROM provider_refresh_leases WHERE shop = ?")?.execute([shop])?;
+    Ok(deleted as u64)
+}
+
 /// A linked token, with its refresh token as stored (for compare-and-swap writes).
 struct Stored {
     token: ProviderToken,
@@ -71,8 +78,8 @@ struct Stored {
 
 impl ProviderTokenStore {
     /// A store over a migrated pool.
-    pub fn new(pool: SqlitePool, writer: Writer, cipher: TokenCipher, clock: Arc<dyn Clock>) -> Self {
-        Self { pool, writer, cipher, clock }
+    pub fn new(pool: SqlitePool, cipher: TokenCipher, clock: Arc<dyn Clock>) -> Self {
+        Self { pool, cipher, clock }
     }
 
     /// The token in a row of `place` with `access_token`, `refresh_token`, `scope`, `key_id`
@@ -242,20 +249,6 @@ impl ProviderTokenStore {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-
-    /// Deletes every provider token of `shop`, with its pending connections and refresh
-    /// leases. Returns how many tokens were deleted.
-    pub async fn delete_shop(&self, shop: &str) -> Result<u64, StoreError> {
-        let shop = shop.to_owned();
-        self.writer
-            .run(move |db| {
-                let deleted = db.prepare_cached("DELETE FROM provider_tokens WHERE shop = ?")?.execute([&shop])?;
-                db.prepare_cached("DELETE FROM provider_pending_connections WHERE shop = ?")?.execute([&shop])?;
-                db.prepare_cached("DELETE FROM provider_refresh_leases WHERE shop = ?")?.execute([&shop])?;
-                Ok(deleted as u64)
-            })
-            .await
     }
 
     /// Takes the refresh lease of `shop`'s token for `provider` for `holder` until `until`, if

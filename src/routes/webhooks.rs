@@ -1,47 +1,34 @@
 //! Webhooks: `app/uninstalled`, `app/scopes_update` and the three compliance topics.
 //!
-//! Each handler runs its work once per delivery through [`once`], and must be idempotent:
-//! a delivery whose work was cut off is run again by Shopify's retry.
-
-use std::future::Future;
+//! Each handler runs its work once per delivery (see [`crate::deliveries`]) and answers with
+//! [`answer`]. Work must be idempotent: a delivery whose work was cut off is run again by
+//! Shopify's retry.
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::deliveries::Claim;
+use crate::deliveries::Once;
 use crate::error::AppError;
+use crate::shop_data::Forgotten;
 use crate::state::AppState;
 use crate::web::extract::Webhook;
 
-/// Runs `work` unless this delivery was already handled. 200 when done (now or before); 409
-/// while another copy of the delivery is being handled, so Shopify retries later; an error
-/// releases the claim so that Shopify's retry runs the work again.
-async fn once<F>(state: &AppState, webhook: &Webhook, work: F) -> Result<StatusCode, AppError>
-where
-    F: Future<Output = Result<(), AppError>>,
-{
-    let Some(id) = &webhook.webhook_id else {
-        work.await?;
-        return Ok(StatusCode::OK);
-    };
-    let claim = match state.deliveries.claim(id, &webhook.topic, &webhook.shop, state.shopify.clock().now()).await? {
-        Claim::Claimed(claim) => claim,
-        Claim::Done => {
+/// The answer to a delivery handled once: 200 when its work is done (now or before), 409
+/// while another copy is being handled, so that Shopify retries later.
+fn answer<T>(webhook: &Webhook, once: &Once<T>) -> StatusCode {
+    match once {
+        Once::Ran(_) => StatusCode::OK,
+        Once::Done => {
             tracing::info!(topic = %webhook.topic, shop = %webhook.shop, "repeated webhook delivery skipped");
-            return Ok(StatusCode::OK);
+            StatusCode::OK
         }
-        Claim::InProgress => {
+        Once::InProgress => {
             tracing::info!(topic = %webhook.topic, shop = %webhook.shop, "webhook delivery already in progress");
-            return Ok(StatusCode::CONFLICT);
+            StatusCode::CONFLICT
         }
-    };
-    if let Err(error) = work.await {
-        state.deliveries.release(&claim).await?;
-        return Err(error);
     }
-    state.deliveries.finish(&claim).await?;
-    Ok(StatusCode::OK)
 }
 
 /// A delivery of another topic than the route's (the topic header is not signed).
@@ -54,29 +41,33 @@ fn wrong_topic(webhook: &Webhook, expected: &str) -> bool {
 }
 
 /// `POST /webhooks/app/uninstalled`: forgets every token of the shop, third-party provider
-/// tokens included. A delivery that arrives late, after the shop installed the app again,
-/// deletes nothing: when the shop holds a token obtained at or after `X-Shopify-Triggered-At`,
-/// the uninstall was about an earlier install (on a tie the token is kept: a revoked token
-/// stored by mistake is harmless, a deleted live one breaks the app).
+/// tokens included, in one write with the delivery's claim. A delivery that arrives late,
+/// after the shop installed the app again, deletes nothing: when the shop holds a token
+/// obtained at or after `X-Shopify-Triggered-At`, the uninstall was about an earlier install
+/// (on a tie the token is kept: a revoked token stored by mistake is harmless, a deleted live
+/// one breaks the app).
 pub async fn app_uninstalled(State(state): State<AppState>, webhook: Webhook) -> Result<StatusCode, AppError> {
     if wrong_topic(&webhook, "app/uninstalled") {
         return Ok(StatusCode::BAD_REQUEST);
     }
-    once(&state, &webhook, async {
-        let repository = state.tokens.repository();
-        let deleted = match webhook.triggered_at {
-            Some(at) => repository.delete_shop_uninstalled(&webhook.shop, at).await?,
-            None => Some(repository.delete_shop(&webhook.shop).await?),
-        };
-        let Some(deleted) = deleted else {
+    let now = state.shopify.clock().now();
+    let once = state.shop_data.forget(webhook.delivery(), now, &webhook.shop, webhook.triggered_at).await?;
+    match &once {
+        Once::Ran(Some(Forgotten { tokens, connections })) => {
+            tracing::info!(shop = %webhook.shop, deleted = tokens, connections, "app uninstalled");
+        }
+        Once::Ran(None) => {
             tracing::info!(shop = %webhook.shop, triggered_at = ?webhook.triggered_at, "app uninstalled before the current install: nothing deleted");
-            return Ok(());
-        };
-        let connections = state.oauth.store().delete_shop(&webhook.shop).await?;
-        tracing::info!(shop = %webhook.shop, deleted, connections, "app uninstalled");
-        Ok(())
-    })
-    .await
+        }
+        Once::Done | Once::InProgress => {}
+    }
+    Ok(answer(&webhook, &once))
+}
+
+/// The part of an `app/scopes_update` payload this app reads.
+#[derive(Deserialize)]
+struct ScopesUpdate {
+    current: Vec<Value>,
 }
 
 /// `POST /webhooks/app/scopes_update`: records the scopes the merchant granted.
@@ -84,16 +75,20 @@ pub async fn scopes_update(State(state): State<AppState>, webhook: Webhook) -> R
     if wrong_topic(&webhook, "app/scopes_update") {
         return Ok(StatusCode::BAD_REQUEST);
     }
-    let Some(current) = webhook.payload.get("current").and_then(Value::as_array) else {
+    let Ok(ScopesUpdate { current }) = webhook.payload() else {
         return Ok(StatusCode::BAD_REQUEST);
     };
     let scopes = current.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",");
-    once(&state, &webhook, async {
-        let updated = state.tokens.repository().update_scopes(&webhook.shop, &scopes).await?;
-        tracing::info!(shop = %webhook.shop, %scopes, updated, "scopes updated");
-        Ok(())
-    })
-    .await
+    let now = state.shopify.clock().now();
+    let once = state
+        .deliveries
+        .once(webhook.delivery(), now, async {
+            let updated = state.tokens.repository().update_scopes(&webhook.shop, &scopes).await?;
+            tracing::info!(shop = %webhook.shop, %scopes, updated, "scopes updated");
+            Ok::<_, AppError>(())
+        })
+        .await?;
+    Ok(answer(&webhook, &once))
 }
 
 /// `POST /webhooks/compliance`: the privacy topics, told apart by `X-Shopify-Topic`.
@@ -102,20 +97,29 @@ pub async fn scopes_update(State(state): State<AppState>, webhook: Webhook) -> R
 /// logged for the app to act on: this template stores no customer data.
 pub async fn compliance(State(state): State<AppState>, webhook: Webhook) -> Result<StatusCode, AppError> {
     let topic = webhook.topic.as_str();
-    if !matches!(topic, "shop/redact" | "customers/redact" | "customers/data_request") {
-        tracing::warn!(%topic, shop = %webhook.shop, "unknown compliance topic");
-        return Ok(StatusCode::BAD_REQUEST);
-    }
-    once(&state, &webhook, async {
-        if topic == "shop/redact" {
-            let deleted = state.tokens.repository().delete_shop(&webhook.shop).await?;
-            let connections = state.oauth.store().delete_shop(&webhook.shop).await?;
-            tracing::info!(shop = %webhook.shop, deleted, connections, "shop data redacted");
-        } else {
-            let customer_id = webhook.payload.pointer("/customer/id").cloned().unwrap_or(Value::Null);
-            tracing::info!(%topic, shop = %webhook.shop, %customer_id, "customer privacy request: this template stores no customer data");
+    let now = state.shopify.clock().now();
+    let once = match topic {
+        "shop/redact" => {
+            let once = state.shop_data.forget(webhook.delivery(), now, &webhook.shop, None).await?;
+            if let Once::Ran(Some(Forgotten { tokens, connections })) = &once {
+                tracing::info!(shop = %webhook.shop, deleted = tokens, connections, "shop data redacted");
+            }
+            once.map(drop)
         }
-        Ok(())
-    })
-    .await
+        "customers/redact" | "customers/data_request" => {
+            let once = state.deliveries.once_on_writer(webhook.delivery(), now, |_| Ok(())).await?;
+            if let Once::Ran(()) = once {
+                let customer_id =
+                    webhook.payload::<Value>().ok().and_then(|payload| payload.pointer("/customer/id").cloned());
+                let customer_id = customer_id.unwrap_or(Value::Null);
+                tracing::info!(%topic, shop = %webhook.shop, %customer_id, "customer privacy request: this template stores no customer data");
+            }
+            once
+        }
+        _ => {
+            tracing::warn!(%topic, shop = %webhook.shop, "unknown compliance topic");
+            return Ok(StatusCode::BAD_REQUEST);
+        }
+    };
+    Ok(answer(&webhook, &once))
 }

@@ -2,6 +2,7 @@
 //! memory, so an App Home load does not wait on SQLite.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -89,14 +90,17 @@ impl CachedTokenRepository {
     /// Runs a write, dropping what it may change before it starts and again once it is over,
     /// also when the caller stops waiting for it (a cut-off request): a write that still
     /// commits then leaves no entry cached before it.
-    async fn write<T>(
-        &self,
-        write: BoxFuture<'_, Result<T, StoreError>>,
-        changed: impl Fn(&TokenKey) -> bool + Sync,
-    ) -> Result<T, StoreError> {
+    async fn write<F: Future>(&self, write: F, changed: impl Fn(&TokenKey) -> bool + Sync) -> F::Output {
         self.written(&changed);
         let _after = Invalidate { cache: self, changed: &changed };
         write.await
+    }
+
+    /// Runs `write`, a write to `shop`'s tokens that does not go through this repository
+    /// (one job on the database writer that also deletes other data), as if it did: `shop`'s
+    /// entries are dropped before it starts and once it is over.
+    pub async fn writing_shop<F: Future>(&self, shop: &str, write: F) -> F::Output {
+        self.write(write, |cached| cached.shop == shop).await
     }
 }
 
@@ -145,22 +149,6 @@ impl TokenRepository for CachedTokenRepository {
         Box::pin(self.write(write, move |cached| *cached == key))
     }
 
-    fn delete_shop(&self, shop: &str) -> BoxFuture<'_, Result<u64, StoreError>> {
-        let shop = shop.to_owned();
-        let write = self.inner.delete_shop(&shop);
-        Box::pin(self.write(write, move |cached| cached.shop == shop))
-    }
-
-    fn delete_shop_uninstalled(
-        &self,
-        shop: &str,
-        uninstalled_at: OffsetDateTime,
-    ) -> BoxFuture<'_, Result<Option<u64>, StoreError>> {
-        let shop = shop.to_owned();
-        let write = self.inner.delete_shop_uninstalled(&shop, uninstalled_at);
-        Box::pin(self.write(write, move |cached| cached.shop == shop))
-    }
-
     fn update_scopes(&self, shop: &str, scopes: &str) -> BoxFuture<'_, Result<u64, StoreError>> {
         let shop = shop.to_owned();
         let write = self.inner.update_scopes(&shop, scopes);
@@ -204,7 +192,7 @@ mod tests {
         let pool = crate::db::connect(&url).await.unwrap_or_else(|error| panic!("{error}"));
         let writer = crate::db::open_writer(&url).unwrap_or_else(|error| panic!("{error}"));
         let clock = Arc::new(ManualClock::at(1_750_000_000));
-        let stored = SqliteTokenRepository::new(pool.clone(), writer, TokenCipher::new(None), clock.clone());
+        let stored = SqliteTokenRepository::new(pool.clone(), TokenCipher::new(None), clock.clone());
         let cache = CachedTokenRepository::new(Arc::new(stored), clock);
         let token = AccessToken {
             shop: "s1".to_owned(),
@@ -223,7 +211,8 @@ mod tests {
         // Another connection holds the write lock while the delete is cut off.
         let holder = rusqlite::Connection::open(&path).unwrap_or_else(|error| panic!("{error}"));
         holder.execute_batch("BEGIN IMMEDIATE").unwrap_or_else(|error| panic!("{error}"));
-        let cut_off = tokio::time::timeout(Duration::from_millis(200), cache.delete_shop("s1")).await;
+        let delete = writer.run(|db| crate::tokens::delete_shop_in(db, "s1", None));
+        let cut_off = tokio::time::timeout(Duration::from_millis(200), cache.writing_shop("s1", delete)).await;
         assert!(cut_off.is_err(), "the caller gave up");
         holder.execute_batch("COMMIT").unwrap_or_else(|error| panic!("{error}"));
         let mut left = 1;

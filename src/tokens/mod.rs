@@ -14,7 +14,7 @@ pub use cache::CachedTokenRepository;
 pub use client_credentials::ClientCredentialsTokens;
 pub use encryption::{EncryptionKeys, TokenCipher};
 pub use offline::{OfflineTokens, TokenError};
-pub use sqlite::SqliteTokenRepository;
+pub use sqlite::{SqliteTokenRepository, delete_shop_in};
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -117,16 +117,6 @@ pub trait TokenRepository: Send + Sync {
     /// Deletes the token under `key` if it is still `token` (a newer one is kept). Returns
     /// whether it was deleted.
     fn delete_if_token(&self, key: &TokenKey, token: &str) -> BoxFuture<'_, Result<bool, StoreError>>;
-    /// Deletes every token of `shop`. Returns how many were deleted.
-    fn delete_shop(&self, shop: &str) -> BoxFuture<'_, Result<u64, StoreError>>;
-    /// Deletes every token of `shop`, unless one was obtained at or after `uninstalled_at`:
-    /// the shop installed the app again since, and nothing is deleted (`None`). Returns how
-    /// many were deleted.
-    fn delete_shop_uninstalled(
-        &self,
-        shop: &str,
-        uninstalled_at: OffsetDateTime,
-    ) -> BoxFuture<'_, Result<Option<u64>, StoreError>>;
     /// Records new granted scopes on every token of `shop`.
     fn update_scopes(&self, shop: &str, scopes: &str) -> BoxFuture<'_, Result<u64, StoreError>>;
     /// Takes the refresh lease of `key` for `holder` until `until`, if nobody else holds a

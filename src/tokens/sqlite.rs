@@ -8,7 +8,6 @@ use time::OffsetDateTime;
 
 use super::encryption::{SealedRow, SealedTable, TokenCipher};
 use super::{StoreError, TokenKey, TokenRepository};
-use crate::db::Writer;
 use crate::shopify::clock::Clock;
 use crate::shopify::http::BoxFuture;
 use crate::shopify::model::{AccessMode, AccessToken, User};
@@ -19,7 +18,6 @@ use crate::shopify::secret::Secret;
 #[derive(Clone)]
 pub struct SqliteTokenRepository {
     pool: SqlitePool,
-    writer: Writer,
     cipher: TokenCipher,
     clock: Arc<dyn Clock>,
 }
@@ -32,8 +30,8 @@ impl std::fmt::Debug for SqliteTokenRepository {
 
 impl SqliteTokenRepository {
     /// A repository over a migrated pool.
-    pub fn new(pool: SqlitePool, writer: Writer, cipher: TokenCipher, clock: Arc<dyn Clock>) -> Self {
-        Self { pool, writer, cipher, clock }
+    pub fn new(pool: SqlitePool, cipher: TokenCipher, clock: Arc<dyn Clock>) -> Self {
+        Self { pool, cipher, clock }
     }
 
     /// `token`'s two secret columns as they are stored under `key`: sealed under the current
@@ -85,36 +83,32 @@ impl SqliteTokenRepository {
             }
         }
     }
+}
 
-    /// Deletes `shop`'s tokens and refresh leases, unless a token was obtained at or after
-    /// `obtained_since` (unix milliseconds; `None`: delete in any case). `None` when kept.
-    async fn delete_shop_unless_newer(
-        &self,
-        shop: &str,
-        obtained_since: Option<i64>,
-    ) -> Result<Option<u64>, StoreError> {
-        // On the writer, as one job: the delete comes first and no token is saved between it
-        // and the check.
-        let shop = shop.to_owned();
-        self.writer
-            .run(move |db| {
-                let deleted = db
-                    .prepare_cached(
-                        "DELETE FROM access_tokens WHERE shop = ?1
-                         AND NOT EXISTS (SELECT 1 FROM access_tokens WHERE shop = ?1 AND obtained_at >= ?2)",
-                    )?
-                    .execute(params![shop, obtained_since])?;
-                let newer: bool = db
-                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM access_tokens WHERE shop = ? AND obtained_at >= ?)")?
-                    .query_row(params![shop, obtained_since], |row| row.get(0))?;
-                if newer {
-                    return Ok(None);
-                }
-                db.prepare_cached("DELETE FROM refresh_leases WHERE shop = ?")?.execute([&shop])?;
-                Ok(Some(deleted as u64))
-            })
-            .await
+/// Deletes `shop`'s tokens and refresh leases on the writer's connection, unless a token was
+/// obtained at or after `installed_since` (`None`: delete in any case): the shop installed the
+/// app again since, and nothing is deleted (`None`). Returns how many tokens were deleted.
+pub fn delete_shop_in(
+    db: &rusqlite::Connection,
+    shop: &str,
+    installed_since: Option<OffsetDateTime>,
+) -> rusqlite::Result<Option<u64>> {
+    // In milliseconds, rounded down: a token obtained in the same millisecond is kept.
+    let obtained_since = installed_since.map(unix_millis);
+    let deleted = db
+        .prepare_cached(
+            "DELETE FROM access_tokens WHERE shop = ?1
+             AND NOT EXISTS (SELECT 1 FROM access_tokens WHERE shop = ?1 AND obtained_at >= ?2)",
+        )?
+        .execute(params![shop, obtained_since])?;
+    let newer: bool = db
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM access_tokens WHERE shop = ? AND obtained_at >= ?)")?
+        .query_row(params![shop, obtained_since], |row| row.get(0))?;
+    if newer {
+        return Ok(None);
     }
+    db.prepare_cached("DELETE FROM refresh_leases WHERE shop = ?")?.execute([shop])?;
+    Ok(Some(deleted as u64))
 }
 
 /// The encrypted columns of `access_tokens`, bound to the shop, the mode and the staff member.
@@ -289,21 +283,6 @@ impl TokenRepository for SqliteTokenRepository {
             .await?;
             Ok(deleted.rows_affected() == 1)
         })
-    }
-
-    fn delete_shop(&self, shop: &str) -> BoxFuture<'_, Result<u64, StoreError>> {
-        let shop = shop.to_owned();
-        Box::pin(async move { Ok(self.delete_shop_unless_newer(&shop, None).await?.unwrap_or(0)) })
-    }
-
-    fn delete_shop_uninstalled(
-        &self,
-        shop: &str,
-        uninstalled_at: OffsetDateTime,
-    ) -> BoxFuture<'_, Result<Option<u64>, StoreError>> {
-        let shop = shop.to_owned();
-        // In milliseconds, rounded down: a token obtained in the same millisecond is kept.
-        Box::pin(async move { self.delete_shop_unless_newer(&shop, Some(unix_millis(uninstalled_at))).await })
     }
 
     fn update_scopes(&self, shop: &str, scopes: &str) -> BoxFuture<'_, Result<u64, StoreError>> {

@@ -4,10 +4,11 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::deliveries::Delivery;
 use crate::shopify::ShopifyApp;
 use crate::shopify::model::{Req, Res, ResultForReq};
 use crate::state::AppState;
@@ -25,8 +26,21 @@ pub struct Webhook {
     /// When the event happened (`X-Shopify-Triggered-At`, RFC 3339); `None` when the header
     /// is absent or unreadable.
     pub triggered_at: Option<OffsetDateTime>,
-    /// The payload, a JSON object.
-    pub payload: Value,
+    /// The payload: a JSON object, checked but not parsed; read it with [`Webhook::payload`].
+    pub body: Bytes,
+}
+
+impl Webhook {
+    /// The payload as `T`: a struct of the fields the handler reads, or `serde_json::Value`.
+    pub fn payload<T: DeserializeOwned>(&self) -> serde_json::Result<T> {
+        serde_json::from_slice(&self.body)
+    }
+
+    /// The delivery to handle once, when it has an id.
+    pub fn delivery(&self) -> Option<Delivery> {
+        let webhook_id = self.webhook_id.clone()?;
+        Some(Delivery { webhook_id, topic: self.topic.clone(), shop: self.shop.clone() })
+    }
 }
 
 /// A verified Flow action request.
@@ -34,8 +48,16 @@ pub struct Webhook {
 pub struct FlowAction {
     /// The shop's name, from the shop-domain header.
     pub shop: String,
-    /// The action's JSON payload (`shop_id`, `action_run_id`, `handle`, `properties`...).
-    pub payload: Value,
+    /// The action's payload (`shop_id`, `action_run_id`, `handle`, `properties`...): a JSON
+    /// object, checked but not parsed; read it with [`FlowAction::payload`].
+    pub body: Bytes,
+}
+
+impl FlowAction {
+    /// The payload as `T`: a struct of the fields the handler reads, or `serde_json::Value`.
+    pub fn payload<T: DeserializeOwned>(&self) -> serde_json::Result<T> {
+        serde_json::from_slice(&self.body)
+    }
 }
 
 /// A core check that needs no body: the failure, or `None` when only the body can decide.
@@ -55,12 +77,19 @@ pub async fn precheck_flow_action(State(state): State<AppState>, request: Reques
 }
 
 async fn answer_early(state: &AppState, request: Request, next: Next, precheck: Precheck) -> Response {
-    let (parts, body) = request.into_parts();
-    match refused(state, &core_request(&parts, &state.config.app_url, Vec::new()), precheck) {
-        Some(refused) => refused,
-        None => next.run(Request::from_parts(parts, body)).await,
+    let (mut parts, body) = request.into_parts();
+    let core = core_request(&parts, &state.config.app_url, Vec::new());
+    if let Some(refused) = refused(state, &core, precheck) {
+        return refused;
     }
+    parts.extensions.insert(Prechecked(core));
+    next.run(Request::from_parts(parts, body)).await
 }
+
+/// The core's view of a request whose headers passed the pre-check, handed from the middleware
+/// to the extractor so that neither is done twice.
+#[derive(Clone)]
+struct Prechecked(Req);
 
 /// The answer for a request `precheck` refuses on its headers.
 fn refused(state: &AppState, core: &Req, precheck: Precheck) -> Option<Response> {
@@ -69,9 +98,9 @@ fn refused(state: &AppState, core: &Req, precheck: Precheck) -> Option<Response>
     Some(refused.response.into_response())
 }
 
-/// Runs `precheck` on the headers (as [`precheck_webhook`] did before the body was read, when
-/// the route has it); then reads the body (413 past the app's body limit, announced or not),
-/// verifies it with `verify`, and parses it.
+/// Runs `precheck` on the headers (unless [`precheck_webhook`] did, before the body was read);
+/// then reads the body (413 past the app's body limit, announced or not), verifies it with
+/// `verify`, and checks that it is JSON.
 ///
 /// The HMAC covers the body only, and the app's secret also signs query strings elsewhere in
 /// the protocol (OAuth callback, App Home URL). So beyond the signature, the body must be a
@@ -83,12 +112,18 @@ async fn verified(
     state: &AppState,
     precheck: Precheck,
     verify: fn(&ShopifyApp, &Req) -> ResultForReq,
-) -> Result<(Req, String, Value), Response> {
-    let (parts, body) = request.into_parts();
-    let mut core = core_request(&parts, &state.config.app_url, Vec::new());
-    if let Some(refused) = refused(state, &core, precheck) {
-        return Err(refused);
-    }
+) -> Result<(Req, String, Bytes), Response> {
+    let (mut parts, body) = request.into_parts();
+    let mut core = match parts.extensions.remove::<Prechecked>() {
+        Some(Prechecked(core)) => core,
+        None => {
+            let core = core_request(&parts, &state.config.app_url, Vec::new());
+            if let Some(refused) = refused(state, &core, precheck) {
+                return Err(refused);
+            }
+            core
+        }
+    };
     let body =
         Bytes::from_request(Request::from_parts(parts, body), state).await.map_err(IntoResponse::into_response)?;
     core.body = body.to_vec();
@@ -97,13 +132,19 @@ async fn verified(
     let (true, Some(shop)) = (result.ok, result.shop) else {
         return Err(result.response.into_response());
     };
-    // `{` first, not just any JSON object: a sorted query string whose first key starts with a
-    // space and `{` would otherwise be a JSON object after its leading whitespace.
-    let payload = match serde_json::from_slice::<Value>(&core.body) {
-        Ok(payload @ Value::Object(_)) if core.body.first() == Some(&b'{') => payload,
-        _ => return Err(bad_request("the signed body is not a JSON object starting with `{`")),
-    };
-    Ok((core, shop, payload))
+    if !is_json_object(&body) {
+        return Err(bad_request("the signed body is not a JSON object starting with `{`"));
+    }
+    Ok((core, shop, body))
+}
+
+/// Whether `body` is UTF-8 JSON whose first byte is `{` (an object), checked without building
+/// it: a handler parses only what it reads. `{` first, not just any JSON object: a sorted query
+/// string whose first key starts with a space and `{` would otherwise be a JSON object after
+/// its leading whitespace.
+fn is_json_object(body: &[u8]) -> bool {
+    body.first() == Some(&b'{')
+        && std::str::from_utf8(body).is_ok_and(|text| serde_json::from_str::<IgnoredAny>(text).is_ok())
 }
 
 fn bad_request(reason: &str) -> Response {
@@ -119,7 +160,7 @@ impl FromRequest<AppState> for Webhook {
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (core, shop, payload) =
+        let (core, shop, body) =
             verified(request, state, ShopifyApp::precheck_webhook_req, ShopifyApp::verify_webhook_req).await?;
         Ok(Self {
             shop,
@@ -127,7 +168,7 @@ impl FromRequest<AppState> for Webhook {
             webhook_id: header(&core, &["x-shopify-webhook-id", "shopify-webhook-id"]).filter(|id| !id.is_empty()),
             triggered_at: header(&core, &["x-shopify-triggered-at", "shopify-triggered-at"])
                 .and_then(|at| OffsetDateTime::parse(at.trim(), &Rfc3339).ok()),
-            payload,
+            body,
         })
     }
 }
@@ -136,8 +177,8 @@ impl FromRequest<AppState> for FlowAction {
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (_, shop, payload) =
+        let (_, shop, body) =
             verified(request, state, ShopifyApp::precheck_flow_action_req, ShopifyApp::verify_flow_action_req).await?;
-        Ok(Self { shop, payload })
+        Ok(Self { shop, body })
     }
 }

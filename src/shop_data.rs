@@ -1,0 +1,61 @@
+//! Everything the app stores about a shop, forgotten in one write when the shop uninstalls the
+//! app (`app/uninstalled`) or has its data erased (`shop/redact`): Shopify's tokens and their
+//! refresh leases, third-party provider tokens, pending connections and leases.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::deliveries::{Delivery, Once, WebhookDeliveries};
+use crate::tokens::{CachedTokenRepository, StoreError};
+
+/// What forgetting a shop deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forgotten {
+    /// Shopify access tokens.
+    pub tokens: u64,
+    /// Third-party provider tokens.
+    pub connections: u64,
+}
+
+/// Forgets shops, once per webhook delivery.
+#[derive(Clone)]
+pub struct ShopData {
+    deliveries: WebhookDeliveries,
+    tokens: Arc<CachedTokenRepository>,
+}
+
+impl std::fmt::Debug for ShopData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShopData").finish_non_exhaustive()
+    }
+}
+
+impl ShopData {
+    /// Forgets through `deliveries`' writer, dropping what `tokens` cached.
+    pub fn new(deliveries: WebhookDeliveries, tokens: Arc<CachedTokenRepository>) -> Self {
+        Self { deliveries, tokens }
+    }
+
+    /// Deletes everything stored about `shop`, in one transaction with `delivery`'s claim, at
+    /// `now`. With `installed_since` (an uninstall's `X-Shopify-Triggered-At`), nothing is
+    /// deleted (`Ran(None)`) when the shop holds a token obtained at or after it: the shop
+    /// installed the app again since, and the uninstall was about an earlier install.
+    pub async fn forget(
+        &self,
+        delivery: Option<Delivery>,
+        now: OffsetDateTime,
+        shop: &str,
+        installed_since: Option<OffsetDateTime>,
+    ) -> Result<Once<Option<Forgotten>>, StoreError> {
+        let owned = shop.to_owned();
+        let forget = self.deliveries.once_on_writer(delivery, now, move |db| {
+            let Some(tokens) = crate::tokens::delete_shop_in(db, &owned, installed_since)? else {
+                return Ok(None);
+            };
+            let connections = crate::oauth::delete_shop_in(db, &owned)?;
+            Ok(Some(Forgotten { tokens, connections }))
+        });
+        self.tokens.writing_shop(shop, forget).await
+    }
+}
