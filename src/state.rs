@@ -16,9 +16,21 @@ use crate::tokens::{
     TokenRepository,
 };
 
-/// Handler state: settings, the auth core, the token store and the database. Cheap to clone.
+/// Handler state: settings, the auth core, the token store and the database, read through
+/// [`Shared`]'s fields (`state.config`...). Cloned for every request: one reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What every handler shares, behind [`AppState`].
+pub struct Shared {
     /// The validated settings.
     pub config: Arc<Config>,
     /// The Shopify auth core.
@@ -87,7 +99,7 @@ impl AppState {
             .then(|| Arc::new(ClientCredentialsTokens::new(shopify.clone(), config.client_credentials_shops.clone())));
         let deliveries = WebhookDeliveries::new(pool.clone(), writer, config.limits.request_timeout);
         let shop_data = ShopData::new(deliveries.clone(), cached);
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             config: Arc::new(config),
             shopify,
             tokens,
@@ -96,7 +108,7 @@ impl AppState {
             pool,
             oauth: Arc::new(oauth),
             client_credentials,
-        })
+        })))
     }
 
     /// Rewrites every stored token (Shopify's and the providers', linked or pending) that is

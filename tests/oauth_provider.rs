@@ -593,3 +593,51 @@ async fn uninstalling_forgets_the_shops_provider_tokens_and_pending_connections(
     assert_eq!(confirm(&app, &session_token(app.now()), &pending).await.status, StatusCode::NOT_FOUND);
     assert!(stored(&app).await.is_none());
 }
+
+#[tokio::test]
+async fn an_uninstall_cut_short_deletes_nothing_and_its_retry_deletes_everything() {
+    let (app, _provider) = start().await;
+    let token = ProviderToken {
+        shop: SHOP.into(),
+        provider: "example".into(),
+        access_token: "at".into(),
+        refresh_token: None,
+        scope: String::new(),
+        expires: None,
+    };
+    app.state.oauth.store().save(&token).await.unwrap();
+    let offline = shopify_app_rust::shopify::model::AccessToken {
+        shop: SHOP.into(),
+        token: "shpat_offline".into(),
+        expires: None,
+        scope: String::new(),
+        access_mode: shopify_app_rust::shopify::model::AccessMode::Offline,
+        refresh_token: None,
+        refresh_token_expires: None,
+        user: None,
+    };
+    app.state.tokens.repository().save(&offline).await.unwrap();
+    let offline = count_rows(&app.state, "access_tokens").await;
+    assert_eq!(offline, 1, "the shop holds a Shopify token too");
+    // The provider half of the uninstall fails after the Shopify half ran.
+    sqlx::query("ALTER TABLE provider_pending_connections RENAME TO pending_away")
+        .execute(&app.state.pool)
+        .await
+        .unwrap();
+    let response = app.send(webhook("/webhooks/app/uninstalled", "app/uninstalled", "wh-cut", "{}")).await;
+    assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(count_rows(&app.state, "access_tokens").await, offline, "the Shopify tokens' delete was rolled back");
+    assert!(stored(&app).await.is_some(), "the provider token is kept");
+    assert_eq!(count_rows(&app.state, "webhook_deliveries").await, 0, "no claim is left behind");
+
+    sqlx::query("ALTER TABLE pending_away RENAME TO provider_pending_connections")
+        .execute(&app.state.pool)
+        .await
+        .unwrap();
+    let response = app.send(webhook("/webhooks/app/uninstalled", "app/uninstalled", "wh-cut", "{}")).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(count_rows(&app.state, "access_tokens").await, 0);
+    assert!(stored(&app).await.is_none());
+    let response = app.send(webhook("/webhooks/app/uninstalled", "app/uninstalled", "wh-cut", "{}")).await;
+    assert_eq!(response.status, StatusCode::OK, "a repeat is answered 200 and does nothing");
+}
