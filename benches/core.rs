@@ -121,8 +121,8 @@ fn main() {
             vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         )
         .unwrap();
-        let pool = shopify_app_rust::db::connect(&database_url).await.unwrap();
-        let state = shopify_app_rust::AppState::new(config, pool, Arc::new(SystemClock)).unwrap();
+        let db = shopify_app_rust::db::connect(&database_url, 1).await.unwrap();
+        let state = shopify_app_rust::AppState::new(config, db, Arc::new(SystemClock)).unwrap();
         let stored = AccessToken {
             shop: "s1".into(),
             token: "shpat_bench".into(),

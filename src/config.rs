@@ -68,12 +68,16 @@ pub struct Limits {
     /// How long a write to a client may make no progress (the client reads nothing) before
     /// the connection is closed (`SEND_TIMEOUT_SECS`).
     pub send_timeout: Duration,
+    /// Connections to PostgreSQL this instance opens at most (`DATABASE_MAX_CONNECTIONS`);
+    /// mind the server's `max_connections` across every instance.
+    pub database_connections: u32,
 }
 
 impl Default for Limits {
     /// Ten seconds for headers and for the body, 120 seconds for an answer (above the slowest
     /// Shopify call chain of a request, see the README), 1024 requests and 4096 connections at
-    /// once, and 30 seconds for a write to a client to make progress.
+    /// once, 30 seconds for a write to a client to make progress, and 10 PostgreSQL
+    /// connections.
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(10),
@@ -82,6 +86,7 @@ impl Default for Limits {
             max_concurrent_requests: 1024,
             max_connections: 4096,
             send_timeout: Duration::from_secs(30),
+            database_connections: 10,
         }
     }
 }
@@ -135,10 +140,10 @@ impl Config {
         };
         let app_url = validate_origin(app_url_name, &app_url)?;
         let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-        if !database_url.starts_with("sqlite:") {
+        if !database_url.starts_with("sqlite:") && !crate::db::Db::is_postgres(&database_url) {
             return Err(ConfigError::Invalid {
                 name: "DATABASE_URL",
-                reason: "only sqlite: URLs are supported".to_owned(),
+                reason: "a sqlite: file or a postgres:// server".to_owned(),
             });
         }
         if crate::db::is_in_memory(&database_url) {
@@ -253,6 +258,7 @@ fn limits(get: &dyn Fn(&str) -> Option<String>) -> Result<Limits, ConfigError> {
         max_concurrent_requests: count("MAX_CONCURRENT_REQUESTS", defaults.max_concurrent_requests)?,
         max_connections: count("MAX_CONNECTIONS", defaults.max_connections)?,
         send_timeout: seconds("SEND_TIMEOUT_SECS", defaults.send_timeout)?,
+        database_connections: number("DATABASE_MAX_CONNECTIONS", defaults.database_connections.into(), 10_000)? as u32,
     })
 }
 
@@ -373,6 +379,7 @@ mod tests {
             ("MAX_CONCURRENT_REQUESTS", "16"),
             ("MAX_CONNECTIONS", "64"),
             ("SEND_TIMEOUT_SECS", "7"),
+            ("DATABASE_MAX_CONNECTIONS", "3"),
         ];
         let limits = Config::from_vars(vars(&[base.as_slice(), &set].concat())).unwrap().limits;
         assert_eq!(
@@ -384,6 +391,7 @@ mod tests {
                 max_concurrent_requests: 16,
                 max_connections: 64,
                 send_timeout: Duration::from_secs(7),
+                database_connections: 3,
             }
         );
         for (name, _) in set {

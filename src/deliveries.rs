@@ -3,9 +3,9 @@
 //! repeat that arrives while the work runs is told to come back later, and a claim whose work
 //! was cut off (crash, dropped connection) is taken over once it is stale.
 //!
-//! Work that only writes to the database runs with [`WebhookDeliveries::once_on_writer`]: the
-//! claim, the work and the mark commit together in one writer job, so nothing is left
-//! half-done and a delivery costs one trip to the writer. Other work (an Admin API call, say)
+//! Work that only writes to the database runs with [`WebhookDeliveries::once_with_writes`]:
+//! the claim, the work and the mark commit together in one transaction (on SQLite, one job of
+//! the writer thread), so nothing is left half-done and a delivery costs one trip. Other work (an Admin API call, say)
 //! runs with [`WebhookDeliveries::once`] between a claim and its mark.
 
 use std::future::Future;
@@ -13,11 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, params};
-use sqlx::SqlitePool;
+use sqlx::PgConnection;
 use time::OffsetDateTime;
 
-use crate::db::Writer;
+use crate::db::{Db, on_pool};
 use crate::shopify::clock::Clock;
+use crate::shopify::http::BoxFuture;
 use crate::tokens::StoreError;
 
 /// How long a delivery id is remembered. Shopify retries a failed delivery for 48 hours.
@@ -77,49 +78,85 @@ struct ClaimId {
 /// The table of deliveries seen.
 #[derive(Debug, Clone)]
 pub struct WebhookDeliveries {
-    pool: SqlitePool,
-    writer: Writer,
+    db: Db,
     claim_timeout: Duration,
 }
 
-/// Inserts a claim on `delivery` held by `claim_id`, takes over a stale one, or leaves the row
-/// as it is, in one statement, so that there is no moment in which another copy's release can
-/// make a claim look done. A claim made with `done` is marked done at once (its work commits
-/// in the same transaction).
-fn claim_in(
-    db: &Connection,
-    delivery: &Delivery,
-    claim_id: &str,
+/// Inserts a claim on a delivery (`$1` id, `$2` topic, `$3` shop, `$4` now) held by `$5`,
+/// takes over one older than `$7`, or leaves the row as it is, in one statement, so that
+/// there is no moment in which another copy's release can make a claim look done. A claim
+/// made with `$6` true is marked done at once (its work commits in the same transaction).
+/// Parameters first appear in order: the SQLite writer binds them by position.
+const CLAIM: &str = "INSERT INTO webhook_deliveries (webhook_id, topic, shop, received_at, claim_id, done)
+     VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (webhook_id) DO UPDATE SET
+       received_at = CASE WHEN NOT webhook_deliveries.done AND webhook_deliveries.received_at <= $7
+         THEN excluded.received_at ELSE webhook_deliveries.received_at END,
+       claim_id = CASE WHEN NOT webhook_deliveries.done AND webhook_deliveries.received_at <= $7
+         THEN excluded.claim_id ELSE webhook_deliveries.claim_id END,
+       done = CASE WHEN NOT webhook_deliveries.done AND webhook_deliveries.received_at <= $7
+         THEN excluded.done ELSE webhook_deliveries.done END
+     RETURNING done, claim_id";
+const FINISH: &str = "UPDATE webhook_deliveries SET done = TRUE WHERE webhook_id = $1 AND claim_id = $2";
+const RELEASE: &str = "DELETE FROM webhook_deliveries WHERE webhook_id = $1 AND claim_id = $2";
+
+/// A claim about to be made: who makes it, when, and whether its work commits with it.
+struct NewClaim<'a> {
+    delivery: &'a Delivery,
+    claim_id: &'a str,
     now: i64,
     stale_before: i64,
     done: bool,
-) -> rusqlite::Result<Claim> {
-    let (was_done, holder) = db
-        .prepare_cached(
-            "INSERT INTO webhook_deliveries (webhook_id, topic, shop, received_at, done, claim_id)
-             VALUES (?1, ?2, ?3, ?4, ?7, ?5)
-             ON CONFLICT (webhook_id) DO UPDATE SET
-               received_at = CASE WHEN done = 0 AND received_at <= ?6 THEN excluded.received_at ELSE received_at END,
-               claim_id = CASE WHEN done = 0 AND received_at <= ?6 THEN excluded.claim_id ELSE claim_id END,
-               done = CASE WHEN done = 0 AND received_at <= ?6 THEN excluded.done ELSE done END
-             RETURNING done, claim_id",
-        )?
-        .query_row(
-            params![delivery.webhook_id, delivery.topic, delivery.shop, now, claim_id, stale_before, done],
-            |row| Ok((row.get::<_, bool>(0)?, row.get::<_, Option<String>>(1)?)),
-        )?;
-    Ok(match (holder, was_done) {
-        (Some(holder), _) if holder == claim_id => Once::Ran(()),
-        (_, true) => Once::Done,
-        (_, false) => Once::InProgress,
-    })
 }
 
+impl NewClaim<'_> {
+    /// What the claim found, from the row [`CLAIM`] returned.
+    fn found(&self, was_done: bool, holder: Option<String>) -> Claim {
+        match (holder, was_done) {
+            (Some(holder), _) if holder == self.claim_id => Once::Ran(()),
+            (_, true) => Once::Done,
+            (_, false) => Once::InProgress,
+        }
+    }
+
+    /// Makes the claim in the SQLite writer's transaction.
+    fn on_sqlite(&self, db: &Connection) -> rusqlite::Result<Claim> {
+        let Delivery { webhook_id, topic, shop } = self.delivery;
+        let (was_done, holder) = db.prepare_cached(CLAIM)?.query_row(
+            params![webhook_id, topic, shop, self.now, self.claim_id, self.done, self.stale_before],
+            |row| Ok((row.get::<_, bool>(0)?, row.get::<_, Option<String>>(1)?)),
+        )?;
+        Ok(self.found(was_done, holder))
+    }
+
+    /// Makes the claim on PostgreSQL.
+    async fn on_postgres<'c>(&self, db: impl sqlx::PgExecutor<'c>) -> Result<Claim, sqlx::Error> {
+        let Delivery { webhook_id, topic, shop } = self.delivery;
+        let (was_done, holder): (bool, Option<String>) = sqlx::query_as(CLAIM)
+            .bind(webhook_id)
+            .bind(topic)
+            .bind(shop)
+            .bind(self.now)
+            .bind(self.claim_id)
+            .bind(self.done)
+            .bind(self.stale_before)
+            .fetch_one(db)
+            .await?;
+        Ok(self.found(was_done, holder))
+    }
+}
+
+/// Work that only writes to the database, as the SQLite writer runs it.
+pub type SqliteWork<T> = Box<dyn FnOnce(&Connection) -> rusqlite::Result<T> + Send>;
+/// The same work in a PostgreSQL transaction.
+pub type PostgresWork<T> =
+    Box<dyn for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<T, sqlx::Error>> + Send>;
+
 impl WebhookDeliveries {
-    /// The deliveries table in `pool`'s database, for requests cut off after `request_timeout`:
-    /// a claim is taken over once it is [`CLAIM_MARGIN`] older than that.
-    pub fn new(pool: SqlitePool, writer: Writer, request_timeout: Duration) -> Self {
-        Self { pool, writer, claim_timeout: request_timeout + CLAIM_MARGIN }
+    /// The deliveries table in `db`, for requests cut off after `request_timeout`: a claim is
+    /// taken over once it is [`CLAIM_MARGIN`] older than that.
+    pub fn new(db: Db, request_timeout: Duration) -> Self {
+        Self { db, claim_timeout: request_timeout + CLAIM_MARGIN }
     }
 
     /// The claim's times at `now`: `now` and the moment before which a claim is stale.
@@ -128,35 +165,62 @@ impl WebhookDeliveries {
         (now, now - self.claim_timeout.as_secs() as i64)
     }
 
-    /// Runs `job` once per delivery, in one writer job with the delivery's claim and its mark:
-    /// all three commit together, or (when `job` fails) none does, and Shopify's retry runs it
-    /// again. Without a delivery (no id header), `job` just runs.
-    pub async fn once_on_writer<T, F>(
+    /// Runs work once per delivery, in one transaction with the delivery's claim and its mark:
+    /// all three commit together, or (when the work fails) none does, and Shopify's retry runs
+    /// it again. The work comes in the database's two forms ([`SqliteWork`] on the writer
+    /// thread, [`PostgresWork`]); the one of the app's database runs. Without a delivery (no
+    /// id header), the work just runs.
+    pub async fn once_with_writes<T: Send + 'static>(
         &self,
         delivery: Option<Delivery>,
         now: OffsetDateTime,
-        job: F,
-    ) -> Result<Once<T>, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
-    {
+        on_sqlite: SqliteWork<T>,
+        on_postgres: PostgresWork<T>,
+    ) -> Result<Once<T>, StoreError> {
         let (now, stale_before) = self.times(now);
-        self.writer
-            .run(move |db| {
-                let claim = match delivery {
+        let claim_id = crate::sessions::random_token();
+        match &self.db {
+            Db::Sqlite { writer, .. } => {
+                writer
+                    .run(move |db| {
+                        let claim = match &delivery {
+                            Some(delivery) => NewClaim { delivery, claim_id: &claim_id, now, stale_before, done: true }
+                                .on_sqlite(db)?,
+                            None => Once::Ran(()),
+                        };
+                        match claim {
+                            Once::Ran(()) => on_sqlite(db).map(Once::Ran),
+                            Once::Done => Ok(Once::Done),
+                            Once::InProgress => Ok(Once::InProgress),
+                        }
+                    })
+                    .await
+            }
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let claim = match &delivery {
                     Some(delivery) => {
-                        claim_in(db, &delivery, &crate::sessions::random_token(), now, stale_before, true)?
+                        NewClaim { delivery, claim_id: &claim_id, now, stale_before, done: true }
+                            .on_postgres(&mut *tx)
+                            .await?
                     }
                     None => Once::Ran(()),
                 };
-                match claim {
-                    Once::Ran(()) => job(db).map(Once::Ran),
-                    Once::Done => Ok(Once::Done),
-                    Once::InProgress => Ok(Once::InProgress),
-                }
-            })
-            .await
+                let once = match claim {
+                    Once::Ran(()) => Once::Ran(on_postgres(&mut tx).await?),
+                    Once::Done => Once::Done,
+                    Once::InProgress => Once::InProgress,
+                };
+                tx.commit().await?;
+                Ok(once)
+            }
+        }
+    }
+
+    /// Marks a delivery whose work writes nothing (it logs, say) done: `Ran(())` the first
+    /// time, [`Once::Done`] after.
+    pub async fn mark_once(&self, delivery: Option<Delivery>, now: OffsetDateTime) -> Result<Once<()>, StoreError> {
+        self.once_with_writes(delivery, now, Box::new(|_| Ok(())), Box::new(|_| Box::pin(async { Ok(()) }))).await
     }
 
     /// Runs `work` once per delivery: claims the delivery, runs `work`, then marks the delivery
@@ -178,11 +242,11 @@ impl WebhookDeliveries {
         };
         match work.await {
             Ok(value) => {
-                self.finish(&claim).await?;
+                self.on_claim(&claim, FINISH).await?;
                 Ok(Once::Ran(value))
             }
             Err(error) => {
-                self.release(&claim).await?;
+                self.on_claim(&claim, RELEASE).await?;
                 Err(error)
             }
         }
@@ -193,37 +257,49 @@ impl WebhookDeliveries {
     async fn claim(&self, delivery: Delivery, now: OffsetDateTime) -> Result<Once<ClaimId>, StoreError> {
         let (now, stale_before) = self.times(now);
         let claim_id = crate::sessions::random_token();
-        let mine = claim_id.clone();
-        let webhook_id = delivery.webhook_id.clone();
-        let claim = self.writer.run(move |db| claim_in(db, &delivery, &mine, now, stale_before, false)).await?;
-        Ok(claim.map(|()| ClaimId { webhook_id, claim_id }))
+        let claim = match &self.db {
+            Db::Sqlite { writer, .. } => {
+                let mine = claim_id.clone();
+                let delivery = delivery.clone();
+                writer
+                    .run(move |db| {
+                        NewClaim { delivery: &delivery, claim_id: &mine, now, stale_before, done: false }.on_sqlite(db)
+                    })
+                    .await?
+            }
+            Db::Postgres(pool) => {
+                NewClaim { delivery: &delivery, claim_id: &claim_id, now, stale_before, done: false }
+                    .on_postgres(pool)
+                    .await?
+            }
+        };
+        Ok(claim.map(|()| ClaimId { webhook_id: delivery.webhook_id, claim_id }))
     }
 
-    /// Marks a claimed delivery's work done (unless its claim was taken over meanwhile).
-    async fn finish(&self, claim: &ClaimId) -> Result<(), StoreError> {
-        self.on_claim(claim, "UPDATE webhook_deliveries SET done = 1 WHERE webhook_id = ?1 AND claim_id = ?2").await
-    }
-
-    /// Releases a claim whose work failed, so that Shopify's retry runs it (unless its claim
-    /// was taken over meanwhile: the new holder's claim stays).
-    async fn release(&self, claim: &ClaimId) -> Result<(), StoreError> {
-        self.on_claim(claim, "DELETE FROM webhook_deliveries WHERE webhook_id = ?1 AND claim_id = ?2").await
-    }
-
-    /// Runs `sql` on the row of `claim`, bound to its delivery and claim ids.
+    /// Runs `sql` ([`FINISH`] or [`RELEASE`]) on the row of `claim`, bound to its delivery and
+    /// claim ids: nothing happens when the claim was taken over meanwhile.
     async fn on_claim(&self, claim: &ClaimId, sql: &'static str) -> Result<(), StoreError> {
         let ClaimId { webhook_id, claim_id } = claim.clone();
-        self.writer.run(move |db| db.prepare_cached(sql)?.execute(params![webhook_id, claim_id])).await?;
+        match &self.db {
+            Db::Sqlite { writer, .. } => {
+                writer.run(move |db| db.prepare_cached(sql)?.execute(params![webhook_id, claim_id])).await?;
+            }
+            Db::Postgres(pool) => {
+                sqlx::query(sql).bind(webhook_id).bind(claim_id).execute(pool).await?;
+            }
+        }
         Ok(())
     }
 
     /// Forgets the delivery ids received more than [`RETENTION`] before `now`. Returns how many.
     pub async fn forget_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let deleted = sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < ?")
-            .bind(now.unix_timestamp() - RETENTION.as_secs() as i64)
-            .execute(&self.pool)
-            .await?;
-        Ok(deleted.rows_affected())
+        let before = now.unix_timestamp() - RETENTION.as_secs() as i64;
+        let deleted = on_pool!(&self.db, pool => sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < $1")
+            .bind(before)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))?;
+        Ok(deleted)
     }
 
     /// Runs [`WebhookDeliveries::forget_expired`] now and then every [`FORGET_EVERY`], forever
@@ -245,9 +321,8 @@ mod tests {
     async fn deliveries() -> (WebhookDeliveries, tempfile::TempDir) {
         let folder = tempfile::tempdir().unwrap_or_else(|error| panic!("temp dir: {error}"));
         let url = format!("sqlite:{}", folder.path().join("app.db").display());
-        let pool = crate::db::connect(&url).await.unwrap_or_else(|error| panic!("database: {error}"));
-        let writer = crate::db::open_writer(&url).unwrap_or_else(|error| panic!("writer: {error}"));
-        (WebhookDeliveries::new(pool, writer, Duration::from_secs(50)), folder)
+        let db = crate::db::connect(&url, 1).await.unwrap_or_else(|error| panic!("database: {error}"));
+        (WebhookDeliveries::new(db, Duration::from_secs(50)), folder)
     }
 
     fn at(seconds: i64) -> OffsetDateTime {
@@ -258,9 +333,19 @@ mod tests {
         Delivery { webhook_id: id.to_owned(), topic: "app/uninstalled".to_owned(), shop: "s1".to_owned() }
     }
 
-    /// Runs a no-op `once_on_writer` for `id` at `at`.
     async fn mark(deliveries: &WebhookDeliveries, id: &str, at: OffsetDateTime) -> Option<Once<()>> {
-        deliveries.once_on_writer(Some(delivery(id)), at, |_| Ok(())).await.ok()
+        deliveries.mark_once(Some(delivery(id)), at).await.ok()
+    }
+
+    /// `write` on SQLite (these tests' database); never runs on PostgreSQL.
+    async fn with_writes<T: Send + 'static>(
+        deliveries: &WebhookDeliveries,
+        id: Option<&str>,
+        at: OffsetDateTime,
+        write: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<Once<T>, StoreError> {
+        let unused: PostgresWork<T> = Box::new(|_| Box::pin(async { Err(sqlx::Error::PoolClosed) }));
+        deliveries.once_with_writes(id.map(delivery), at, Box::new(write), unused).await
     }
 
     #[tokio::test]
@@ -273,7 +358,7 @@ mod tests {
         let failed: Result<Once<()>, StoreError> =
             deliveries.once(Some(delivery("d1")), at(1), async { Err(StoreError::Busy) }).await;
         assert_eq!(failed.ok(), Some(Once::InProgress), "a copy does not run while the claim is held");
-        deliveries.release(&first).await.unwrap_or_else(|error| panic!("{error}"));
+        deliveries.on_claim(&first, RELEASE).await.unwrap_or_else(|error| panic!("{error}"));
         let failed: Result<Once<()>, StoreError> =
             deliveries.once(Some(delivery("d1")), at(2), async { Err(StoreError::Busy) }).await;
         assert!(failed.is_err(), "after a release the next copy runs the work");
@@ -295,14 +380,14 @@ mod tests {
                 db.query_row("SELECT count(*) FROM work", [], |row| row.get::<_, i64>(0))
             }
         };
-        assert!(deliveries.once_on_writer(Some(delivery("d1")), at(0), write(true)).await.is_err());
+        assert!(with_writes(&deliveries, Some("d1"), at(0), write(true)).await.is_err());
         assert_eq!(
-            deliveries.once_on_writer(Some(delivery("d1")), at(1), write(false)).await.ok(),
+            with_writes(&deliveries, Some("d1"), at(1), write(false)).await.ok(),
             Some(Once::Ran(1)),
             "the failed job left neither its claim nor its row"
         );
-        assert_eq!(deliveries.once_on_writer(Some(delivery("d1")), at(2), write(false)).await.ok(), Some(Once::Done));
-        assert_eq!(deliveries.once_on_writer(None, at(3), write(false)).await.ok(), Some(Once::Ran(2)));
+        assert_eq!(with_writes(&deliveries, Some("d1"), at(2), write(false)).await.ok(), Some(Once::Done));
+        assert_eq!(with_writes(&deliveries, None, at(3), write(false)).await.ok(), Some(Once::Ran(2)));
     }
 
     #[tokio::test]
@@ -328,10 +413,10 @@ mod tests {
         let Ok(Once::Ran(current)) = claim(later).await else {
             panic!("a stale claim is taken over");
         };
-        deliveries.release(&stale).await.unwrap_or_else(|error| panic!("{error}"));
-        deliveries.finish(&stale).await.unwrap_or_else(|error| panic!("{error}"));
+        deliveries.on_claim(&stale, RELEASE).await.unwrap_or_else(|error| panic!("{error}"));
+        deliveries.on_claim(&stale, FINISH).await.unwrap_or_else(|error| panic!("{error}"));
         assert_eq!(mark(&deliveries, "d1", later).await, Some(Once::InProgress));
-        deliveries.finish(&current).await.unwrap_or_else(|error| panic!("{error}"));
+        deliveries.on_claim(&current, FINISH).await.unwrap_or_else(|error| panic!("{error}"));
         assert_eq!(mark(&deliveries, "d1", later).await, Some(Once::Done));
     }
 

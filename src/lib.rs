@@ -66,6 +66,7 @@ pub fn app(state: AppState) -> Router {
         .merge(extension_routes())
         .merge(session_routes(&state))
         .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
         .nest_service("/static", ServeDir::new("static"))
         .layer(limits)
         .merge(webhooks)
@@ -101,7 +102,7 @@ fn session_routes(state: &AppState) -> Router<AppState> {
             .route(&provider.start_path(), routes::connect::start_route(provider.name.clone()))
             .route(&provider.redirect_path, routes::connect::callback_route(provider.name.clone()));
     }
-    router.layer(sessions::layer(state.pool.clone(), state.config.session_cookie_secure))
+    router.layer(sessions::layer(&state.db, state.config.session_cookie_secure))
 }
 
 /// One span per request, with the method and the path only: queries carry session tokens

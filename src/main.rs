@@ -36,14 +36,14 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(origin) = &config.shop_origin {
         tracing::warn!(%origin, "SHOPIFY_SHOP_ORIGIN is set: Shopify calls go to this origin, not to the shops (tests and local fakes only)");
     }
-    let pool = db::connect(&config.database_url)
+    let db = db::connect(&config.database_url, config.limits.database_connections)
         .await
-        .map_err(|error| format!("database {}: {error}", config.database_url))?;
+        .map_err(|error| format!("database {}: {error}", db::redacted(&config.database_url)))?;
     let address = SocketAddr::from(([0, 0, 0, 0], config.port));
     let listener =
         tokio::net::TcpListener::bind(address).await.map_err(|error| format!("cannot listen on {address}: {error}"))?;
     let (app_url, limits) = (config.app_url.clone(), config.limits);
-    let state = AppState::new(config, pool.clone(), Arc::new(SystemClock))?;
+    let state = AppState::new(config, db.clone(), Arc::new(SystemClock))?;
     match &state.config.token_encryption_keys {
         None => tracing::warn!(
             "TOKEN_ENCRYPTION_KEYS is not set: access and refresh tokens are stored in plaintext (see the README)"
@@ -54,7 +54,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if rewritten > 0 {
         tracing::info!(rewritten, "stored tokens rewritten under the current encryption key");
     }
-    tokio::spawn(sessions::delete_expired_periodically(pool.clone()));
+    tokio::spawn(sessions::delete_expired_periodically(db.clone()));
     tokio::spawn(state.deliveries.clone().forget_expired_periodically(state.shopify.clock().clone()));
     if let Some(client_credentials) = &state.client_credentials {
         tracing::info!(shops = ?client_credentials.shops(), "keeping client-credentials tokens renewed");
@@ -62,7 +62,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     tracing::info!(%address, %app_url, "ready to serve");
     server::serve(listener, app(state), limits, shutdown_signal()).await;
-    pool.close().await;
+    db.close().await;
     tracing::info!("stopped");
     Ok(())
 }

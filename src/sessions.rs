@@ -1,4 +1,4 @@
-//! Server-side sessions (tower-sessions, stored in the app's SQLite database), for top-level
+//! Server-side sessions (tower-sessions, stored in the app's database), for top-level
 //! flows only: the OAuth `state` of the provider-connection flow, which only a verified session
 //! token can start. (The install flow keeps its state in a signed cookie instead: anyone can
 //! start it.) Embedded App Home requests never get this layer: the admin iframe is third-party
@@ -7,11 +7,13 @@
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use sqlx::SqlitePool;
 use tower_sessions::cookie::SameSite;
-use tower_sessions::session_store::ExpiredDeletion;
-use tower_sessions::{Expiry, Session, SessionManagerLayer};
-use tower_sessions_sqlx_store::SqliteStore;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{self, ExpiredDeletion};
+use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore};
+use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
+
+use crate::db::Db;
 
 pub use tower_sessions::session::Error as SessionError;
 
@@ -22,11 +24,80 @@ pub const LIFETIME: time::Duration = time::Duration::hours(1);
 /// How often expired sessions are deleted.
 pub const DELETE_EXPIRED_EVERY: Duration = Duration::from_secs(60 * 60);
 
-/// The session layer over the `tower_sessions` table (`migrations/0003_sessions.sql`): cookies
-/// `HttpOnly`, `SameSite=Lax` (sent on the top-level redirect back from Shopify or a provider),
-/// `Secure` unless `secure` is false (plain-http localhost only), expiring after [`LIFETIME`].
-pub fn layer(pool: SqlitePool, secure: bool) -> SessionManagerLayer<SqliteStore> {
-    SessionManagerLayer::new(SqliteStore::new(pool))
+/// The sessions' store: the `tower_sessions` table on SQLite (`migrations/sqlite`), the
+/// `tower_sessions.session` table on PostgreSQL (created by [`Store::migrate`]).
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// On SQLite.
+    Sqlite(SqliteStore),
+    /// On PostgreSQL.
+    Postgres(PostgresStore),
+}
+
+impl Store {
+    /// The store in `db`.
+    pub fn new(db: &Db) -> Self {
+        match db {
+            Db::Sqlite { pool, .. } => Self::Sqlite(SqliteStore::new(pool.clone())),
+            Db::Postgres(pool) => Self::Postgres(PostgresStore::new(pool.clone())),
+        }
+    }
+
+    /// Creates the store's table where no migration of the app's does (PostgreSQL).
+    pub async fn migrate(&self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Sqlite(_) => Ok(()),
+            Self::Postgres(store) => store.migrate().await,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for Store {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        match self {
+            Self::Sqlite(store) => store.create(record).await,
+            Self::Postgres(store) => store.create(record).await,
+        }
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        match self {
+            Self::Sqlite(store) => store.save(record).await,
+            Self::Postgres(store) => store.save(record).await,
+        }
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        match self {
+            Self::Sqlite(store) => store.load(id).await,
+            Self::Postgres(store) => store.load(id).await,
+        }
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        match self {
+            Self::Sqlite(store) => store.delete(id).await,
+            Self::Postgres(store) => store.delete(id).await,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ExpiredDeletion for Store {
+    async fn delete_expired(&self) -> session_store::Result<()> {
+        match self {
+            Self::Sqlite(store) => store.delete_expired().await,
+            Self::Postgres(store) => store.delete_expired().await,
+        }
+    }
+}
+
+/// The session layer over `db`'s [`Store`]: cookies `HttpOnly`, `SameSite=Lax` (sent on the
+/// top-level redirect back from Shopify or a provider), `Secure` unless `secure` is false
+/// (plain-http localhost only), expiring after [`LIFETIME`].
+pub fn layer(db: &Db, secure: bool) -> SessionManagerLayer<Store> {
+    SessionManagerLayer::new(Store::new(db))
         .with_name(COOKIE_NAME)
         .with_secure(secure)
         .with_http_only(true)
@@ -37,8 +108,8 @@ pub fn layer(pool: SqlitePool, secure: bool) -> SessionManagerLayer<SqliteStore>
 
 /// Deletes expired sessions now and then every [`DELETE_EXPIRED_EVERY`], forever: spawn it
 /// once at start.
-pub async fn delete_expired_periodically(pool: SqlitePool) {
-    let store = SqliteStore::new(pool);
+pub async fn delete_expired_periodically(db: Db) {
+    let store = Store::new(&db);
     loop {
         if let Err(error) = store.delete_expired().await {
             tracing::warn!(%error, "could not delete expired sessions");

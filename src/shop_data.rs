@@ -48,14 +48,28 @@ impl ShopData {
         shop: &str,
         installed_since: Option<OffsetDateTime>,
     ) -> Result<Once<Option<Forgotten>>, StoreError> {
-        let owned = shop.to_owned();
-        let forget = self.deliveries.once_on_writer(delivery, now, move |db| {
-            let Some(tokens) = crate::tokens::delete_shop_in(db, &owned, installed_since)? else {
-                return Ok(None);
-            };
-            let connections = crate::oauth::delete_shop_in(db, &owned)?;
-            Ok(Some(Forgotten { tokens, connections }))
-        });
+        let (on_sqlite, on_postgres) = (shop.to_owned(), shop.to_owned());
+        let forget = self.deliveries.once_with_writes(
+            delivery,
+            now,
+            Box::new(move |db| {
+                let Some(tokens) = crate::tokens::delete_shop_in(db, &on_sqlite, installed_since)? else {
+                    return Ok(None);
+                };
+                let connections = crate::oauth::delete_shop_in(db, &on_sqlite)?;
+                Ok(Some(Forgotten { tokens, connections }))
+            }),
+            Box::new(move |tx| {
+                Box::pin(async move {
+                    let shop = on_postgres.as_str();
+                    let Some(tokens) = crate::tokens::delete_shop_in_postgres(tx, shop, installed_since).await? else {
+                        return Ok(None);
+                    };
+                    let connections = crate::oauth::delete_shop_in_postgres(tx, shop).await?;
+                    Ok(Some(Forgotten { tokens, connections }))
+                })
+            }),
+        );
         self.tokens.writing_shop(shop, forget).await
     }
 }

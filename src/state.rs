@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use sqlx::SqlitePool;
-
 use crate::config::Config;
+use crate::db::Db;
 use crate::deliveries::WebhookDeliveries;
 use crate::oauth::{OAuthError, OAuthProviders};
 use crate::shop_data::ShopData;
@@ -12,7 +11,7 @@ use crate::shopify::clock::Clock;
 use crate::shopify::http::{ReqwestTransport, ShopOrigin, Transport};
 use crate::shopify::{AppConfig, ShopifyApp};
 use crate::tokens::{
-    CachedTokenRepository, ClientCredentialsTokens, OfflineTokens, SqliteTokenRepository, StoreError, TokenCipher,
+    CachedTokenRepository, ClientCredentialsTokens, OfflineTokens, SqlTokenRepository, StoreError, TokenCipher,
     TokenRepository,
 };
 
@@ -41,8 +40,8 @@ pub struct Shared {
     pub deliveries: WebhookDeliveries,
     /// What the app stores per shop, forgotten on uninstall and redact.
     pub shop_data: ShopData,
-    /// The database pool.
-    pub pool: SqlitePool,
+    /// The database.
+    pub db: Db,
     /// Third-party OAuth2 providers and their tokens.
     pub oauth: Arc<OAuthProviders>,
     /// Client-credentials tokens, when `SHOPIFY_CLIENT_CREDENTIALS_SHOPS` names shops (`main`
@@ -59,7 +58,7 @@ pub enum StateError {
     /// The HTTP client could not be built.
     #[error("HTTP client: {0}")]
     Http(#[from] reqwest::Error),
-    /// The database writer could not be opened.
+    /// The database could not be used.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// An OAuth provider is misconfigured.
@@ -68,8 +67,8 @@ pub enum StateError {
 }
 
 impl AppState {
-    /// Wires the state from settings, a migrated pool and a clock.
-    pub fn new(config: Config, pool: SqlitePool, clock: Arc<dyn Clock>) -> Result<Self, StateError> {
+    /// Wires the state from settings, a migrated database and a clock.
+    pub fn new(config: Config, db: Db, clock: Arc<dyn Clock>) -> Result<Self, StateError> {
         let credentials = AppConfig {
             client_id: config.api_key.clone(),
             client_secret: config.api_secret.clone(),
@@ -82,22 +81,15 @@ impl AppState {
             shopify = shopify.with_origin(ShopOrigin::new(origin.clone()));
         }
         let cipher = TokenCipher::new(config.token_encryption_keys.clone());
-        let writer = crate::db::open_writer(&config.database_url)?;
         let stored: Arc<dyn TokenRepository> =
-            Arc::new(SqliteTokenRepository::new(pool.clone(), cipher.clone(), clock.clone()));
+            Arc::new(SqlTokenRepository::new(db.clone(), cipher.clone(), clock.clone()));
         let cached = Arc::new(CachedTokenRepository::new(stored, clock.clone()));
         let tokens = Arc::new(OfflineTokens::new(cached.clone(), shopify.clone()));
-        let oauth = OAuthProviders::new(
-            config.oauth_providers.clone(),
-            &config.app_url,
-            transport,
-            clock,
-            pool.clone(),
-            cipher,
-        )?;
+        let oauth =
+            OAuthProviders::new(config.oauth_providers.clone(), &config.app_url, transport, clock, db.clone(), cipher)?;
         let client_credentials = (!config.client_credentials_shops.is_empty())
             .then(|| Arc::new(ClientCredentialsTokens::new(shopify.clone(), config.client_credentials_shops.clone())));
-        let deliveries = WebhookDeliveries::new(pool.clone(), writer, config.limits.request_timeout);
+        let deliveries = WebhookDeliveries::new(db.clone(), config.limits.request_timeout);
         let shop_data = ShopData::new(deliveries.clone(), cached);
         Ok(Self(Arc::new(Shared {
             config: Arc::new(config),
@@ -105,7 +97,7 @@ impl AppState {
             tokens,
             deliveries,
             shop_data,
-            pool,
+            db,
             oauth: Arc::new(oauth),
             client_credentials,
         })))

@@ -1,5 +1,9 @@
-//! The database: one SQLite pool, created (file and folder included) and migrated at start,
-//! and the [`Writer`] for the hot write paths.
+//! The database: a SQLite file (the default: one machine) or a PostgreSQL server (several
+//! instances), chosen by `DATABASE_URL`, created where it can be and migrated at start.
+//!
+//! Every store writes its SQL once, with PostgreSQL's `$1`, `$2`... parameters, which SQLite
+//! reads too, and runs it on either pool with [`on_pool!`](crate::db::on_pool). On SQLite the
+//! hot writes go through the [`Writer`] thread instead of the pool.
 
 mod writer;
 
@@ -9,33 +13,129 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
 
-/// Opens the database at `database_url`, creating it if missing (see [`create_private`]), and
-/// applies the migrations in `migrations/`.
-pub async fn connect(database_url: &str) -> Result<SqlitePool, sqlx::Error> {
+use crate::tokens::StoreError;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How long a request waits for a free connection before it fails (503).
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The app's database, cheap to clone.
+#[derive(Clone, Debug)]
+pub enum Db {
+    /// A SQLite file: a pool of readers, and one writer thread for the hot writes.
+    Sqlite {
+        /// Readers and the occasional write.
+        pool: SqlitePool,
+        /// The webhook path's writes, group-committed.
+        writer: Writer,
+    },
+    /// A PostgreSQL server, which several app instances share.
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the database's own pool (`&SqlitePool` or `&PgPool`): one
+/// source for both backends, type-checked against each.
+///
+/// ```ignore
+/// let deleted = on_pool!(&self.db, pool => sqlx::query("DELETE FROM t WHERE shop = $1").bind(shop).execute(pool).await)?;
+/// ```
+#[macro_export]
+macro_rules! on_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite { pool: $pool, .. } => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub use on_pool;
+
+impl Db {
+    /// Whether `database_url` names a PostgreSQL server (`postgres://` or `postgresql://`).
+    pub fn is_postgres(database_url: &str) -> bool {
+        database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")
+    }
+
+    /// The migrations of this database's backend, as built into the binary.
+    fn migrator(&self) -> &'static Migrator {
+        match self {
+            Db::Sqlite { .. } => &SQLITE_MIGRATIONS,
+            Db::Postgres(_) => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// Whether the database answers a query.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+    }
+
+    /// Whether every migration of this build is applied (a newer instance may have applied
+    /// more: that is fine).
+    pub async fn migrated(&self) -> Result<bool, sqlx::Error> {
+        let applied: Vec<i64> = on_pool!(self, pool => sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await)?;
+        Ok(self.migrator().iter().all(|migration| applied.contains(&migration.version)))
+    }
+
+    /// Closes every connection (and stops the SQLite writer once its last handle is dropped).
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await);
+    }
+}
+
+/// `database_url` fit for a log line: a PostgreSQL password is masked.
+pub fn redacted(database_url: &str) -> String {
+    match url::Url::parse(database_url) {
+        Ok(mut url) if Db::is_postgres(database_url) && url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => database_url.to_owned(),
+    }
+}
+
+/// Opens the database at `database_url` and applies the migrations of its backend
+/// (`migrations/sqlite` or `migrations/postgres`). A SQLite file is created if missing (see
+/// [`create_private`]); PostgreSQL gets a pool of `pool_size` connections.
+pub async fn connect(database_url: &str, pool_size: u32) -> Result<Db, StoreError> {
+    if Db::is_postgres(database_url) {
+        let options = PgConnectOptions::from_str(database_url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?;
+        POSTGRES_MIGRATIONS.run(&pool).await.map_err(sqlx::Error::from)?;
+        let db = Db::Postgres(pool);
+        crate::sessions::Store::new(&db).migrate().await?;
+        return Ok(db);
+    }
     let options = SqliteConnectOptions::from_str(database_url)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(5))
         .foreign_keys(true);
-    if !is_in_memory(database_url) {
-        create_private(options.get_filename())?;
-    }
-    let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-    sqlx::migrate!().run(&pool).await?;
-    Ok(pool)
-}
-
-/// The [`Writer`] of the database at `database_url`, which [`connect`] created and migrated.
-pub fn open_writer(database_url: &str) -> Result<Writer, crate::tokens::StoreError> {
     if is_in_memory(database_url) {
         return Err(sqlx::Error::Configuration("an in-memory database has no file for the writer".into()).into());
     }
-    let options = SqliteConnectOptions::from_str(database_url)?;
-    Writer::open(options.get_filename())
+    create_private(options.get_filename()).map_err(sqlx::Error::Io)?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options.clone())
+        .await?;
+    SQLITE_MIGRATIONS.run(&pool).await.map_err(sqlx::Error::from)?;
+    let writer = Writer::open(options.get_filename())?;
+    Ok(Db::Sqlite { pool, writer })
 }
 
 /// `sqlite::memory:` or `?mode=memory`: nothing on disk.

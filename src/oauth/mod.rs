@@ -23,13 +23,13 @@ use oauth2::{
     TokenResponse, TokenUrl,
 };
 use serde_json::Value;
-use sqlx::SqlitePool;
 use time::OffsetDateTime;
 
 pub use response::{MAX_LIFETIME, ProviderTokenResponse};
-pub use store::{ProviderTokenStore, delete_shop_in};
+pub use store::{ProviderTokenStore, delete_shop_in, delete_shop_in_postgres};
 
 use self::http::ProviderHttp;
+use crate::db::Db;
 use crate::shopify::clock::Clock;
 use crate::shopify::http::{REQUEST_TIMEOUT, Transport, TransportError, UpstreamRequest};
 use crate::shopify::model::Res;
@@ -226,21 +226,21 @@ impl std::fmt::Debug for OAuthProviders {
 }
 
 impl OAuthProviders {
-    /// The providers in `configs`, redirecting back to `app_url`, with tokens in `pool`,
+    /// The providers in `configs`, redirecting back to `app_url`, with tokens in `db`,
     /// encrypted by `cipher`.
     pub fn new(
         configs: Vec<ProviderConfig>,
         app_url: &str,
         transport: Arc<dyn Transport>,
         clock: Arc<dyn Clock>,
-        pool: SqlitePool,
+        db: Db,
         cipher: TokenCipher,
     ) -> Result<Self, OAuthError> {
         let providers = configs.into_iter().map(|config| Provider::new(config, app_url)).collect::<Result<_, _>>()?;
         Ok(Self {
             providers,
             http: ProviderHttp(transport),
-            store: ProviderTokenStore::new(pool, cipher, clock.clone()),
+            store: ProviderTokenStore::new(db, cipher, clock.clone()),
             clock,
             locks: KeyedLocks::new(),
             holder: format!("{}-{}", std::process::id(), crate::sessions::random_token()),

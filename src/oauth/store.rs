@@ -1,15 +1,14 @@
-//! Provider tokens in the app's SQLite database: linked tokens (table `provider_tokens`), the
+//! Provider tokens in the app's database: linked tokens (table `provider_tokens`), the
 //! refresh leases that make refresh single-flight across processes (`provider_refresh_leases`)
 //! and tokens waiting for the embedded app's confirmation (`provider_pending_connections`).
 //! Tokens are encrypted by a [`TokenCipher`].
 
 use std::sync::Arc;
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 
 use super::{PendingConnection, ProviderToken};
+use crate::db::{Db, on_pool};
 use crate::shopify::clock::Clock;
 use crate::shopify::secret::Secret;
 use crate::tokens::StoreError;
@@ -18,7 +17,7 @@ use crate::tokens::encryption::{SealedRow, SealedTable, TokenCipher};
 /// One token per shop and provider, plus refresh leases and pending connections.
 #[derive(Clone)]
 pub struct ProviderTokenStore {
-    pool: SqlitePool,
+    db: Db,
     cipher: TokenCipher,
     clock: Arc<dyn Clock>,
 }
@@ -36,7 +35,7 @@ static TOKENS: SealedTable = SealedTable {
     secrets: &["access_token", "refresh_token"],
     being_refreshed: Some(
         "EXISTS (SELECT 1 FROM provider_refresh_leases AS lease WHERE lease.shop = provider_tokens.shop
-           AND lease.provider = provider_tokens.provider AND lease.expires_at > ?)",
+           AND lease.provider = provider_tokens.provider AND lease.expires_at > {now})",
     ),
 };
 /// The encrypted columns of pending connections, bound to the id, the shop, the provider and
@@ -48,9 +47,13 @@ static PENDING: SealedTable = SealedTable {
     being_refreshed: None,
 };
 
-/// Whether `holder` (the one bound last) still holds the refresh lease of the updated row.
-const LEASE_HELD: &str = "EXISTS (SELECT 1 FROM provider_refresh_leases AS lease
-     WHERE lease.shop = provider_tokens.shop AND lease.provider = provider_tokens.provider AND lease.holder = ?)";
+/// Whether the holder bound as `$n` still holds the refresh lease of the updated row.
+fn lease_held(n: usize) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM provider_refresh_leases AS lease WHERE lease.shop = provider_tokens.shop
+           AND lease.provider = provider_tokens.provider AND lease.holder = ${n})"
+    )
+}
 
 fn to_unix(at: Option<OffsetDateTime>) -> Option<i64> {
     at.map(OffsetDateTime::unix_timestamp)
@@ -61,13 +64,30 @@ fn from_unix(seconds: Option<i64>) -> Option<OffsetDateTime> {
     seconds.and_then(|seconds| OffsetDateTime::from_unix_timestamp(seconds).ok())
 }
 
+/// Forgetting a shop's provider data: its tokens, pending connections and refresh leases.
+const DELETE_SHOP: [&str; 3] = [
+    "DELETE FROM provider_tokens WHERE shop = $1",
+    "DELETE FROM provider_pending_connections WHERE shop = $1",
+    "DELETE FROM provider_refresh_leases WHERE shop = $1",
+];
+
 /// Deletes every provider token of `shop`, with its pending connections and refresh leases,
-/// on the writer's connection. Returns how many tokens were deleted.
+/// in the SQLite writer's transaction. Returns how many tokens were deleted.
 pub fn delete_shop_in(db: &rusqlite::Connection, shop: &str) -> rusqlite::Result<u64> {
-    let deleted = db.prepare_cached("DELETE FROM provider_tokens WHERE shop = ?")?.execute([shop])?;
-    db.prepare_cached("DELETE FROM provider_pending_connections WHERE shop = ?")?.execute([shop])?;
-    db.prepare_cached("DELETE FROM provider_refresh_leases WHERE shop = ?")?.execute([shop])?;
-    Ok(deleted as u64)
+    let mut deleted = Vec::with_capacity(DELETE_SHOP.len());
+    for sql in DELETE_SHOP {
+        deleted.push(db.prepare_cached(sql)?.execute([shop])?);
+    }
+    Ok(deleted.first().copied().unwrap_or(0) as u64)
+}
+
+/// [`delete_shop_in`] in a PostgreSQL transaction.
+pub async fn delete_shop_in_postgres(tx: &mut sqlx::PgConnection, shop: &str) -> Result<u64, sqlx::Error> {
+    let mut deleted = Vec::with_capacity(DELETE_SHOP.len());
+    for sql in DELETE_SHOP {
+        deleted.push(sqlx::query(sql).bind(shop).execute(&mut *tx).await?.rows_affected());
+    }
+    Ok(deleted.first().copied().unwrap_or(0))
 }
 
 /// A linked token, with its refresh token as stored (for compare-and-swap writes).
@@ -76,62 +96,70 @@ struct Stored {
     sealed_refresh_token: Option<String>,
 }
 
+/// A token's columns as stored, its secrets still sealed.
+#[derive(sqlx::FromRow)]
+struct SealedToken {
+    access_token: String,
+    refresh_token: Option<String>,
+    scope: String,
+    key_id: Option<String>,
+    token_expires_at: Option<i64>,
+}
+
+/// A pending connection's row, as its claim returns it.
+#[derive(sqlx::FromRow)]
+struct PendingRow {
+    shop: String,
+    user_id: Option<String>,
+    expires_at: i64,
+    #[sqlx(flatten)]
+    token: SealedToken,
+}
+
 impl ProviderTokenStore {
-    /// A store over a migrated pool.
-    pub fn new(pool: SqlitePool, cipher: TokenCipher, clock: Arc<dyn Clock>) -> Self {
-        Self { pool, cipher, clock }
+    /// A store over a migrated database.
+    pub fn new(db: Db, cipher: TokenCipher, clock: Arc<dyn Clock>) -> Self {
+        Self { db, cipher, clock }
     }
 
-    /// The token in a row of `place` with `access_token`, `refresh_token`, `scope`, `key_id`
-    /// and `expires_column`; `None` when it cannot be decrypted (logged).
-    fn open_row(
-        &self,
-        row: &SqliteRow,
-        place: &SealedRow,
-        shop: &str,
-        provider: &str,
-        expires_column: &str,
-    ) -> Result<Option<ProviderToken>, sqlx::Error> {
-        let key_id: Option<String> = row.try_get("key_id")?;
-        let access_token: String = row.try_get("access_token")?;
-        let refresh_token: Option<String> = row.try_get("refresh_token")?;
-        let opened = self.cipher.open(place, "access_token", key_id.as_deref(), &access_token).and_then(|access| {
-            let refresh =
-                self.cipher.open_optional(place, "refresh_token", key_id.as_deref(), refresh_token.as_deref())?;
+    /// The token in `row` of `place`; `None` when it cannot be decrypted (logged).
+    fn open(&self, row: &SealedToken, place: &SealedRow, shop: &str, provider: &str) -> Option<ProviderToken> {
+        let key_id = row.key_id.as_deref();
+        let opened = self.cipher.open(place, "access_token", key_id, &row.access_token).and_then(|access| {
+            let refresh = self.cipher.open_optional(place, "refresh_token", key_id, row.refresh_token.as_deref())?;
             Ok((access, refresh))
         });
         let (access_token, refresh_token) = match opened {
             Ok(opened) => opened,
             Err(error) => {
                 tracing::warn!(shop, provider, key_id, %error, "a stored provider token cannot be read; treated as absent");
-                return Ok(None);
+                return None;
             }
         };
-        Ok(Some(ProviderToken {
+        Some(ProviderToken {
             shop: shop.to_owned(),
             provider: provider.to_owned(),
             access_token: access_token.into(),
             refresh_token: refresh_token.map(Secret::new),
-            scope: row.try_get("scope")?,
-            expires: from_unix(row.try_get(expires_column)?),
-        }))
+            scope: row.scope.clone(),
+            expires: from_unix(row.token_expires_at),
+        })
     }
 
     async fn fetch(&self, shop: &str, provider: &str) -> Result<Option<Stored>, StoreError> {
-        let row = sqlx::query(
-            "SELECT access_token, refresh_token, scope, expires_at, key_id FROM provider_tokens
-             WHERE shop = ? AND provider = ?",
+        let row: Option<SealedToken> = on_pool!(&self.db, pool => sqlx::query_as(
+            "SELECT access_token, refresh_token, scope, key_id, expires_at AS token_expires_at FROM provider_tokens
+             WHERE shop = $1 AND provider = $2",
         )
         .bind(shop)
         .bind(provider)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(pool)
+        .await)?;
         let Some(row) = row else {
             return Ok(None);
         };
-        let sealed_refresh_token = row.try_get("refresh_token")?;
-        let token = self.open_row(&row, &TOKENS.row(&[Some(shop), Some(provider)]), shop, provider, "expires_at")?;
-        Ok(token.map(|token| Stored { token, sealed_refresh_token }))
+        let token = self.open(&row, &TOKENS.row(&[Some(shop), Some(provider)]), shop, provider);
+        Ok(token.map(|token| Stored { token, sealed_refresh_token: row.refresh_token }))
     }
 
     /// The refresh token of `shop` and `provider` as stored, if it is still `expected`
@@ -156,10 +184,13 @@ impl ProviderTokenStore {
     /// Stores `token`, replacing the shop's previous token for the provider.
     pub async fn save(&self, token: &ProviderToken) -> Result<(), StoreError> {
         let place = TOKENS.row(&[Some(&token.shop), Some(&token.provider)]);
-        sqlx::query(
+        let access_token = self.cipher.seal(&place, "access_token", token.access_token.expose())?;
+        let refresh_token =
+            self.cipher.seal_optional(&place, "refresh_token", token.refresh_token.as_ref().map(Secret::expose))?;
+        on_pool!(&self.db, pool => sqlx::query(
             "INSERT INTO provider_tokens
                (shop, provider, access_token, refresh_token, key_id, scope, expires_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (shop, provider) DO UPDATE SET
                access_token = excluded.access_token, refresh_token = excluded.refresh_token,
                key_id = excluded.key_id, scope = excluded.scope, expires_at = excluded.expires_at,
@@ -167,14 +198,15 @@ impl ProviderTokenStore {
         )
         .bind(&token.shop)
         .bind(&token.provider)
-        .bind(self.cipher.seal(&place, "access_token", token.access_token.expose())?)
-        .bind(self.cipher.seal_optional(&place, "refresh_token", token.refresh_token.as_ref().map(Secret::expose))?)
+        .bind(&access_token)
+        .bind(&refresh_token)
         .bind(self.cipher.key_id())
         .bind(&token.scope)
         .bind(to_unix(token.expires))
         .bind(self.clock.now().unix_timestamp())
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 
@@ -193,26 +225,32 @@ impl ProviderTokenStore {
             return Ok(false);
         };
         let place = TOKENS.row(&[Some(&token.shop), Some(&token.provider)]);
+        let access_token = self.cipher.seal(&place, "access_token", token.access_token.expose())?;
+        let refresh_token =
+            self.cipher.seal_optional(&place, "refresh_token", token.refresh_token.as_ref().map(Secret::expose))?;
         // One statement: a compare-and-swap on the stored value (unique: random nonces) and
         // the lease check.
-        let result = sqlx::query(&format!(
-            "UPDATE provider_tokens SET access_token = ?, refresh_token = ?, key_id = ?, scope = ?, expires_at = ?,
-               updated_at = ?
-             WHERE shop = ? AND provider = ? AND refresh_token IS ? AND {LEASE_HELD}"
-        ))
-        .bind(self.cipher.seal(&place, "access_token", token.access_token.expose())?)
-        .bind(self.cipher.seal_optional(&place, "refresh_token", token.refresh_token.as_ref().map(Secret::expose))?)
-        .bind(self.cipher.key_id())
-        .bind(&token.scope)
-        .bind(to_unix(token.expires))
-        .bind(self.clock.now().unix_timestamp())
-        .bind(&token.shop)
-        .bind(&token.provider)
-        .bind(sealed_previous)
-        .bind(holder)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
+        let sql = format!(
+            "UPDATE provider_tokens SET access_token = $1, refresh_token = $2, key_id = $3, scope = $4,
+               expires_at = $5, updated_at = $6
+             WHERE shop = $7 AND provider = $8 AND refresh_token = $9 AND {}",
+            lease_held(10)
+        );
+        let updated = on_pool!(&self.db, pool => sqlx::query(&sql)
+            .bind(&access_token)
+            .bind(&refresh_token)
+            .bind(self.cipher.key_id())
+            .bind(&token.scope)
+            .bind(to_unix(token.expires))
+            .bind(self.clock.now().unix_timestamp())
+            .bind(&token.shop)
+            .bind(&token.provider)
+            .bind(&sealed_previous)
+            .bind(holder)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))?;
+        Ok(updated == 1)
     }
 
     /// Deletes the token `shop` holds for `provider` only if its refresh token is still
@@ -229,25 +267,29 @@ impl ProviderTokenStore {
         let Some(sealed_refused) = self.sealed_refresh_token_if(shop, provider, refused).await? else {
             return Ok(false);
         };
-        let result = sqlx::query(&format!(
-            "DELETE FROM provider_tokens WHERE shop = ? AND provider = ? AND refresh_token IS ? AND {LEASE_HELD}"
-        ))
-        .bind(shop)
-        .bind(provider)
-        .bind(sealed_refused)
-        .bind(holder)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
+        let sql = format!(
+            "DELETE FROM provider_tokens WHERE shop = $1 AND provider = $2 AND refresh_token = $3 AND {}",
+            lease_held(4)
+        );
+        let deleted = on_pool!(&self.db, pool => sqlx::query(&sql)
+            .bind(shop)
+            .bind(provider)
+            .bind(&sealed_refused)
+            .bind(holder)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))?;
+        Ok(deleted == 1)
     }
 
     /// Deletes the token `shop` holds for `provider`.
     pub async fn delete(&self, shop: &str, provider: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM provider_tokens WHERE shop = ? AND provider = ?")
+        on_pool!(&self.db, pool => sqlx::query("DELETE FROM provider_tokens WHERE shop = $1 AND provider = $2")
             .bind(shop)
             .bind(provider)
-            .execute(&self.pool)
-            .await?;
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 
@@ -261,29 +303,33 @@ impl ProviderTokenStore {
         now: OffsetDateTime,
         until: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let result = sqlx::query(
-            "INSERT INTO provider_refresh_leases (shop, provider, holder, expires_at) VALUES (?, ?, ?, ?)
+        let taken = on_pool!(&self.db, pool => sqlx::query(
+            "INSERT INTO provider_refresh_leases (shop, provider, holder, expires_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (shop, provider) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-             WHERE provider_refresh_leases.expires_at <= ? OR provider_refresh_leases.holder = excluded.holder",
+             WHERE provider_refresh_leases.expires_at <= $5 OR provider_refresh_leases.holder = excluded.holder",
         )
         .bind(shop)
         .bind(provider)
         .bind(holder)
         .bind(until.unix_timestamp())
         .bind(now.unix_timestamp())
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected()))?;
+        Ok(taken == 1)
     }
 
     /// Gives the lease back (if `holder` still holds it).
     pub async fn release_lease(&self, shop: &str, provider: &str, holder: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM provider_refresh_leases WHERE shop = ? AND provider = ? AND holder = ?")
-            .bind(shop)
-            .bind(provider)
-            .bind(holder)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(&self.db, pool => sqlx::query(
+            "DELETE FROM provider_refresh_leases WHERE shop = $1 AND provider = $2 AND holder = $3",
+        )
+        .bind(shop)
+        .bind(provider)
+        .bind(holder)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 
@@ -297,23 +343,27 @@ impl ProviderTokenStore {
     ) -> Result<(), StoreError> {
         self.delete_expired_pending(now).await?;
         let place = pending_row(pending.id.expose(), &pending.shop, &pending.provider, pending.user_id.as_deref());
-        sqlx::query(
+        let access_token = self.cipher.seal(&place, "access_token", token.access_token.expose())?;
+        let refresh_token =
+            self.cipher.seal_optional(&place, "refresh_token", token.refresh_token.as_ref().map(Secret::expose))?;
+        on_pool!(&self.db, pool => sqlx::query(
             "INSERT INTO provider_pending_connections
                (id, shop, provider, user_id, access_token, refresh_token, key_id, scope, token_expires_at, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(pending.id.expose())
         .bind(&pending.shop)
         .bind(&pending.provider)
         .bind(&pending.user_id)
-        .bind(self.cipher.seal(&place, "access_token", token.access_token.expose())?)
-        .bind(self.cipher.seal_optional(&place, "refresh_token", token.refresh_token.as_ref().map(Secret::expose))?)
+        .bind(&access_token)
+        .bind(&refresh_token)
         .bind(self.cipher.key_id())
         .bind(&token.scope)
         .bind(to_unix(token.expires))
         .bind(pending.expires.unix_timestamp())
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 
@@ -328,49 +378,48 @@ impl ProviderTokenStore {
         now: OffsetDateTime,
     ) -> Result<Option<(PendingConnection, ProviderToken)>, StoreError> {
         self.delete_expired_pending(now).await?;
-        let row = sqlx::query(
-            "DELETE FROM provider_pending_connections WHERE id = ? AND provider = ? AND expires_at > ?
+        let row: Option<PendingRow> = on_pool!(&self.db, pool => sqlx::query_as(
+            "DELETE FROM provider_pending_connections WHERE id = $1 AND provider = $2 AND expires_at > $3
              RETURNING shop, user_id, access_token, refresh_token, key_id, scope, token_expires_at, expires_at",
         )
         .bind(id)
         .bind(provider)
         .bind(now.unix_timestamp())
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(pool)
+        .await)?;
         let Some(row) = row else {
             return Ok(None);
         };
-        let shop: String = row.try_get("shop")?;
-        let user_id: Option<String> = row.try_get("user_id")?;
-        let place = pending_row(id, &shop, provider, user_id.as_deref());
-        let Some(token) = self.open_row(&row, &place, &shop, provider, "token_expires_at")? else {
+        let place = pending_row(id, &row.shop, provider, row.user_id.as_deref());
+        let Some(token) = self.open(&row.token, &place, &row.shop, provider) else {
             return Ok(None);
         };
         let pending = PendingConnection {
             id: id.into(),
-            shop,
+            shop: row.shop,
             provider: provider.to_owned(),
-            user_id,
-            expires: from_unix(row.try_get("expires_at")?).unwrap_or(now),
+            user_id: row.user_id,
+            expires: from_unix(Some(row.expires_at)).unwrap_or(now),
         };
         Ok(Some((pending, token)))
     }
 
     /// Deletes the pending connections that expired by `now`. Returns how many.
     pub async fn delete_expired_pending(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let deleted = sqlx::query("DELETE FROM provider_pending_connections WHERE expires_at <= ?")
+        let deleted = on_pool!(&self.db, pool => sqlx::query("DELETE FROM provider_pending_connections WHERE expires_at <= $1")
             .bind(now.unix_timestamp())
-            .execute(&self.pool)
-            .await?;
-        Ok(deleted.rows_affected())
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))?;
+        Ok(deleted)
     }
 
     /// Rewrites every stored token (linked or pending) that is not under the current
     /// encryption key under it. Returns how many were rewritten.
     pub async fn reencrypt(&self) -> Result<u64, StoreError> {
         let now = self.clock.now().unix_timestamp();
-        Ok(self.cipher.reencrypt(&self.pool, &TOKENS, now).await?
-            + self.cipher.reencrypt(&self.pool, &PENDING, now).await?)
+        Ok(self.cipher.reencrypt(&self.db, &TOKENS, now).await?
+            + self.cipher.reencrypt(&self.db, &PENDING, now).await?)
     }
 }
 

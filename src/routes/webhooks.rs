@@ -107,7 +107,7 @@ pub async fn compliance(State(state): State<AppState>, webhook: Webhook) -> Resu
             once.map(drop)
         }
         "customers/redact" | "customers/data_request" => {
-            let once = state.deliveries.once_on_writer(webhook.delivery(), now, |_| Ok(())).await?;
+            let once = state.deliveries.mark_once(webhook.delivery(), now).await?;
             if let Once::Ran(()) = once {
                 let customer_id =
                     webhook.payload::<Value>().ok().and_then(|payload| payload.pointer("/customer/id").cloned());

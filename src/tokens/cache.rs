@@ -180,7 +180,7 @@ mod tests {
     use super::*;
     use crate::shopify::clock::ManualClock;
     use crate::shopify::model::AccessMode;
-    use crate::tokens::{SqliteTokenRepository, TokenCipher};
+    use crate::tokens::{SqlTokenRepository, TokenCipher};
 
     /// A delete cut off while it waits for the write lock still commits; the token it deleted
     /// must not be served from memory afterwards.
@@ -189,10 +189,10 @@ mod tests {
         let folder = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
         let path = folder.path().join("app.db");
         let url = format!("sqlite:{}", path.display());
-        let pool = crate::db::connect(&url).await.unwrap_or_else(|error| panic!("{error}"));
-        let writer = crate::db::open_writer(&url).unwrap_or_else(|error| panic!("{error}"));
+        let db = crate::db::connect(&url, 1).await.unwrap_or_else(|error| panic!("{error}"));
+        let crate::db::Db::Sqlite { pool, writer } = db.clone() else { panic!("a SQLite file") };
         let clock = Arc::new(ManualClock::at(1_750_000_000));
-        let stored = SqliteTokenRepository::new(pool.clone(), TokenCipher::new(None), clock.clone());
+        let stored = SqlTokenRepository::new(db, TokenCipher::new(None), clock.clone());
         let cache = CachedTokenRepository::new(Arc::new(stored), clock);
         let token = AccessToken {
             shop: "s1".to_owned(),

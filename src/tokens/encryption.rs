@@ -14,9 +14,10 @@ use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKe
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
 
 use super::StoreError;
+use crate::db::{Db, on_pool};
 
 /// The length of a key, in bytes.
 pub const KEY_LEN: usize = 32;
@@ -63,8 +64,8 @@ pub struct SealedTable {
     pub identity: &'static [&'static str],
     /// The encrypted text columns (nullable or not).
     pub secrets: &'static [&'static str],
-    /// An SQL condition, true while a row is being refreshed (a live refresh lease; `?` is the
-    /// current unix time): re-encryption leaves such a row to the refresh, whose
+    /// An SQL condition, true while a row is being refreshed (a live refresh lease; `{now}`
+    /// stands for the current unix time): re-encryption leaves such a row to the refresh, whose
     /// compare-and-swap would otherwise find it changed and drop the rotated token.
     pub being_refreshed: Option<&'static str>,
 }
@@ -222,43 +223,50 @@ impl TokenCipher {
     /// another process doing the same) is left to that writer, and so is a row being
     /// refreshed at `now` (see [`SealedTable::being_refreshed`]). Rows that cannot be read are
     /// left as they are, with a warning.
-    pub async fn reencrypt(&self, pool: &SqlitePool, table: &SealedTable, now: i64) -> Result<u64, StoreError> {
+    pub async fn reencrypt(&self, db: &Db, table: &SealedTable, now: i64) -> Result<u64, StoreError> {
         let identity: Vec<String> = table.identity.iter().map(|column| format!("CAST({column} AS TEXT)")).collect();
         let select = format!(
-            "SELECT rowid, key_id, {}, {} FROM {} WHERE key_id IS NOT ?",
+            "SELECT key_id, {}, {} FROM {} WHERE key_id IS DISTINCT FROM $1",
             identity.join(", "),
             table.secrets.join(", "),
             table.name
         );
-        let set: Vec<String> = table.secrets.iter().map(|column| format!("{column} = ?")).collect();
+        // The update binds the new secrets and key id, then every value read (unchanged since),
+        // then `now`: `$1`, `$2`... in that order.
+        let mut next = 0;
+        let mut parameter = || {
+            next += 1;
+            format!("${next}")
+        };
+        let set: Vec<String> =
+            table.secrets.iter().chain(&["key_id"]).map(|column| format!("{column} = {}", parameter())).collect();
         let unchanged: Vec<String> = (identity.iter().map(String::as_str))
             .chain(table.secrets.iter().copied())
             .chain(["key_id"])
-            .map(|column| format!("{column} IS ?"))
+            .map(|column| format!("{column} IS NOT DISTINCT FROM {}", parameter()))
             .collect();
+        // Without a refresh condition, one that is never true (it still takes `now`).
+        let being_refreshed = table.being_refreshed.unwrap_or("({now} IS NULL)").replace("{now}", &parameter());
         let update = format!(
-            "UPDATE {} SET {}, key_id = ? WHERE rowid = ? AND {} AND NOT {}",
+            "UPDATE {} SET {} WHERE {} AND NOT {being_refreshed}",
             table.name,
             set.join(", "),
             unchanged.join(" AND "),
-            // Without a refresh condition, one that is never true (it still takes the `?`).
-            table.being_refreshed.unwrap_or("(? IS NULL)"),
         );
-        let rows = sqlx::query(&select).bind(self.key_id()).fetch_all(pool).await?;
+        let width = 1 + table.identity.len() + table.secrets.len();
+        let rows: Vec<Vec<Option<String>>> = on_pool!(db, pool => {
+            let rows = sqlx::query(&select).bind(self.key_id()).fetch_all(pool).await?;
+            rows.iter().map(|row| (0..width).map(|i| row.try_get(i)).collect()).collect::<Result<_, sqlx::Error>>()?
+        });
         let (mut rewritten, mut unreadable) = (0, 0);
         for row in rows {
-            let rowid: i64 = row.try_get(0)?;
-            let key_id: Option<String> = row.try_get(1)?;
-            let values =
-                (0..table.identity.len()).map(|i| row.try_get(2 + i)).collect::<Result<Vec<Option<String>>, _>>()?;
-            let stored = (0..table.secrets.len())
-                .map(|i| row.try_get(2 + table.identity.len() + i))
-                .collect::<Result<Vec<Option<String>>, _>>()?;
+            let (key_id, columns) = row.split_first().ok_or(sqlx::Error::ColumnNotFound("key_id".to_owned()))?;
+            let (values, stored) = columns.split_at(table.identity.len());
             let place = table.row(&values.iter().map(Option::as_deref).collect::<Vec<_>>());
             let opened = table
                 .secrets
                 .iter()
-                .zip(&stored)
+                .zip(stored)
                 .map(|(column, stored)| {
                     stored.as_deref().map(|stored| self.open_any(&place, column, key_id.as_deref(), stored)).transpose()
                 })
@@ -267,15 +275,20 @@ impl TokenCipher {
                 unreadable += 1;
                 continue;
             };
-            let mut query = sqlx::query(&update);
+            let mut binds = Vec::with_capacity(2 * width);
             for (column, secret) in table.secrets.iter().zip(&opened) {
-                query = query.bind(self.seal_optional(&place, column, secret.as_deref())?);
+                binds.push(self.seal_optional(&place, column, secret.as_deref())?);
             }
-            query = query.bind(self.key_id()).bind(rowid);
-            for value in values.iter().chain(&stored) {
-                query = query.bind(value.as_deref());
-            }
-            rewritten += query.bind(key_id.as_deref()).bind(now).execute(pool).await?.rows_affected();
+            binds.push(self.key_id().map(str::to_owned));
+            binds.extend(values.iter().chain(stored).cloned());
+            binds.push(key_id.clone());
+            rewritten += on_pool!(db, pool => {
+                let mut query = sqlx::query(&update);
+                for value in &binds {
+                    query = query.bind(value.as_deref());
+                }
+                query.bind(now).execute(pool).await?.rows_affected()
+            });
         }
         if unreadable > 0 {
             tracing::warn!(

@@ -8,13 +8,13 @@ pub mod cache;
 pub mod client_credentials;
 pub mod encryption;
 mod offline;
-mod sqlite;
+mod sql;
 
 pub use cache::CachedTokenRepository;
 pub use client_credentials::ClientCredentialsTokens;
 pub use encryption::{EncryptionKeys, TokenCipher};
 pub use offline::{OfflineTokens, TokenError};
-pub use sqlite::{SqliteTokenRepository, delete_shop_in};
+pub use sql::{SqlTokenRepository, delete_shop_in, delete_shop_in_postgres};
 
 use std::collections::HashMap;
 use std::hash::Hash;

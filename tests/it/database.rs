@@ -13,7 +13,9 @@ fn mode(path: &Path) -> u32 {
 async fn a_new_database_and_its_folders_are_created_private() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("state/data/app.db");
-    let pool = db::connect(&format!("sqlite:{}", file.display())).await.unwrap();
+    let Ok(db::Db::Sqlite { pool, .. }) = db::connect(&format!("sqlite:{}", file.display()), 1).await else {
+        panic!("the SQLite file opens");
+    };
     sqlx::query(
         "INSERT INTO webhook_deliveries (webhook_id, topic, shop, received_at, done) VALUES ('w', 't', 's', 0, 1)",
     )
@@ -39,7 +41,9 @@ async fn an_existing_readable_database_is_made_private_and_its_shared_folder_lef
         std::fs::write(dir.path().join(name), b"").unwrap();
         std::fs::set_permissions(dir.path().join(name), std::fs::Permissions::from_mode(0o644)).unwrap();
     }
-    let pool = db::connect(&format!("sqlite:{}", file.display())).await.unwrap();
+    let Ok(db::Db::Sqlite { pool, .. }) = db::connect(&format!("sqlite:{}", file.display()), 1).await else {
+        panic!("the SQLite file opens");
+    };
     assert_eq!(mode(dir.path()), 0o755);
     for name in ["app.db", "app.db-wal", "app.db-shm"] {
         assert_eq!(mode(&dir.path().join(name)), 0o600, "{name}");

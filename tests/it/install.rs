@@ -2,16 +2,14 @@
 //! signed install cookie, against a fake Shopify on 127.0.0.1; and the client-credentials
 //! helper driven by a manual clock.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use axum::http::StatusCode;
 use serde_json::json;
 use shopify_app_rust::shopify::model::{AccessMode, AccessToken};
 use shopify_app_rust::tokens::TokenKey;
 use shopify_app_rust::tokens::client_credentials::{RENEW_BEFORE, RETRY_AFTER_FAILURE};
-use support::*;
 use time::OffsetDateTime;
 
 const APP_IN_ADMIN: &str = "https://admin.shopify.com/store/s1/apps/test-api-key";

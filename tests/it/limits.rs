@@ -1,13 +1,11 @@
 //! The server's limits, from the outside: the app served by `server::serve` on 127.0.0.1 and
 //! driven over raw TCP, so a test can be the slow or stuck client the limits are for.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use shopify_app_rust::{app, server};
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;

@@ -14,6 +14,8 @@ use axum::routing::post;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use shopify_app_rust::config::Config;
+use shopify_app_rust::db::Db;
+use shopify_app_rust::on_pool;
 use shopify_app_rust::shopify::clock::{Clock, ManualClock};
 use shopify_app_rust::shopify::http::BoxFuture;
 #[allow(unused_imports)] // not every test binary compares secrets
@@ -303,7 +305,7 @@ impl TestApp {
     pub async fn start_with(extra: &[(&str, &str)]) -> Self {
         let shopify = FakeShopify::start().await;
         let dir = tempfile::tempdir().unwrap();
-        let database_url = format!("sqlite:{}", dir.path().join("data/app.db").display());
+        let database_url = database_url(dir.path()).await;
         Self::on_database(shopify, dir, database_url, extra).await
     }
 
@@ -314,8 +316,8 @@ impl TestApp {
         extra: &[(&str, &str)],
     ) -> Self {
         let clock = Arc::new(TestClock(ManualClock::at(NOW)));
-        let pool = db::connect(&database_url).await.unwrap();
-        let state = AppState::new(test_config(&shopify, &database_url, extra), pool, clock.clone()).unwrap();
+        let db = db::connect(&database_url, 8).await.unwrap();
+        let state = AppState::new(test_config(&shopify, &database_url, extra), db, clock.clone()).unwrap();
         Self { state, shopify, clock, database_url, _dir: dir }
     }
 
@@ -326,8 +328,8 @@ impl TestApp {
 
     /// A second app process with `extra` settings (the same ones as this app's, say).
     pub async fn second_process_with(&self, extra: &[(&str, &str)]) -> AppState {
-        let pool = db::connect(&self.database_url).await.unwrap();
-        AppState::new(test_config(&self.shopify, &self.database_url, extra), pool, self.clock.clone()).unwrap()
+        let db = db::connect(&self.database_url, 8).await.unwrap();
+        AppState::new(test_config(&self.shopify, &self.database_url, extra), db, self.clock.clone()).unwrap()
     }
 
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
@@ -343,17 +345,31 @@ impl TestApp {
         self.clock.now().unix_timestamp()
     }
 
-    /// Everything SQLite wrote: the database file and its write-ahead log, read directly.
-    pub fn database_bytes(&self) -> Vec<u8> {
-        let path = self.database_url.trim_start_matches("sqlite:");
-        let mut bytes = std::fs::read(path).unwrap();
-        bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
-        bytes
+    /// Everything the database holds: on SQLite, the file and its write-ahead log, read
+    /// directly; on PostgreSQL, every row of the app's tables as text.
+    pub async fn database_bytes(&self) -> Vec<u8> {
+        match &self.state.db {
+            Db::Sqlite { .. } => {
+                let path = self.database_url.trim_start_matches("sqlite:");
+                let mut bytes = std::fs::read(path).unwrap();
+                bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
+                bytes
+            }
+            Db::Postgres(pool) => {
+                let mut text = String::new();
+                for table in APP_TABLES {
+                    let rows: Vec<String> =
+                        sqlx::query_scalar(&format!("SELECT t::text FROM {table} AS t")).fetch_all(pool).await.unwrap();
+                    text.extend(rows);
+                }
+                text.into_bytes()
+            }
+        }
     }
 
     /// Whether `text` appears anywhere in [`TestApp::database_bytes`].
-    pub fn database_contains(&self, text: &str) -> bool {
-        self.database_bytes().windows(text.len()).any(|window| window == text.as_bytes())
+    pub async fn database_contains(&self, text: &str) -> bool {
+        self.database_bytes().await.windows(text.len()).any(|window| window == text.as_bytes())
     }
 }
 
@@ -532,7 +548,34 @@ impl TestResponse {
 
 /// Rows in a table of the app's database.
 pub async fn count_rows(state: &AppState, table: &str) -> i64 {
-    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&state.pool).await.unwrap()
+    on_pool!(&state.db, pool => sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(pool).await.unwrap())
+}
+
+/// Runs `sql` (no parameters) on the app's database; returns the rows it changed.
+pub async fn execute(state: &AppState, sql: &str) -> u64 {
+    on_pool!(&state.db, pool => sqlx::query(sql).execute(pool).await.unwrap().rows_affected())
+}
+
+/// The app's tables that hold tokens.
+const APP_TABLES: [&str; 4] = ["access_tokens", "provider_tokens", "provider_pending_connections", "refresh_leases"];
+
+/// The database of one test app: a SQLite file in `dir`, or, when `TEST_POSTGRES_URL` names a
+/// PostgreSQL server (`postgres://user@host/postgres`), a new database on it.
+pub async fn database_url(dir: &std::path::Path) -> String {
+    let Some(server) = std::env::var("TEST_POSTGRES_URL").ok().filter(|url| !url.is_empty()) else {
+        return format!("sqlite:{}", dir.join("data/app.db").display());
+    };
+    let name = format!("test_{}", shopify_app_rust::sessions::random_token().to_lowercase().replace(['-', '_'], ""));
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+    let mut url = url::Url::parse(&server).unwrap();
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// Whether the tests run on PostgreSQL (`TEST_POSTGRES_URL`).
+pub fn on_postgres() -> bool {
+    std::env::var("TEST_POSTGRES_URL").is_ok_and(|url| !url.is_empty())
 }
 
 pub const PROVIDER_CLIENT_ID: &str = "provider-client";

@@ -1,15 +1,13 @@
 //! The request surfaces besides App Home: webhooks (with delivery dedupe and body limits),
 //! the App Proxy, Flow actions, UI-extension endpoints and the redirect helpers' routes.
 
-mod support;
-
+use crate::support::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::json;
 use shopify_app_rust::oauth::ProviderToken;
 use shopify_app_rust::shopify::model::{AccessMode, AccessToken};
 use shopify_app_rust::tokens::TokenKey;
-use support::*;
 use time::OffsetDateTime;
 
 async fn store_token(app: &TestApp) {
@@ -412,12 +410,12 @@ async fn a_delivery_whose_work_failed_runs_again_on_shopifys_retry() {
     let app = TestApp::start().await;
     store_token(&app).await;
     let body = r#"{"id":1}"#;
-    sqlx::query("ALTER TABLE access_tokens RENAME TO access_tokens_away").execute(&app.state.pool).await.unwrap();
+    execute(&app.state, "ALTER TABLE access_tokens RENAME TO access_tokens_away").await;
     let response = app.send(webhook("/webhooks/app/uninstalled", "app/uninstalled", "w-1", body)).await;
     assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(response.body, "Internal Server Error", "no database detail leaks");
 
-    sqlx::query("ALTER TABLE access_tokens_away RENAME TO access_tokens").execute(&app.state.pool).await.unwrap();
+    execute(&app.state, "ALTER TABLE access_tokens_away RENAME TO access_tokens").await;
     assert!(stored(&app).await.is_some());
     let response = app.send(webhook("/webhooks/app/uninstalled", "app/uninstalled", "w-1", body)).await;
     assert_eq!(response.status, StatusCode::OK);
@@ -447,11 +445,7 @@ async fn a_delivery_in_progress_is_retried_later_and_a_stale_claim_is_taken_over
     let app = TestApp::start().await;
     store_token(&app).await;
     // A copy of the delivery is being handled (or its handler was cut off) right now.
-    sqlx::query("INSERT INTO webhook_deliveries (webhook_id, topic, shop, received_at, done) VALUES ('w-1', 'app/uninstalled', 's1', ?, 0)")
-        .bind(NOW)
-        .execute(&app.state.pool)
-        .await
-        .unwrap();
+    execute(&app.state, &format!("INSERT INTO webhook_deliveries (webhook_id, topic, shop, received_at, done) VALUES ('w-1', 'app/uninstalled', 's1', {NOW}, FALSE)")).await;
     let body = r#"{"id":1,"myshopify_domain":"s1.myshopify.com"}"#;
     let response = app.send(webhook("/webhooks/app/uninstalled", "app/uninstalled", "w-1", body)).await;
     assert_eq!(response.status, StatusCode::CONFLICT, "Shopify retries a non-2xx later");

@@ -3,15 +3,13 @@
 //! per shop and provider, refresh on expiry (single-flight across processes) and API calls,
 //! against a fake provider on 127.0.0.1.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use axum::http::StatusCode;
 use serde_json::json;
 use shopify_app_rust::AppState;
 use shopify_app_rust::oauth::{OAuthError, PENDING_LIFETIME, ProviderToken, REFRESH_LEASE};
-use support::*;
 use time::OffsetDateTime;
 
 const APP_IN_ADMIN: &str = "https://admin.shopify.com/store/s1/apps/test-api-key";
@@ -75,19 +73,22 @@ async fn expired_sessions_are_deleted_at_start_and_live_ones_kept() {
     let (app, _provider) = start().await;
     begin(&app).await;
     begin(&app).await;
-    sqlx::query("UPDATE tower_sessions SET expiry_date = '2000' || substr(expiry_date, 5) WHERE rowid = (SELECT MIN(rowid) FROM tower_sessions)")
-        .execute(&app.state.pool)
-        .await
-        .unwrap();
-    let deletion = tokio::spawn(shopify_app_rust::sessions::delete_expired_periodically(app.state.pool.clone()));
+    let table = if on_postgres() { "tower_sessions.session" } else { "tower_sessions" };
+    let expire = if on_postgres() {
+        "UPDATE tower_sessions.session SET expiry_date = '2000-01-01' WHERE id = (SELECT MIN(id) FROM tower_sessions.session)"
+    } else {
+        "UPDATE tower_sessions SET expiry_date = '2000' || substr(expiry_date, 5) WHERE rowid = (SELECT MIN(rowid) FROM tower_sessions)"
+    };
+    assert_eq!(execute(&app.state, expire).await, 1);
+    let deletion = tokio::spawn(shopify_app_rust::sessions::delete_expired_periodically(app.state.db.clone()));
     for _ in 0..200 {
-        if count_rows(&app.state, "tower_sessions").await == 1 {
+        if count_rows(&app.state, table).await == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     deletion.abort();
-    assert_eq!(count_rows(&app.state, "tower_sessions").await, 1);
+    assert_eq!(count_rows(&app.state, table).await, 1);
 }
 
 fn expiring_token(access_token: &str, refresh_token: &str) -> ProviderToken {
@@ -232,10 +233,7 @@ async fn a_refresh_finishes_and_is_saved_even_if_its_caller_goes_away() {
 
     let mut saved = None;
     for _ in 0..2000 {
-        let leases: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM provider_refresh_leases")
-            .fetch_one(&app.state.pool)
-            .await
-            .unwrap();
+        let leases: i64 = count_rows(&app.state, "provider_refresh_leases").await;
         saved = stored(&app).await.filter(|token| token.access_token == "prov_at_1");
         if saved.is_some() && leases == 0 {
             break;
@@ -428,11 +426,10 @@ async fn with_a_key_provider_tokens_are_encrypted_at_rest() {
     let (app, provider) = start_with(&[("TOKEN_ENCRYPTION_KEYS", KEY_A)]).await;
     let callback = authorize_with(&app, &provider, &session_token(app.now())).await;
     let pending = pending_id(&callback, SHOP);
-    assert!(!app.database_contains("prov_at_1") && !app.database_contains("prov_rt_1"), "pending");
+    assert!(!app.database_contains("prov_at_1").await && !app.database_contains("prov_rt_1").await, "pending");
     assert_eq!(confirm(&app, &session_token(app.now()), &pending).await.status, StatusCode::OK);
-    assert!(!app.database_contains("prov_at_1") && !app.database_contains("prov_rt_1"), "linked");
-    let key_id: Option<String> =
-        sqlx::query_scalar("SELECT key_id FROM provider_tokens").fetch_one(&app.state.pool).await.unwrap();
+    assert!(!app.database_contains("prov_at_1").await && !app.database_contains("prov_rt_1").await, "linked");
+    let key_id: Option<String> = shopify_app_rust::on_pool!(&app.state.db, pool => sqlx::query_scalar("SELECT key_id FROM provider_tokens").fetch_one(pool).await.unwrap());
     assert_eq!(key_id.as_deref(), Some("a"));
     let me = app.state.oauth.request(SHOP, "example", "GET", "/me", &[], None).await.unwrap();
     assert!(me.body.contains("\"token\":\"prov_at_1\""), "{}", me.body);
@@ -441,7 +438,7 @@ async fn with_a_key_provider_tokens_are_encrypted_at_rest() {
     app.clock.0.advance(Duration::from_secs(3600));
     assert_eq!(app.state.oauth.token(SHOP, "example").await.unwrap().access_token, "prov_at_2");
     assert_eq!(provider.token_requests()[1]["refresh_token"], "prov_rt_1");
-    assert!(!app.database_contains("prov_at_2") && !app.database_contains("prov_rt_2"), "refreshed");
+    assert!(!app.database_contains("prov_at_2").await && !app.database_contains("prov_rt_2").await, "refreshed");
     assert_eq!(stored(&app).await.unwrap().refresh_token.as_ref().map(Secret::expose), Some("prov_rt_2"));
 }
 
@@ -620,20 +617,14 @@ async fn an_uninstall_cut_short_deletes_nothing_and_its_retry_deletes_everything
     let offline = count_rows(&app.state, "access_tokens").await;
     assert_eq!(offline, 1, "the shop holds a Shopify token too");
     // The provider half of the uninstall fails after the Shopify half ran.
-    sqlx::query("ALTER TABLE provider_pending_connections RENAME TO pending_away")
-        .execute(&app.state.pool)
-        .await
-        .unwrap();
+    execute(&app.state, "ALTER TABLE provider_pending_connections RENAME TO pending_away").await;
     let response = app.send(webhook("/webhooks/app/uninstalled", "app/uninstalled", "wh-cut", "{}")).await;
     assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(count_rows(&app.state, "access_tokens").await, offline, "the Shopify tokens' delete was rolled back");
     assert!(stored(&app).await.is_some(), "the provider token is kept");
     assert_eq!(count_rows(&app.state, "webhook_deliveries").await, 0, "no claim is left behind");
 
-    sqlx::query("ALTER TABLE pending_away RENAME TO provider_pending_connections")
-        .execute(&app.state.pool)
-        .await
-        .unwrap();
+    execute(&app.state, "ALTER TABLE pending_away RENAME TO provider_pending_connections").await;
     let response = app.send(webhook("/webhooks/app/uninstalled", "app/uninstalled", "wh-cut", "{}")).await;
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(count_rows(&app.state, "access_tokens").await, 0);

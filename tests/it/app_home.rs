@@ -1,15 +1,13 @@
 //! App Home end to end: the document load, token exchange, refresh (single-flight), the
 //! patch-id-token page and the GraphQL demo, against a fake Shopify on 127.0.0.1.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use axum::http::StatusCode;
 use serde_json::json;
 use shopify_app_rust::shopify::model::{AccessMode, AccessToken};
 use shopify_app_rust::tokens::TokenKey;
-use support::*;
 use time::OffsetDateTime;
 
 fn at(unix: i64) -> OffsetDateTime {
@@ -450,8 +448,7 @@ async fn a_refresh_finishes_and_is_saved_even_if_its_request_goes_away() {
     let mut saved = None;
     for _ in 0..1000 {
         saved = stored(&app).await.filter(|token| token.token == "shpat_fake_1");
-        let leases: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM refresh_leases").fetch_one(&app.state.pool).await.unwrap();
+        let leases: i64 = count_rows(&app.state, "refresh_leases").await;
         if saved.is_some() && leases == 0 {
             break;
         }
@@ -459,8 +456,7 @@ async fn a_refresh_finishes_and_is_saved_even_if_its_request_goes_away() {
     }
     let saved = saved.expect("the rotated token was saved");
     assert_eq!(saved.refresh_token.as_ref().map(Secret::expose), Some("shprt_fake_1"));
-    let leases: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM refresh_leases").fetch_one(&app.state.pool).await.unwrap();
+    let leases: i64 = count_rows(&app.state, "refresh_leases").await;
     assert_eq!(leases, 0, "the lease was given back");
 }
 
@@ -487,7 +483,7 @@ async fn the_offline_token_is_read_from_memory_and_read_again_after_the_cache_tt
     store_token(&app, NOW + 3600, NOW + 86_400).await;
     assert_eq!(app.load_home().await.status, StatusCode::OK);
     // Another process (here: a statement behind the app's back) deletes the token.
-    sqlx::query("DELETE FROM access_tokens").execute(&app.state.pool).await.unwrap();
+    execute(&app.state, "DELETE FROM access_tokens").await;
     assert_eq!(app.load_home().await.status, StatusCode::OK);
     assert_eq!(app.shopify.exchanges(), 0, "served from memory");
     // The copy in memory is stale after the TTL: the next load reads the database again.

@@ -2,17 +2,16 @@
 //! read across a key rotation and re-encrypted at start, plaintext rows from before the key
 //! kept working, and ciphertexts moved to another row or column read as no token.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use axum::http::StatusCode;
 use shopify_app_rust::AppState;
 use shopify_app_rust::oauth::{PendingConnection, ProviderToken};
+use shopify_app_rust::on_pool;
 use shopify_app_rust::shopify::clock::Clock;
 use shopify_app_rust::shopify::model::{AccessMode, AccessToken};
 use shopify_app_rust::tokens::TokenKey;
-use support::*;
 use time::OffsetDateTime;
 
 fn keys(entries: &[&str]) -> [(&'static str, String); 1] {
@@ -35,7 +34,8 @@ async fn stored(state: &AppState, shop: &str) -> Option<AccessToken> {
 }
 
 async fn key_ids(state: &AppState, table: &str) -> Vec<Option<String>> {
-    sqlx::query_scalar(&format!("SELECT key_id FROM {table} ORDER BY rowid")).fetch_all(&state.pool).await.unwrap()
+    let sql = format!("SELECT key_id FROM {table} ORDER BY shop");
+    on_pool!(&state.db, pool => sqlx::query_scalar(&sql).fetch_all(pool).await.unwrap())
 }
 
 /// An App Home document load on `state` with a fresh session token.
@@ -46,15 +46,18 @@ async fn load_home(state: &AppState, app: &TestApp) -> TestResponse {
 /// Copies `table`'s rows of `s1`, every column as stored, to `shop`.
 async fn copy_rows_to_shop(state: &AppState, table: &str, shop: &str) {
     // One connection: the temporary table lives in it.
-    let mut connection = state.pool.acquire().await.unwrap();
-    for sql in [
+    let statements = [
         format!("CREATE TEMP TABLE copied AS SELECT * FROM {table} WHERE shop = 's1'"),
         format!("UPDATE copied SET shop = '{shop}'"),
         format!("INSERT INTO {table} SELECT * FROM copied"),
         "DROP TABLE copied".to_owned(),
-    ] {
-        sqlx::query(&sql).execute(&mut *connection).await.unwrap();
-    }
+    ];
+    on_pool!(&state.db, pool => {
+        let mut connection = pool.acquire().await.unwrap();
+        for sql in &statements {
+            sqlx::query(sql).execute(&mut *connection).await.unwrap();
+        }
+    });
 }
 
 fn provider_token(shop: &str, access_token: &str) -> ProviderToken {
@@ -73,7 +76,7 @@ async fn with_a_key_the_database_file_never_holds_a_token_in_plaintext() {
     let app = start_with_keys(&[KEY_A]).await;
     assert_eq!(app.load_home().await.status, StatusCode::OK);
     assert_eq!(app.shopify.exchanges(), 1);
-    assert!(!app.database_contains("shpat_fake_1") && !app.database_contains("shprt_fake_1"));
+    assert!(!app.database_contains("shpat_fake_1").await && !app.database_contains("shprt_fake_1").await);
     assert_eq!(key_ids(&app.state, "access_tokens").await, [Some("a".to_owned())]);
 
     // The next load is served from the stored token, which decrypts to the one Shopify issued.
@@ -89,14 +92,14 @@ async fn with_a_key_the_database_file_never_holds_a_token_in_plaintext() {
     assert_eq!((app.shopify.refreshes(), app.shopify.exchanges()), (1, 1));
     assert_eq!(app.shopify.requests()[2].body["refresh_token"], "shprt_fake_1");
     assert_eq!(stored(&app.state, SHOP).await.unwrap().token, "shpat_fake_2");
-    assert!(!app.database_contains("shpat_fake_2") && !app.database_contains("shprt_fake_2"));
+    assert!(!app.database_contains("shpat_fake_2").await && !app.database_contains("shprt_fake_2").await);
 }
 
 #[tokio::test]
 async fn without_a_key_tokens_are_stored_in_plaintext_as_before() {
     let app = TestApp::start().await;
     assert_eq!(app.load_home().await.status, StatusCode::OK);
-    assert!(app.database_contains("shpat_fake_1") && app.database_contains("shprt_fake_1"));
+    assert!(app.database_contains("shpat_fake_1").await && app.database_contains("shprt_fake_1").await);
     assert_eq!(key_ids(&app.state, "access_tokens").await, [None]);
     assert_eq!(app.load_home().await.status, StatusCode::OK);
     assert_eq!(app.shopify.exchanges(), 1);
@@ -190,10 +193,7 @@ async fn a_plaintext_row_is_encrypted_at_start_and_a_planted_one_is_refused() {
     assert_eq!(app.shopify.exchanges(), 1, "the token stored before the key is used");
     assert_eq!(stored(&keyed, SHOP).await.unwrap().token, "shpat_fake_1");
 
-    sqlx::query("UPDATE access_tokens SET token = 'shpat_planted', refresh_token = NULL, key_id = NULL")
-        .execute(&keyed.pool)
-        .await
-        .unwrap();
+    execute(&keyed, "UPDATE access_tokens SET token = 'shpat_planted', refresh_token = NULL, key_id = NULL").await;
     assert!(stored(&keyed, SHOP).await.is_none(), "a planted plaintext token is not read");
     app.clock.0.advance(shopify_app_rust::tokens::cache::TTL);
     assert_eq!(load_home(&keyed, &app).await.status, StatusCode::OK);
@@ -221,10 +221,7 @@ async fn a_ciphertext_moved_to_another_row_or_column_reads_as_no_token() {
     assert_eq!(app.shopify.graphql_requests()[0].headers["x-shopify-access-token"], "shpat_fake_2");
 
     // The access token's ciphertext in the refresh token's column.
-    sqlx::query("UPDATE access_tokens SET refresh_token = token WHERE shop = 's1'")
-        .execute(&app.state.pool)
-        .await
-        .unwrap();
+    execute(&app.state, "UPDATE access_tokens SET refresh_token = token WHERE shop = 's1'").await;
     assert!(stored(&app.state, SHOP).await.is_none());
     // Changed behind the app's back: the app sees it once its in-memory copy is stale.
     app.clock.0.advance(shopify_app_rust::tokens::cache::TTL);
@@ -238,12 +235,11 @@ async fn a_ciphertext_moved_to_another_row_or_column_reads_as_no_token() {
 async fn a_tampered_ciphertext_reads_as_no_token() {
     let app = start_with_keys(&[KEY_A]).await;
     assert_eq!(app.load_home().await.status, StatusCode::OK);
-    let sealed: String =
-        sqlx::query_scalar("SELECT token FROM access_tokens").fetch_one(&app.state.pool).await.unwrap();
+    let sealed: String = on_pool!(&app.state.db, pool => sqlx::query_scalar("SELECT token FROM access_tokens").fetch_one(pool).await.unwrap());
     // One character of the ciphertext (past the 16 characters of the nonce), changed.
     let flipped = if &sealed[30..31] == "A" { "B" } else { "A" };
     let tampered = format!("{}{flipped}{}", &sealed[..30], &sealed[31..]);
-    sqlx::query("UPDATE access_tokens SET token = ?").bind(tampered).execute(&app.state.pool).await.unwrap();
+    execute(&app.state, &format!("UPDATE access_tokens SET token = '{tampered}'")).await;
     assert!(stored(&app.state, SHOP).await.is_none());
     let expires = OffsetDateTime::from_unix_timestamp(NOW + 3600).unwrap();
     assert_eq!(app.load_home().await.status, StatusCode::OK);

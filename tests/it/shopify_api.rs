@@ -1,18 +1,16 @@
 //! The core's calls to Shopify (§9 token exchange and refresh, §10 Admin GraphQL) over real
 //! HTTP against the fake Shopify, with a manual clock that records every wait.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::{Map, Value, json};
 use shopify_app_rust::shopify::clock::{Clock, ManualClock};
 use shopify_app_rust::shopify::graphql::GraphqlRequest;
 use shopify_app_rust::shopify::http::{ReqwestTransport, ShopOrigin};
 use shopify_app_rust::shopify::model::{AccessMode, AccessToken, IdTokenDetails, Res};
 use shopify_app_rust::shopify::{AppConfig, ShopifyApp};
-use support::*;
 use time::OffsetDateTime;
 
 struct Harness {

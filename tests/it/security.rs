@@ -1,13 +1,11 @@
 //! The attacks of the security review, over HTTP against the whole router and the fake
 //! Shopify: each must be refused, answer a 4xx (never a 500), and reach no Shopify API.
 
-mod support;
-
+use crate::support::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 use shopify_app_rust::tokens::TokenKey;
-use support::*;
 
 /// A token a checkout or customer-account extension sends: signed with the app's secret, for
 /// this app, naming the shop bare, with no issuer. Any buyer can copy it.

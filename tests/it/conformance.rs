@@ -13,7 +13,7 @@
 //! differ, the case is listed in [`DELIBERATE_DIFFERENCES`] with the reason. The test fails
 //! when any other case differs, and when a listed case no longer differs.
 
-#[path = "../examples/conformance/play.rs"]
+#[path = "../../examples/conformance/play.rs"]
 mod play;
 
 use std::collections::BTreeSet;

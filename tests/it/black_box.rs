@@ -1,13 +1,11 @@
 //! The contract from the outside: the real binary, started as `cargo run` starts it, driven
 //! over real HTTP against a fake Shopify, with its logs checked for secrets.
 
-mod support;
-
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 struct Server {
     child: Child,
@@ -217,10 +215,12 @@ async fn what_was_answered_200_survives_kill_9_in_the_middle_of_a_burst() {
     while let Some(id) = answers.recv().await {
         ok.push(id);
     }
-    let pool =
-        shopify_app_rust::db::connect(&format!("sqlite:{}", dir.path().join("data/app.db").display())).await.unwrap();
+    let url = format!("sqlite:{}", dir.path().join("data/app.db").display());
+    let Ok(shopify_app_rust::db::Db::Sqlite { pool, .. }) = shopify_app_rust::db::connect(&url, 1).await else {
+        panic!("the SQLite file opens");
+    };
     for id in &ok {
-        let done: Option<bool> = sqlx::query_scalar("SELECT done FROM webhook_deliveries WHERE webhook_id = ?")
+        let done: Option<bool> = sqlx::query_scalar("SELECT done FROM webhook_deliveries WHERE webhook_id = $1")
             .bind(id)
             .fetch_optional(&pool)
             .await

@@ -1,0 +1,18 @@
+//! The integration tests: one binary (one link) for every suite, over the real router or the
+//! real binary, a fake Shopify on 127.0.0.1, and the database `support::database_url` gives:
+//! a temporary SQLite file, or a fresh PostgreSQL database when `TEST_POSTGRES_URL` is set.
+
+mod support;
+
+mod app_home;
+mod black_box;
+mod conformance;
+mod database;
+mod install;
+mod limits;
+mod oauth_provider;
+mod properties;
+mod security;
+mod shopify_api;
+mod storage_security;
+mod surfaces;
