@@ -78,7 +78,7 @@ async fn login_redirects_to_the_consent_screen_with_a_fresh_state_in_a_signed_co
     for attribute in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/auth", "Max-Age=600"] {
         assert!(cookie.split("; ").any(|part| part == attribute), "{attribute} missing in {cookie}");
     }
-    assert_eq!(count_rows(&app.state, "tower_sessions").await, 0);
+    assert_eq!(count_rows(&app.state, sessions_table()).await, 0);
 
     let again = app.send(get(&format!("/auth/login?shop={SHOP}"))).await;
     assert_ne!(&again.location_params()["state"], state);
@@ -97,7 +97,7 @@ async fn login_refuses_a_bad_shop_or_mode_and_sets_no_cookie() {
         assert!(response.body.starts_with("Bad Request: "), "{}", response.body);
         assert!(response.set_cookie().is_none());
     }
-    assert_eq!(count_rows(&app.state, "tower_sessions").await, 0);
+    assert_eq!(count_rows(&app.state, sessions_table()).await, 0);
 }
 
 #[tokio::test]
@@ -107,7 +107,7 @@ async fn a_thousand_logins_store_nothing() {
         let (_, state) = login(&app, &format!("shop=s{n}")).await;
         assert!(state.len() >= 43);
     }
-    assert_eq!(count_rows(&app.state, "tower_sessions").await, 0);
+    assert_eq!(count_rows(&app.state, sessions_table()).await, 0);
 }
 
 #[tokio::test]

@@ -73,7 +73,7 @@ async fn expired_sessions_are_deleted_at_start_and_live_ones_kept() {
     let (app, _provider) = start().await;
     begin(&app).await;
     begin(&app).await;
-    let table = if on_postgres() { "tower_sessions.session" } else { "tower_sessions" };
+    let table = sessions_table();
     let expire = if on_postgres() {
         "UPDATE tower_sessions.session SET expiry_date = '2000-01-01' WHERE id = (SELECT MIN(id) FROM tower_sessions.session)"
     } else {

@@ -91,7 +91,7 @@ async fn a_buyers_token_cannot_act_as_the_merchants_admin() {
 
     assert!(app.shopify.graphql_requests().is_empty(), "the merchant's token was never used");
     assert_eq!(app.shopify.exchanges(), 1, "no token was exchanged for an attacker");
-    assert_eq!(count_rows(&app.state, "tower_sessions").await, 0, "no connection was started");
+    assert_eq!(count_rows(&app.state, sessions_table()).await, 0, "no connection was started");
 
     // The buyer's token keeps working where it belongs.
     for surface in ["checkout", "customer-account"] {

@@ -573,6 +573,11 @@ pub async fn database_url(dir: &std::path::Path) -> String {
     url.to_string()
 }
 
+/// The server-side sessions' table: its name differs per backend (see `sessions::Store`).
+pub fn sessions_table() -> &'static str {
+    if on_postgres() { "tower_sessions.session" } else { "tower_sessions" }
+}
+
 /// Whether the tests run on PostgreSQL (`TEST_POSTGRES_URL`).
 pub fn on_postgres() -> bool {
     std::env::var("TEST_POSTGRES_URL").is_ok_and(|url| !url.is_empty())
