@@ -514,3 +514,27 @@ async fn a_write_through_the_repository_is_seen_at_once() {
     assert_eq!(app.send(fetch("POST", "/api/products", &session_token(app.now()))).await.status, StatusCode::OK);
     assert_eq!(app.shopify.exchanges(), 1);
 }
+
+/// An instance killed mid-refresh (`kill -9`) leaves its lease row behind: the other instance
+/// waits it out, then refreshes, and the app keeps serving.
+#[tokio::test]
+async fn a_refresh_lease_left_by_a_killed_instance_runs_out_and_another_takes_over() {
+    let app = TestApp::start().await;
+    let other = app.second_process().await;
+    store_token(&app, NOW + 10, NOW + 86_400).await;
+    let expires = NOW + 120;
+    execute(
+        &app.state,
+        &format!(
+            "INSERT INTO refresh_leases (shop, access_mode, user_id, holder, expires_at)
+             VALUES ('{SHOP}', 'offline', 0, 'killed-instance', {expires})"
+        ),
+    )
+    .await;
+    let response = send(&other, get(&format!("/?{}", document_query(&session_token(app.now()))))).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    assert_eq!(app.shopify.refreshes(), 1, "refreshed once the dead holder's lease ran out");
+    assert!(app.now() >= expires, "not before");
+    assert_eq!(stored(&app).await.unwrap().token, "shpat_fake_1");
+    assert_eq!(count_rows(&app.state, "refresh_leases").await, 0, "the new holder gave its lease back");
+}

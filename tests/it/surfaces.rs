@@ -475,3 +475,22 @@ async fn the_clis_test_delivery_with_a_sample_payload_is_accepted() {
     assert_eq!(response.status, StatusCode::OK);
     assert!(stored(&app).await.is_none(), "the dev store starts over, as the CLI intends");
 }
+
+/// Two instances on one database receive the same delivery at once: its work runs once.
+#[tokio::test]
+async fn one_delivery_sent_to_two_instances_at_once_is_handled_once() {
+    let app = TestApp::start().await;
+    let other = app.second_process().await;
+    for round in 0..10 {
+        store_token(&app).await;
+        let id = format!("w-both-{round}");
+        let body = r#"{"id":1}"#;
+        let (first, second) = tokio::join!(
+            send(&app.state, webhook("/webhooks/app/uninstalled", "app/uninstalled", &id, body)),
+            send(&other, webhook("/webhooks/app/uninstalled", "app/uninstalled", &id, body)),
+        );
+        assert_eq!((first.status, second.status), (StatusCode::OK, StatusCode::OK), "round {round}");
+        assert!(stored(&app).await.is_none(), "round {round}: the work ran");
+        assert_eq!(count_rows(&app.state, "webhook_deliveries").await, round + 1, "one row per delivery");
+    }
+}
