@@ -17,7 +17,7 @@ use crate::web::extract::Webhook;
 
 /// The answer to a delivery handled once: 200 when its work is done (now or before), 409
 /// while another copy is being handled, so that Shopify retries later.
-fn answer<T>(webhook: &Webhook, once: &Once<T>) -> StatusCode {
+pub fn answer<T>(webhook: &Webhook, once: &Once<T>) -> StatusCode {
     match once {
         Once::Ran(_) => StatusCode::OK,
         Once::Done => {

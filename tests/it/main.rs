@@ -12,6 +12,7 @@ mod install;
 mod limits;
 mod oauth_provider;
 mod properties;
+mod recipes;
 mod security;
 mod shopify_api;
 mod storage_security;
