@@ -7,7 +7,7 @@ use crate::shopify::id_token::{self, Audience, ClaimError};
 use crate::shopify::model::{IdTokenDetails, Log, Req, Res, ResultWithExchangeableIdToken};
 use crate::shopify::protocol::{self, LINK_HEADER, RETRY_HEADER};
 use crate::shopify::shop::name_of;
-use crate::shopify::urls::{UrlParts, first_value, parse_query, quote_all};
+use crate::shopify::urls::{UrlParts, query_value, quote_all};
 
 impl ShopifyApp {
     /// Verifies an App Home request: a document load carrying `id_token` in its query, or a
@@ -31,19 +31,16 @@ impl ShopifyApp {
         let redirect = || patch_id_token_redirect(&req.url, patch_id_token_path);
 
         let token = match authorization {
-            None => {
-                let query = parse_query(&UrlParts::parse(&req.url).query, true);
-                match first_value(&query, "id_token").filter(|token| !token.is_empty()) {
-                    Some(token) => token.to_owned(),
-                    None => {
-                        return failure(
-                            "redirect_to_patch_id_token_page",
-                            "document request without a session token: bounce to the patch-id-token page",
-                            redirect(),
-                        );
-                    }
+            None => match query_value(&UrlParts::parse(&req.url).query, "id_token").filter(|token| !token.is_empty()) {
+                Some(token) => token.into_owned(),
+                None => {
+                    return failure(
+                        "redirect_to_patch_id_token_page",
+                        "document request without a session token: bounce to the patch-id-token page",
+                        redirect(),
+                    );
                 }
-            }
+            },
             Some(value) => match value.strip_prefix("Bearer ") {
                 None => {
                     return failure(
