@@ -1,5 +1,8 @@
 //! `verify_app_home_req`: the App Home page and the fetch requests it makes.
 
+use std::borrow::Cow;
+use std::cell::LazyCell;
+
 use serde_json::Value;
 
 use crate::shopify::ShopifyApp;
@@ -28,10 +31,12 @@ impl ShopifyApp {
         }
         let authorization = req.header("authorization").filter(|value| !value.is_empty());
         let is_fetch = authorization.is_some();
-        let redirect = || patch_id_token_redirect(&req.url, patch_id_token_path);
+        // Only a document load reads its URL: parsed then, once.
+        let url = LazyCell::new(|| UrlParts::parse(&req.url));
+        let redirect = || patch_id_token_redirect(&url, patch_id_token_path);
 
         let token = match authorization {
-            None => match query_value(&UrlParts::parse(&req.url).query, "id_token").filter(|token| !token.is_empty()) {
+            None => match query_value(&url.query, "id_token").filter(|token| !token.is_empty()) {
                 Some(token) => token.into_owned(),
                 None => {
                     return failure(
@@ -128,22 +133,18 @@ impl ShopifyApp {
 
 /// The 302 to the patch-id-token page, carrying the current query (minus `id_token`) and the
 /// path to come back to in `shopify-reload`.
-fn patch_id_token_redirect(url: &str, patch_id_token_path: &str) -> Res {
-    let parts = UrlParts::parse(url);
-    let clean_query = parts
-        .query
-        .split('&')
-        .filter(|piece| !piece.starts_with("id_token="))
-        .collect::<Vec<_>>()
-        .join("&")
-        .trim_start_matches('&')
-        .to_owned();
-    let reload_path = if clean_query.is_empty() { parts.path.clone() } else { format!("{}?{clean_query}", parts.path) };
-    let carried = if clean_query.is_empty() { String::new() } else { format!("{clean_query}&") };
+fn patch_id_token_redirect(url: &UrlParts, patch_id_token_path: &str) -> Res {
+    let kept = url.query.split('&').filter(|piece| !piece.starts_with("id_token=")).collect::<Vec<_>>().join("&");
+    let clean_query = kept.trim_start_matches('&');
+    let (reload_path, carried_separator) = if clean_query.is_empty() {
+        (Cow::Borrowed(url.path.as_str()), "")
+    } else {
+        (Cow::Owned(format!("{}?{clean_query}", url.path)), "&")
+    };
     let location = format!(
-        "{}://{}{patch_id_token_path}?{carried}shopify-reload={}",
-        parts.scheme,
-        parts.netloc,
+        "{}://{}{patch_id_token_path}?{clean_query}{carried_separator}shopify-reload={}",
+        url.scheme,
+        url.netloc,
         quote_all(&reload_path)
     );
     Res::new(302, "").with_header("Location", location)
