@@ -24,7 +24,7 @@ impl UrlParts {
     /// Splits a URL.
     pub fn parse(url: &str) -> Self {
         let trimmed = url.trim_start_matches(|c: char| c <= ' ');
-        let url: Cow<'_, str> = if trimmed.bytes().any(|byte| matches!(byte, b'\t' | b'\r' | b'\n')) {
+        let url: Cow<'_, str> = if any_byte(trimmed, |byte| matches!(byte, b'\t' | b'\r' | b'\n')) {
             Cow::Owned(trimmed.chars().filter(|c| !matches!(c, '\t' | '\r' | '\n')).collect())
         } else {
             Cow::Borrowed(trimmed)
@@ -105,7 +105,7 @@ pub fn query_value<'a>(query: &'a str, key: &str) -> Option<Cow<'a, str>> {
 
 /// Percent-decodes text after turning `+` into a space (borrowed when there is nothing to decode).
 pub fn unquote_plus(text: &str) -> Cow<'_, str> {
-    if !text.bytes().any(|byte| matches!(byte, b'%' | b'+')) {
+    if !text.contains('%') && !text.contains('+') {
         return Cow::Borrowed(text);
     }
     let bytes = text.as_bytes();
@@ -123,6 +123,12 @@ pub fn unquote_plus(text: &str) -> Cow<'_, str> {
         index += 1;
     }
     Cow::Owned(String::from_utf8(out).unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned()))
+}
+
+/// Whether any byte of `text` is `wanted`. Without an early exit the loop compiles to vector
+/// instructions: URLs carry session tokens of several hundred bytes.
+fn any_byte(text: &str, wanted: impl Fn(u8) -> bool) -> bool {
+    text.bytes().fold(false, |found, byte| found | wanted(byte))
 }
 
 fn hex_pair(high: u8, low: u8) -> Option<u8> {

@@ -134,8 +134,14 @@ impl ShopifyApp {
 /// The 302 to the patch-id-token page, carrying the current query (minus `id_token`) and the
 /// path to come back to in `shopify-reload`.
 fn patch_id_token_redirect(url: &UrlParts, patch_id_token_path: &str) -> Res {
-    let kept = url.query.split('&').filter(|piece| !piece.starts_with("id_token=")).collect::<Vec<_>>().join("&");
-    let clean_query = kept.trim_start_matches('&');
+    let clean_query = url
+        .query
+        .split('&')
+        .filter(|piece| !piece.starts_with("id_token="))
+        // Dropped like the empty pieces before them: the query never starts with `&`.
+        .skip_while(|piece| piece.is_empty())
+        .collect::<Vec<_>>()
+        .join("&");
     let (reload_path, carried_separator) = if clean_query.is_empty() {
         (Cow::Borrowed(url.path.as_str()), "")
     } else {
