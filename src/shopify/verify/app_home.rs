@@ -1,6 +1,5 @@
 //! `verify_app_home_req`: the App Home page and the fetch requests it makes.
 
-use std::borrow::Cow;
 use std::cell::LazyCell;
 
 use serde_json::Value;
@@ -142,17 +141,16 @@ fn patch_id_token_redirect(url: &UrlParts, patch_id_token_path: &str) -> Res {
         .skip_while(|piece| piece.is_empty())
         .collect::<Vec<_>>()
         .join("&");
-    let (reload_path, carried_separator) = if clean_query.is_empty() {
-        (Cow::Borrowed(url.path.as_str()), "")
-    } else {
-        (Cow::Owned(format!("{}?{clean_query}", url.path)), "&")
-    };
-    let location = format!(
-        "{}://{}{patch_id_token_path}?{clean_query}{carried_separator}shopify-reload={}",
-        url.scheme,
-        url.netloc,
-        quote_all(&reload_path)
-    );
+    let mut reload_path = url.path.clone();
+    let mut location = [&url.scheme, "://", &url.netloc, patch_id_token_path, "?"].concat();
+    if !clean_query.is_empty() {
+        reload_path.push('?');
+        reload_path.push_str(&clean_query);
+        location.push_str(&clean_query);
+        location.push('&');
+    }
+    location.push_str("shopify-reload=");
+    location.push_str(&quote_all(&reload_path));
     Res::new(302, "").with_header("Location", location)
 }
 
