@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::model::Res;
@@ -115,7 +116,7 @@ fn classify(error: reqwest::Error) -> TransportError {
 
 /// Where a shop's Admin API lives: `https://{shop}` in production, a local fake in tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShopOrigin(String);
+pub struct ShopOrigin(Arc<str>);
 
 impl ShopOrigin {
     /// The placeholder replaced by the shop's domain.
@@ -123,7 +124,7 @@ impl ShopOrigin {
 
     /// An origin template such as `http://127.0.0.1:9999` or `https://{shop}`.
     pub fn new(template: impl Into<String>) -> Self {
-        Self(template.into().trim_end_matches('/').to_owned())
+        Self(template.into().trim_end_matches('/').into())
     }
 
     /// The URL of `path` on the shop whose (already validated) domain is `shop_domain`.

@@ -3,6 +3,8 @@
 //! The signature and structure are checked by `jsonwebtoken`; the time claims are checked
 //! here against the injected clock, with Shopify's 10-second leeway.
 
+use std::sync::LazyLock;
+
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
@@ -32,20 +34,26 @@ impl TokenError {
     }
 }
 
-/// Verifies `token` with the current or the old secret and returns its claims.
-///
-/// A token signed with the old secret during a rotation is classified like any other: an
-/// expired one reports [`TokenError::Expired`].
-pub fn decode(token: &str, config: &AppConfig, now: i64) -> Result<Map<String, Value>, TokenError> {
+/// What `jsonwebtoken` checks: HS256 and the signature only; the time claims are checked by
+/// [`check_claims`], against the injected clock. Built once.
+static VALIDATION: LazyLock<Validation> = LazyLock::new(|| {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.required_spec_claims.clear();
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.validate_aud = false;
+    validation
+});
+
+/// Verifies `token` with the current or the old secret and returns its claims.
+///
+/// A token signed with the old secret during a rotation is classified like any other: an
+/// expired one reports [`TokenError::Expired`].
+pub fn decode(token: &str, config: &AppConfig, now: i64) -> Result<Map<String, Value>, TokenError> {
     let claims = config
         .secrets_for_tokens()
         .find_map(|secret| {
-            jsonwebtoken::decode::<Map<String, Value>>(token, &DecodingKey::from_secret(secret.as_bytes()), &validation)
+            jsonwebtoken::decode::<Map<String, Value>>(token, &DecodingKey::from_secret(secret.as_bytes()), &VALIDATION)
                 .ok()
                 // No critical header extension is supported: a token that declares one is refused
                 // (RFC 7515, section 4.1.11), as Shopify's reference does.

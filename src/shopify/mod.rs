@@ -71,7 +71,7 @@ pub type Jitter = Arc<dyn Fn() -> u64 + Send + Sync>;
 /// Cheap to clone.
 #[derive(Clone)]
 pub struct ShopifyApp {
-    config: AppConfig,
+    config: Arc<AppConfig>,
     origin: ShopOrigin,
     transport: Arc<dyn Transport>,
     clock: Arc<dyn Clock>,
@@ -95,7 +95,7 @@ impl ShopifyApp {
             return Err(ConfigError::MissingClientSecret);
         }
         Ok(Self {
-            config,
+            config: Arc::new(config),
             origin: ShopOrigin::default(),
             transport,
             clock: Arc::new(SystemClock),

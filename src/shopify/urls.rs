@@ -24,7 +24,7 @@ impl UrlParts {
     /// Splits a URL.
     pub fn parse(url: &str) -> Self {
         let trimmed = url.trim_start_matches(|c: char| c <= ' ');
-        let url: Cow<'_, str> = if trimmed.contains(['\t', '\r', '\n']) {
+        let url: Cow<'_, str> = if any_byte(trimmed, |byte| matches!(byte, b'\t' | b'\r' | b'\n')) {
             Cow::Owned(trimmed.chars().filter(|c| !matches!(c, '\t' | '\r' | '\n')).collect())
         } else {
             Cow::Borrowed(trimmed)
@@ -41,7 +41,7 @@ impl UrlParts {
             }
         }
         if let Some(after) = rest.strip_prefix("//") {
-            let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+            let end = after.bytes().position(|byte| matches!(byte, b'/' | b'?' | b'#')).unwrap_or(after.len());
             parts.netloc = after[..end].to_owned();
             rest = &after[end..];
         }
@@ -83,7 +83,8 @@ pub fn parse_query(query: &str, keep_blank: bool) -> Vec<(String, String)> {
         .filter(|piece| !piece.is_empty())
         .filter_map(|piece| {
             let (key, value) = piece.split_once('=').unwrap_or((piece, ""));
-            (keep_blank || !value.is_empty()).then(|| (unquote_plus(key), unquote_plus(value)))
+            (keep_blank || !value.is_empty())
+                .then(|| (unquote_plus(key).into_owned(), unquote_plus(value).into_owned()))
         })
         .collect()
 }
@@ -93,10 +94,19 @@ pub fn first_value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a s
     pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
-/// Percent-decodes text after turning `+` into a space.
-pub fn unquote_plus(text: &str) -> String {
-    if !text.contains(['%', '+']) {
-        return text.to_owned();
+/// The first value of `key` in a query string, decoded: `first_value(&parse_query(query, true),
+/// key)` without decoding every other pair.
+pub fn query_value<'a>(query: &'a str, key: &str) -> Option<Cow<'a, str>> {
+    query.split('&').filter(|piece| !piece.is_empty()).find_map(|piece| {
+        let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
+        (unquote_plus(name) == key).then(|| unquote_plus(value))
+    })
+}
+
+/// Percent-decodes text after turning `+` into a space (borrowed when there is nothing to decode).
+pub fn unquote_plus(text: &str) -> Cow<'_, str> {
+    if !text.contains('%') && !text.contains('+') {
+        return Cow::Borrowed(text);
     }
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -112,7 +122,13 @@ pub fn unquote_plus(text: &str) -> String {
         }
         index += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Cow::Owned(String::from_utf8(out).unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned()))
+}
+
+/// Whether any byte of `text` is `wanted`. Without an early exit the loop compiles to vector
+/// instructions: URLs carry session tokens of several hundred bytes.
+fn any_byte(text: &str, wanted: impl Fn(u8) -> bool) -> bool {
+    text.bytes().fold(false, |found, byte| found | wanted(byte))
 }
 
 fn hex_pair(high: u8, low: u8) -> Option<u8> {
@@ -126,12 +142,15 @@ fn is_unreserved(byte: u8) -> bool {
 
 /// Percent-encodes everything but `A–Z a–z 0–9 _ . - ~` (Python's `quote(s, safe="")`).
 pub fn quote_all(text: &str) -> String {
+    const HEX_DIGITS: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(text.len());
     for &byte in text.as_bytes() {
         if is_unreserved(byte) {
             out.push(byte as char);
         } else {
-            out.push_str(&format!("%{byte:02X}"));
+            out.push('%');
+            out.push(char::from(HEX_DIGITS[usize::from(byte >> 4)]));
+            out.push(char::from(HEX_DIGITS[usize::from(byte & 0x0f)]));
         }
     }
     out
@@ -233,6 +252,11 @@ mod tests {
             assert_eq!((key.as_str(), value.as_str()), (want_key, want_value));
         }
         assert_eq!(parse_query("a=&b=2", false), vec![("b".to_owned(), "2".to_owned())]);
+        let repeated = "a=1&&b=x+y%2Fz&c&=v&d=%zz&a=2&%62=no&e=%C3%A9";
+        let pairs = parse_query(repeated, true);
+        for key in ["a", "b", "c", "", "d", "e", "f"] {
+            assert_eq!(query_value(repeated, key).as_deref(), first_value(&pairs, key), "{key}");
+        }
         assert_eq!(unquote_plus("%ff"), "\u{fffd}");
     }
 

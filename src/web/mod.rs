@@ -25,7 +25,7 @@ pub fn core_request(parts: &Parts, app_url: &str, body: Vec<u8>) -> Req {
             .filter(|(name, _)| is_protocol_header(name.as_str()))
             .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
             .collect(),
-        url: format!("{app_url}{path_and_query}"),
+        url: [app_url, path_and_query].concat(),
         body,
     }
 }

@@ -1,5 +1,7 @@
 //! `verify_app_home_req`: the App Home page and the fetch requests it makes.
 
+use std::cell::LazyCell;
+
 use serde_json::Value;
 
 use crate::shopify::ShopifyApp;
@@ -7,7 +9,7 @@ use crate::shopify::id_token::{self, Audience, ClaimError};
 use crate::shopify::model::{IdTokenDetails, Log, Req, Res, ResultWithExchangeableIdToken};
 use crate::shopify::protocol::{self, LINK_HEADER, RETRY_HEADER};
 use crate::shopify::shop::name_of;
-use crate::shopify::urls::{UrlParts, first_value, parse_query, quote_all};
+use crate::shopify::urls::{UrlParts, query_value, quote_all};
 
 impl ShopifyApp {
     /// Verifies an App Home request: a document load carrying `id_token` in its query, or a
@@ -28,22 +30,21 @@ impl ShopifyApp {
         }
         let authorization = req.header("authorization").filter(|value| !value.is_empty());
         let is_fetch = authorization.is_some();
-        let redirect = || patch_id_token_redirect(&req.url, patch_id_token_path);
+        // Only a document load reads its URL: parsed then, once.
+        let url = LazyCell::new(|| UrlParts::parse(&req.url));
+        let redirect = || patch_id_token_redirect(&url, patch_id_token_path);
 
         let token = match authorization {
-            None => {
-                let query = parse_query(&UrlParts::parse(&req.url).query, true);
-                match first_value(&query, "id_token").filter(|token| !token.is_empty()) {
-                    Some(token) => token.to_owned(),
-                    None => {
-                        return failure(
-                            "redirect_to_patch_id_token_page",
-                            "document request without a session token: bounce to the patch-id-token page",
-                            redirect(),
-                        );
-                    }
+            None => match query_value(&url.query, "id_token").filter(|token| !token.is_empty()) {
+                Some(token) => token.into_owned(),
+                None => {
+                    return failure(
+                        "redirect_to_patch_id_token_page",
+                        "document request without a session token: bounce to the patch-id-token page",
+                        redirect(),
+                    );
                 }
-            }
+            },
             Some(value) => match value.strip_prefix("Bearer ") {
                 None => {
                     return failure(
@@ -131,24 +132,25 @@ impl ShopifyApp {
 
 /// The 302 to the patch-id-token page, carrying the current query (minus `id_token`) and the
 /// path to come back to in `shopify-reload`.
-fn patch_id_token_redirect(url: &str, patch_id_token_path: &str) -> Res {
-    let parts = UrlParts::parse(url);
-    let clean_query = parts
+fn patch_id_token_redirect(url: &UrlParts, patch_id_token_path: &str) -> Res {
+    let clean_query = url
         .query
         .split('&')
         .filter(|piece| !piece.starts_with("id_token="))
+        // Dropped like the empty pieces before them: the query never starts with `&`.
+        .skip_while(|piece| piece.is_empty())
         .collect::<Vec<_>>()
-        .join("&")
-        .trim_start_matches('&')
-        .to_owned();
-    let reload_path = if clean_query.is_empty() { parts.path.clone() } else { format!("{}?{clean_query}", parts.path) };
-    let carried = if clean_query.is_empty() { String::new() } else { format!("{clean_query}&") };
-    let location = format!(
-        "{}://{}{patch_id_token_path}?{carried}shopify-reload={}",
-        parts.scheme,
-        parts.netloc,
-        quote_all(&reload_path)
-    );
+        .join("&");
+    let mut reload_path = url.path.clone();
+    let mut location = [&url.scheme, "://", &url.netloc, patch_id_token_path, "?"].concat();
+    if !clean_query.is_empty() {
+        reload_path.push('?');
+        reload_path.push_str(&clean_query);
+        location.push_str(&clean_query);
+        location.push('&');
+    }
+    location.push_str("shopify-reload=");
+    location.push_str(&quote_all(&reload_path));
     Res::new(302, "").with_header("Location", location)
 }
 
