@@ -26,8 +26,9 @@ pub struct Config {
     pub app_url: String,
     /// The listen port (`PORT`).
     pub port: u16,
-    /// Where the database lives (`DATABASE_URL`).
-    pub database_url: String,
+    /// Where the database lives (`DATABASE_URL`); a secret: a PostgreSQL URL may hold a
+    /// password.
+    pub database_url: Secret,
     /// The Admin API version (`SHOPIFY_API_VERSION`).
     pub api_version: String,
     /// Where Shopify calls go instead of `https://{shop}` (`SHOPIFY_SHOP_ORIGIN`, tests only).
@@ -200,7 +201,7 @@ impl Config {
             scopes: get("SCOPES").unwrap_or_default(),
             app_url,
             port,
-            database_url,
+            database_url: Secret::new(database_url),
             api_version,
             shop_origin,
             session_cookie_secure,
@@ -363,7 +364,7 @@ mod tests {
         let config = Config::from_vars(vars(&[("SHOPIFY_API_KEY", "k"), ("SHOPIFY_API_SECRET", "s")])).unwrap();
         assert_eq!(config.port, 8080);
         assert_eq!(config.app_url, "http://localhost:8080");
-        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(config.database_url.expose(), DEFAULT_DATABASE_URL);
         assert_eq!(config.api_version, DEFAULT_API_VERSION);
         assert_eq!(config.limits, Limits::default());
         assert!(!format!("{config:?}").contains("\"s\""));

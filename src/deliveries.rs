@@ -148,9 +148,43 @@ impl NewClaim<'_> {
 
 /// Work that only writes to the database, as the SQLite writer runs it.
 pub type SqliteWork<T> = Box<dyn FnOnce(&Connection) -> rusqlite::Result<T> + Send>;
-/// The same work in a PostgreSQL transaction.
+/// The same work in a PostgreSQL transaction; it may run more than once (a transaction that
+/// could not serialize is tried again), each time in a new transaction.
 pub type PostgresWork<T> =
-    Box<dyn for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<T, sqlx::Error>> + Send>;
+    Box<dyn for<'c> Fn(&'c mut PgConnection) -> BoxFuture<'c, Result<T, sqlx::Error>> + Send + Sync>;
+
+/// How many times a PostgreSQL transaction that could not serialize is tried.
+const SERIALIZATION_ATTEMPTS: u32 = 5;
+
+/// Whether PostgreSQL refused a transaction because a concurrent one changed what it read
+/// (SQLSTATE 40001): trying again is safe.
+fn is_serialization_failure(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(error) if error.code().as_deref() == Some("40001"))
+}
+
+/// One attempt of [`WebhookDeliveries::once_with_writes`] on PostgreSQL: the claim (when there
+/// is a delivery), the work and the mark in one REPEATABLE READ transaction. One snapshot for
+/// the whole work: a token a reinstall saves while an uninstall runs is not deleted (the
+/// transaction fails to serialize, and its next attempt sees the newer token).
+async fn once_on_postgres<T>(
+    pool: &sqlx::PgPool,
+    claim: Option<&NewClaim<'_>>,
+    work: &PostgresWork<T>,
+) -> Result<Once<T>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
+    let claimed = match claim {
+        Some(claim) => claim.on_postgres(&mut *tx).await?,
+        None => Once::Ran(()),
+    };
+    let once = match claimed {
+        Once::Ran(()) => Once::Ran(work(&mut tx).await?),
+        Once::Done => Once::Done,
+        Once::InProgress => Once::InProgress,
+    };
+    tx.commit().await?;
+    Ok(once)
+}
 
 impl WebhookDeliveries {
     /// The deliveries table in `db`, for requests cut off after `request_timeout`: a claim is
@@ -197,22 +231,24 @@ impl WebhookDeliveries {
                     .await
             }
             Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let claim = match &delivery {
-                    Some(delivery) => {
-                        NewClaim { delivery, claim_id: &claim_id, now, stale_before, done: true }
-                            .on_postgres(&mut *tx)
-                            .await?
+                let claim = delivery.as_ref().map(|delivery| NewClaim {
+                    delivery,
+                    claim_id: &claim_id,
+                    now,
+                    stale_before,
+                    done: true,
+                });
+                // A transaction that could not serialize (another instance wrote the same rows
+                // meanwhile) runs again and then sees what the other committed.
+                let mut attempts = 1;
+                loop {
+                    match once_on_postgres(pool, claim.as_ref(), &on_postgres).await {
+                        Err(error) if is_serialization_failure(&error) && attempts < SERIALIZATION_ATTEMPTS => {
+                            attempts += 1;
+                        }
+                        outcome => return Ok(outcome?),
                     }
-                    None => Once::Ran(()),
-                };
-                let once = match claim {
-                    Once::Ran(()) => Once::Ran(on_postgres(&mut tx).await?),
-                    Once::Done => Once::Done,
-                    Once::InProgress => Once::InProgress,
-                };
-                tx.commit().await?;
-                Ok(once)
+                }
             }
         }
     }

@@ -36,9 +36,10 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(origin) = &config.shop_origin {
         tracing::warn!(%origin, "SHOPIFY_SHOP_ORIGIN is set: Shopify calls go to this origin, not to the shops (tests and local fakes only)");
     }
-    let db = db::connect(&config.database_url, config.limits.database_connections)
+    let database_url = config.database_url.expose();
+    let db = db::connect(database_url, config.limits.database_connections)
         .await
-        .map_err(|error| format!("database {}: {error}", db::redacted(&config.database_url)))?;
+        .map_err(|error| format!("database {}: {error}", db::redacted(database_url)))?;
     let address = SocketAddr::from(([0, 0, 0, 0], config.port));
     let listener =
         tokio::net::TcpListener::bind(address).await.map_err(|error| format!("cannot listen on {address}: {error}"))?;

@@ -25,7 +25,7 @@ pub const LIFETIME: time::Duration = time::Duration::hours(1);
 pub const DELETE_EXPIRED_EVERY: Duration = Duration::from_secs(60 * 60);
 
 /// The sessions' store: the `tower_sessions` table on SQLite (`migrations/sqlite`), the
-/// `tower_sessions.session` table on PostgreSQL (created by [`Store::migrate`]).
+/// `tower_sessions.session` table on PostgreSQL (`migrations/postgres`).
 #[derive(Debug, Clone)]
 pub enum Store {
     /// On SQLite.
@@ -40,14 +40,6 @@ impl Store {
         match db {
             Db::Sqlite { pool, .. } => Self::Sqlite(SqliteStore::new(pool.clone())),
             Db::Postgres(pool) => Self::Postgres(PostgresStore::new(pool.clone())),
-        }
-    }
-
-    /// Creates the store's table where no migration of the app's does (PostgreSQL).
-    pub async fn migrate(&self) -> Result<(), sqlx::Error> {
-        match self {
-            Self::Sqlite(_) => Ok(()),
-            Self::Postgres(store) => store.migrate().await,
         }
     }
 }

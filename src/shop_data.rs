@@ -60,8 +60,9 @@ impl ShopData {
                 Ok(Some(Forgotten { tokens, connections }))
             }),
             Box::new(move |tx| {
+                let shop = on_postgres.clone();
                 Box::pin(async move {
-                    let shop = on_postgres.as_str();
+                    let shop = shop.as_str();
                     let Some(tokens) = crate::tokens::delete_shop_in_postgres(tx, shop, installed_since).await? else {
                         return Ok(None);
                     };

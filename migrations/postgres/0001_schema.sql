@@ -1,6 +1,5 @@
 -- The whole schema on PostgreSQL, as the SQLite migrations (migrations/sqlite) leave it; read
 -- those for what each table and column is for. Integers are BIGINT (the app binds i64).
--- Server-side sessions are created by their store (tower-sessions-sqlx-store) at start.
 
 CREATE TABLE access_tokens (
     shop                     TEXT   NOT NULL,
@@ -72,3 +71,12 @@ CREATE TABLE provider_pending_connections (
 CREATE INDEX provider_pending_connections_expires_at ON provider_pending_connections (expires_at);
 -- The uninstall deletes by shop.
 CREATE INDEX provider_pending_connections_shop ON provider_pending_connections (shop);
+
+-- Server-side sessions, in the schema and table tower-sessions-sqlx-store's PostgresStore reads
+-- (created here, under the migration lock, rather than by the store at every start).
+CREATE SCHEMA IF NOT EXISTS tower_sessions;
+CREATE TABLE IF NOT EXISTS tower_sessions.session (
+    id          TEXT        PRIMARY KEY NOT NULL,
+    data        BYTEA       NOT NULL,
+    expiry_date TIMESTAMPTZ NOT NULL
+);

@@ -20,8 +20,14 @@ use sqlx::{PgPool, SqlitePool};
 
 use crate::tokens::StoreError;
 
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+/// The migrations of a backend, built into the binary. A database that holds more (a newer
+/// instance of a rolling deploy ran them) is fine: this instance still starts.
+fn migrations(postgres: bool) -> Migrator {
+    let mut migrator =
+        if postgres { sqlx::migrate!("./migrations/postgres") } else { sqlx::migrate!("./migrations/sqlite") };
+    migrator.set_ignore_missing(true);
+    migrator
+}
 
 /// How long a request waits for a free connection before it fails (503).
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -63,14 +69,6 @@ impl Db {
         database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")
     }
 
-    /// The migrations of this database's backend, as built into the binary.
-    fn migrator(&self) -> &'static Migrator {
-        match self {
-            Db::Sqlite { .. } => &SQLITE_MIGRATIONS,
-            Db::Postgres(_) => &POSTGRES_MIGRATIONS,
-        }
-    }
-
     /// Whether the database answers a query.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
@@ -82,7 +80,8 @@ impl Db {
         let applied: Vec<i64> = on_pool!(self, pool => sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
             .fetch_all(pool)
             .await)?;
-        Ok(self.migrator().iter().all(|migration| applied.contains(&migration.version)))
+        let postgres = matches!(self, Db::Postgres(_));
+        Ok(migrations(postgres).iter().all(|migration| applied.contains(&migration.version)))
     }
 
     /// Closes every connection (and stops the SQLite writer once its last handle is dropped).
@@ -91,15 +90,29 @@ impl Db {
     }
 }
 
-/// `database_url` fit for a log line: a PostgreSQL password is masked.
+/// `database_url` fit for a log line: a PostgreSQL URL loses its password (in the user part or
+/// as a `password` parameter); one that does not parse shows its scheme only.
 pub fn redacted(database_url: &str) -> String {
-    match url::Url::parse(database_url) {
-        Ok(mut url) if Db::is_postgres(database_url) && url.password().is_some() => {
-            let _ = url.set_password(Some("***"));
-            url.to_string()
-        }
-        _ => database_url.to_owned(),
+    if !Db::is_postgres(database_url) {
+        return database_url.to_owned();
     }
+    let Ok(mut url) = url::Url::parse(database_url) else {
+        return "postgres://(unreadable URL: check its percent-encoding)".to_owned();
+    };
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(name, value)| {
+            let value = if name.eq_ignore_ascii_case("password") { "***".into() } else { value.into_owned() };
+            (name.into_owned(), value)
+        })
+        .collect();
+    if !pairs.is_empty() {
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
 }
 
 /// Opens the database at `database_url` and applies the migrations of its backend
@@ -113,10 +126,8 @@ pub async fn connect(database_url: &str, pool_size: u32) -> Result<Db, StoreErro
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
-        POSTGRES_MIGRATIONS.run(&pool).await.map_err(sqlx::Error::from)?;
-        let db = Db::Postgres(pool);
-        crate::sessions::Store::new(&db).migrate().await?;
-        return Ok(db);
+        migrations(true).run(&pool).await.map_err(sqlx::Error::from)?;
+        return Ok(Db::Postgres(pool));
     }
     let options = SqliteConnectOptions::from_str(database_url)?
         .create_if_missing(true)
@@ -133,7 +144,7 @@ pub async fn connect(database_url: &str, pool_size: u32) -> Result<Db, StoreErro
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(options.clone())
         .await?;
-    SQLITE_MIGRATIONS.run(&pool).await.map_err(sqlx::Error::from)?;
+    migrations(false).run(&pool).await.map_err(sqlx::Error::from)?;
     let writer = Writer::open(options.get_filename())?;
     Ok(Db::Sqlite { pool, writer })
 }
@@ -173,4 +184,24 @@ fn create_private(path: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(folder)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_logged_database_url_shows_no_password() {
+        for url in [
+            "postgres://app:s3cret@db:5432/app",
+            "postgres://db/app?sslmode=require&password=s3cret",
+            "postgresql://app:s3cr/et@db:5432/app",
+            "postgres://app:p#s3cret@db/app",
+        ] {
+            let shown = redacted(url);
+            assert!(!shown.contains("s3cr"), "{url} shown as {shown}");
+        }
+        assert_eq!(redacted("postgres://app:s3cret@db:5432/app"), "postgres://app:***@db:5432/app");
+        assert_eq!(redacted("sqlite:data/app.db"), "sqlite:data/app.db");
+    }
 }

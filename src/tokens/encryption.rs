@@ -232,7 +232,7 @@ impl TokenCipher {
             table.name
         );
         // The update binds the new secrets and key id, then every value read (unchanged since),
-        // then `now`: `$1`, `$2`... in that order.
+        // the leading identity value again, then `now`: `$1`, `$2`... in that order.
         let mut next = 0;
         let mut parameter = || {
             next += 1;
@@ -240,11 +240,17 @@ impl TokenCipher {
         };
         let set: Vec<String> =
             table.secrets.iter().chain(&["key_id"]).map(|column| format!("{column} = {}", parameter())).collect();
-        let unchanged: Vec<String> = (identity.iter().map(String::as_str))
+        let mut unchanged: Vec<String> = (identity.iter().map(String::as_str))
             .chain(table.secrets.iter().copied())
             .chain(["key_id"])
             .map(|column| format!("{column} IS NOT DISTINCT FROM {}", parameter()))
             .collect();
+        // The first identity column leads the primary key and is text: compared as it is
+        // stored, it lets the update find its row by the index instead of scanning the table.
+        let Some(leading) = table.identity.first() else {
+            return Ok(0);
+        };
+        unchanged.push(format!("{leading} = {}", parameter()));
         // Without a refresh condition, one that is never true (it still takes `now`).
         let being_refreshed = table.being_refreshed.unwrap_or("({now} IS NULL)").replace("{now}", &parameter());
         let update = format!(
@@ -282,6 +288,7 @@ impl TokenCipher {
             binds.push(self.key_id().map(str::to_owned));
             binds.extend(values.iter().chain(stored).cloned());
             binds.push(key_id.clone());
+            binds.push(values.first().cloned().flatten());
             rewritten += on_pool!(db, pool => {
                 let mut query = sqlx::query(&update);
                 for value in &binds {

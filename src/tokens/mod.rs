@@ -81,16 +81,26 @@ impl<K: Eq + Hash> Default for KeyedLocks<K> {
 pub enum StoreError {
     /// A query through the pool failed.
     #[error("storage failed: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// A job of the [`Writer`](crate::db::Writer) failed, or its transaction did not commit.
     #[error("storage failed: {0}")]
     Writer(#[from] rusqlite::Error),
     /// The writer could not run the job (its thread is gone, or the job was dropped).
     #[error("storage failed: the database writer could not run the job")]
     WriterStopped,
-    /// Too many jobs are waiting for the writer: try again later (503).
+    /// Too many jobs are waiting for the writer, or no pool connection came free in time: try
+    /// again later (503).
     #[error("storage busy: too many writes are waiting")]
     Busy,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut => Self::Busy,
+            error => Self::Database(error),
+        }
+    }
 }
 
 /// Where access tokens live. Implementations must make [`save_refreshed`] and the lease

@@ -139,7 +139,10 @@ async fn verified(
 }
 
 /// Whether `body` is UTF-8 JSON whose first byte is `{` (an object), checked without building
-/// it: a handler parses only what it reads. `{` first, not just any JSON object: a sorted query
+/// it: a handler parses only what it reads. The check is syntactic: a number out of `f64`'s
+/// range, a lone surrogate escape or deep nesting pass it (serde_json's `Value` would refuse
+/// them when a handler parses): the check only tells a JSON object from the app's other signed
+/// text, such as a query string, which is never JSON. `{` first, not just any JSON object: a sorted query
 /// string whose first key starts with a space and `{` would otherwise be a JSON object after
 /// its leading whitespace.
 fn is_json_object(body: &[u8]) -> bool {
