@@ -108,6 +108,5 @@ fn session_routes(state: &AppState) -> Router<AppState> {
 /// One span per request, with the method and the path only: queries carry session tokens
 /// and signatures, and headers carry HMACs, so neither is recorded.
 fn request_span(request: &Request<Body>) -> tracing::Span {
-    let user_agent = request.headers().get(header::USER_AGENT).and_then(|value| value.to_str().ok()).unwrap_or("");
-    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), user_agent)
+    tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
 }
