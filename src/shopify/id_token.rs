@@ -1,16 +1,23 @@
 //! Session tokens (id tokens): HS256 JWTs signed with the app's secret.
 //!
-//! The signature and structure are checked by `jsonwebtoken`; the time claims are checked
-//! here against the injected clock, with Shopify's 10-second leeway.
+//! Checked here in one pass, with the rules of `jsonwebtoken` (whose header type this reads):
+//! three base64url parts without padding, a JSON header whose `alg` is HS256, an HMAC-SHA256
+//! signature compared in constant time, claims that are a JSON object without a repeated
+//! `exp`, `nbf`, `sub`, `iss` or `aud`. The time claims are checked against the injected clock,
+//! with Shopify's 10-second leeway.
 
-use std::sync::LazyLock;
+use std::fmt;
 
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, Header};
+use serde::Deserialize;
+use serde::de::{Deserializer, Error as _, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::AppConfig;
 use super::model::python_int;
 use super::shop::Dest;
+use super::{AppConfig, signature};
 
 /// Clock skew tolerated on `iat`, `nbf` and `exp`, in seconds.
 pub const LEEWAY_SECONDS: i128 = 10;
@@ -34,35 +41,87 @@ impl TokenError {
     }
 }
 
-/// What `jsonwebtoken` checks: HS256 and the signature only; the time claims are checked by
-/// [`check_claims`], against the injected clock. Built once.
-static VALIDATION: LazyLock<Validation> = LazyLock::new(|| {
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.required_spec_claims.clear();
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation
-});
-
 /// Verifies `token` with the current or the old secret and returns its claims.
 ///
 /// A token signed with the old secret during a rotation is classified like any other: an
 /// expired one reports [`TokenError::Expired`].
 pub fn decode(token: &str, config: &AppConfig, now: i64) -> Result<Map<String, Value>, TokenError> {
-    let claims = config
-        .secrets_for_tokens()
-        .find_map(|secret| {
-            jsonwebtoken::decode::<Map<String, Value>>(token, &DecodingKey::from_secret(secret.as_bytes()), &VALIDATION)
-                .ok()
-                // No critical header extension is supported: a token that declares one is refused
-                // (RFC 7515, section 4.1.11), as Shopify's reference does.
-                .filter(|data| data.header.crit.is_none())
-        })
-        .ok_or(TokenError::Invalid)?
-        .claims;
+    let claims = verified_claims(token, config).ok_or(TokenError::Invalid)?;
     check_claims(&claims, i128::from(now))?;
     Ok(claims)
+}
+
+/// The claims of `token` when it is an HS256 JWT signed with one of the app's secrets.
+fn verified_claims(token: &str, config: &AppConfig) -> Option<Map<String, Value>> {
+    let mut parts = token.split('.');
+    let (header, payload, signature) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    // What the signature covers: the header and the payload, as sent.
+    let signed = &token.as_bytes()[..header.len() + 1 + payload.len()];
+    let header: Header = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+    // No critical header extension is supported: a token that declares one is refused (RFC
+    // 7515, section 4.1.11), as Shopify's reference does.
+    if header.alg != Algorithm::HS256 || header.crit.is_some() {
+        return None;
+    }
+    let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+    if !config.secrets_for_tokens().any(|secret| signature::hmac_matches(secret, signed, &signature)) {
+        return None;
+    }
+    let claims: Claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    Some(claims.0)
+}
+
+/// Whether `jsonwebtoken`'s own reading of a claim gets past `value`: it gives up on a `sub`
+/// that is an array or an object, and on an `exp` or `nbf` that is a non-empty one, and then
+/// refuses the token (other shapes it reads as "not a number" and lets through).
+fn readable_by_jsonwebtoken(name: &str, value: &Value) -> bool {
+    match name {
+        "sub" => !value.is_array() && !value.is_object(),
+        "exp" | "nbf" => match value {
+            Value::Array(items) => items.is_empty(),
+            Value::Object(fields) => fields.is_empty(),
+            _ => true,
+        },
+        _ => true,
+    }
+}
+
+/// A token's claims: a JSON object in which the claims `jsonwebtoken` reads itself (`exp`,
+/// `nbf`, `sub`, `iss`, `aud`) appear once at most, in a shape it reads.
+struct Claims(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for Claims {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ClaimsVisitor;
+
+        impl<'de> Visitor<'de> for ClaimsVisitor {
+            type Value = Claims;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a JSON object of claims")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Claims, A::Error> {
+                let mut claims = Map::new();
+                while let Some((name, value)) = access.next_entry::<String, Value>()? {
+                    let registered = matches!(name.as_str(), "exp" | "nbf" | "sub" | "iss" | "aud");
+                    if registered && claims.contains_key(&name) {
+                        return Err(A::Error::custom(format_args!("the claim `{name}` appears twice")));
+                    }
+                    if !readable_by_jsonwebtoken(&name, &value) {
+                        return Err(A::Error::custom(format_args!("the claim `{name}` has an unreadable shape")));
+                    }
+                    claims.insert(name, value);
+                }
+                Ok(Claims(claims))
+            }
+        }
+
+        deserializer.deserialize_map(ClaimsVisitor)
+    }
 }
 
 /// Who a surface's session tokens are issued to, and so which claims they must carry.
@@ -160,6 +219,83 @@ mod tests {
         header.crit = Some(vec!["exp".to_owned()]);
         let critical = jsonwebtoken::encode(&header, &claims, &key).unwrap_or_default();
         assert_eq!(decode(&critical, &config, 1_000), Err(TokenError::Invalid));
+    }
+
+    /// What `jsonwebtoken` itself would accept with the same rules (HS256, signature only).
+    fn jsonwebtoken_accepts(token: &str) -> bool {
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::HS256);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        let key = jsonwebtoken::DecodingKey::from_secret(b"hush");
+        jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
+            .is_ok_and(|data| data.header.crit.is_none())
+    }
+
+    /// Signs `header.payload` (both already base64url) with `secret`.
+    fn signed(header: &str, payload: &str, secret: &str) -> String {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| panic!());
+        mac.update(format!("{header}.{payload}").as_bytes());
+        format!("{header}.{payload}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn accepts_exactly_what_jsonwebtoken_accepts() {
+        let config =
+            AppConfig { client_id: "api-key".to_owned(), client_secret: "hush".into(), old_client_secret: None };
+        let part = |json: &str| URL_SAFE_NO_PAD.encode(json);
+        let hs256 = part(r#"{"alg":"HS256","typ":"JWT"}"#);
+        let claims = part(r#"{"aud":"api-key","exp":5,"sub":"42"}"#);
+        let good = signed(&hs256, &claims, "hush");
+        let mut cases = vec![
+            good.clone(),
+            signed(&hs256, &claims, "other secret"),
+            signed(&part(r#"{"alg":"HS512"}"#), &claims, "hush"),
+            signed(&part(r#"{"alg":"none"}"#), &claims, "hush"),
+            signed(&part(r#"{"typ":"JWT"}"#), &claims, "hush"),
+            signed(&part(r#"{"alg":"HS256","kid":7}"#), &claims, "hush"),
+            signed(&part(r#"{"alg":"HS256","alg":"HS256"}"#), &claims, "hush"),
+            signed(&part(r#"{"alg":"HS256","crit":["exp"]}"#), &claims, "hush"),
+            signed(&hs256, &part(r#"{"exp":1,"exp":2}"#), "hush"),
+            signed(&hs256, &part(r#"{"aud":"a","aud":"b"}"#), "hush"),
+            signed(&hs256, &part(r#"{"dest":"a","dest":"b"}"#), "hush"),
+            signed(&hs256, &part(r#"{"exp":"soon"}"#), "hush"),
+            signed(&hs256, &part(r#"{"nbf":[1]}"#), "hush"),
+            signed(&hs256, &part(r#"{"sub":7}"#), "hush"),
+            signed(&hs256, &part(r#"{"iss":{}}"#), "hush"),
+            signed(&hs256, &part(r#"{"aud":null}"#), "hush"),
+            signed(&hs256, &part(r#"{"exp":[],"nbf":{}}"#), "hush"),
+            signed(&hs256, &part(r#"{"exp":{"a":1}}"#), "hush"),
+            signed(&hs256, &part(r#"{"sub":[]}"#), "hush"),
+            signed(&hs256, &part(r#"{"sub":{"a":[1]}}"#), "hush"),
+            signed(&hs256, &part(r#"{"iss":["a","b"],"aud":[{"x":1}],"exp":-1,"nbf":1e400}"#), "hush"),
+            signed(&hs256, &part(r#"{"exp":true,"nbf":null,"sub":false}"#), "hush"),
+            signed(&hs256, &part(r#"[1,2,3]"#), "hush"),
+            signed(&hs256, &part(r#"{"a":1} x"#), "hush"),
+            signed(&hs256, &part(""), "hush"),
+            signed(&format!("{hs256}="), &claims, "hush"),
+            format!("{good}="),
+            format!("{good}.x"),
+            format!("x.{good}"),
+            good.replacen('.', "..", 1),
+            good[..good.len() - 1].to_owned(),
+            hs256.clone(),
+            String::new(),
+        ];
+        // Every one-character change of the good token, too.
+        for index in 0..good.len() {
+            for replacement in ['A', '_', '-', '.', '='] {
+                let mut token = good.clone();
+                token.replace_range(index..=index, &replacement.to_string());
+                cases.push(token);
+            }
+        }
+        for token in &cases {
+            assert_eq!(verified_claims(token, &config).is_some(), jsonwebtoken_accepts(token), "{token}");
+        }
+        assert!(verified_claims(&good, &config).is_some());
     }
 
     #[test]

@@ -38,12 +38,17 @@ pub fn verify_base64_hmac(secrets: &[&str], message: &[u8], header: &str) -> boo
     secrets.iter().any(|secret| mac(secret, message).verify_slice(&expected).is_ok())
 }
 
+/// Whether `signature` (raw bytes) is the HMAC of `message` under `secret`.
+pub fn hmac_matches(secret: &str, message: &[u8], signature: &[u8]) -> bool {
+    mac(secret, message).verify_slice(signature).is_ok()
+}
+
 /// Whether `signature` is the lowercase hex HMAC of `message` under one of `secrets`.
 pub fn verify_hex_hmac(secrets: &[&str], message: &[u8], signature: &str) -> bool {
     let Some(expected) = decode_lower_hex(signature) else {
         return false;
     };
-    secrets.iter().any(|secret| mac(secret, message).verify_slice(&expected).is_ok())
+    secrets.iter().any(|secret| hmac_matches(secret, message, &expected))
 }
 
 fn decode_lower_hex(text: &str) -> Option<Vec<u8>> {
