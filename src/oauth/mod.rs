@@ -34,7 +34,7 @@ use crate::shopify::clock::Clock;
 use crate::shopify::http::{REQUEST_TIMEOUT, Transport, TransportError, UpstreamRequest};
 use crate::shopify::model::Res;
 use crate::shopify::secret::Secret;
-use crate::tokens::{KeyedLocks, StoreError, TokenCipher};
+use crate::tokens::{Look, SingleFlight, StoreError, TokenCipher};
 
 /// A token is refreshed once it expires within this margin.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -213,9 +213,8 @@ pub struct OAuthProviders {
     http: ProviderHttp,
     clock: Arc<dyn Clock>,
     store: ProviderTokenStore,
-    locks: KeyedLocks<(String, String)>,
-    /// This process's name on refresh leases.
-    holder: String,
+    /// Refreshes, one per shop and provider at a time.
+    flight: SingleFlight<(String, String)>,
 }
 
 impl std::fmt::Debug for OAuthProviders {
@@ -242,8 +241,7 @@ impl OAuthProviders {
             http: ProviderHttp(transport),
             store: ProviderTokenStore::new(db, cipher, clock.clone()),
             clock,
-            locks: KeyedLocks::new(),
-            holder: format!("{}-{}", std::process::id(), crate::sessions::random_token()),
+            flight: SingleFlight::new(REFRESH_LEASE, POLL),
         })
     }
 
@@ -358,39 +356,28 @@ impl OAuthProviders {
         if !self.expiring(&stored) {
             return Ok(stored);
         }
-        let mut in_process = Some(self.locks.get((shop.to_owned(), name.clone())).lock_owned().await);
-        // One more round than the lease lasts: a dead holder's lease is then taken over.
-        for _ in 0..=(REFRESH_LEASE.as_millis() / POLL.as_millis()) + 1 {
-            // Look again: whoever held the lock or the lease may have refreshed it.
-            let stored = self.stored(shop, &name).await?;
-            if !self.expiring(&stored) {
-                return Ok(stored);
-            }
-            let now = self.clock.now();
-            let until = after(now, REFRESH_LEASE).unwrap_or(now);
-            if !self.store.try_lease(shop, &name, &self.holder, now, until).await? {
-                self.clock.sleep(POLL).await;
-                continue;
-            }
-            let (this, shop_owned, name_owned, lock) =
-                (Arc::clone(self), shop.to_owned(), name.clone(), in_process.take());
-            let task = tokio::spawn(async move {
-                let _in_process = lock;
-                let outcome = this.refresh(&name_owned, &shop_owned).await;
-                if let Err(error) = this.store.release_lease(&shop_owned, &name_owned, &this.holder).await {
-                    // It runs out by itself.
-                    tracing::warn!(shop = %shop_owned, provider = %name_owned, %error, "could not release a provider refresh lease");
-                }
-                outcome
-            });
-            let outcome = task.await.map_err(|_| OAuthError::Upstream(format!("the {name} refresh task failed")))?;
-            if let Some(token) = outcome? {
-                return Ok(token);
-            }
-            // The token was replaced meanwhile: take the lock again and look.
-            in_process = Some(self.locks.get((shop.to_owned(), name.clone())).lock_owned().await);
-        }
-        Err(OAuthError::Upstream(format!("another process is still refreshing the {name} token")))
+        let name = name.as_str();
+        let refreshed = self
+            .flight
+            .run(
+                (shop.to_owned(), name.to_owned()),
+                self.clock.as_ref(),
+                || async move {
+                    let stored = self.stored(shop, name).await?;
+                    Ok(if self.expiring(&stored) { Look::Refresh } else { Look::Ready(stored) })
+                },
+                |now, until| self.store.try_lease(shop, name, self.flight.holder(), now, until),
+                || {
+                    let (this, shop, name) = (Arc::clone(self), shop.to_owned(), name.to_owned());
+                    async move { this.refresh(&name, &shop).await }
+                },
+                || {
+                    let (this, shop, name) = (Arc::clone(self), shop.to_owned(), name.to_owned());
+                    async move { this.store.release_lease(&shop, &name, this.flight.holder()).await }
+                },
+            )
+            .await?;
+        refreshed.ok_or_else(|| OAuthError::Upstream(format!("another process is still refreshing the {name} token")))
     }
 
     /// Refreshes `shop`'s token under the lease. `None` when the stored token was replaced
@@ -411,7 +398,7 @@ impl OAuthProviders {
         let response = match provider.client.exchange_refresh_token(&refresh).request_async(&self.http).await {
             Ok(response) => response,
             Err(RequestTokenError::ServerResponse(error)) if *error.error() == BasicErrorResponseType::InvalidGrant => {
-                if self.store.delete_refused(shop, name, &refresh_token, &self.holder).await? {
+                if self.store.delete_refused(shop, name, &refresh_token, self.flight.holder()).await? {
                     tracing::warn!(shop, provider = name, "the provider refused the refresh token; token forgotten");
                     return Err(OAuthError::Reconnect(name.to_owned()));
                 }
@@ -422,7 +409,7 @@ impl OAuthProviders {
             Err(error) => return Err(token_error(error)),
         };
         let fresh = self.token_from(shop, name, &response, Some(&refresh_token));
-        if self.store.save_refreshed(&refresh_token, &fresh, &self.holder).await? {
+        if self.store.save_refreshed(&refresh_token, &fresh, self.flight.holder()).await? {
             return Ok(Some(fresh));
         }
         // Someone replaced the token first, or this refresh outlasted its lease and another

@@ -8,17 +8,17 @@ pub mod cache;
 pub mod client_credentials;
 pub mod encryption;
 mod offline;
+mod single_flight;
 mod sql;
 
 pub use cache::CachedTokenRepository;
 pub use client_credentials::ClientCredentialsTokens;
 pub use encryption::{EncryptionKeys, TokenCipher};
 pub use offline::{OfflineTokens, TokenError};
+pub use single_flight::{Look, SingleFlight};
 pub use sql::{SqlTokenRepository, delete_shop_in, delete_shop_in_postgres};
 
-use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex};
 
 use time::OffsetDateTime;
 
@@ -49,30 +49,6 @@ impl TokenKey {
             access_mode: token.access_mode,
             user_id: token.user.as_ref().map_or(0, |user| user.id),
         }
-    }
-}
-
-/// One async lock per key (a shop, or a shop and a provider), created on first use: makes a
-/// refresh single-flight within the process.
-#[derive(Debug)]
-pub struct KeyedLocks<K>(Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>);
-
-impl<K: Eq + Hash> KeyedLocks<K> {
-    /// No locks yet.
-    pub fn new() -> Self {
-        Self(Mutex::new(HashMap::new()))
-    }
-
-    /// The lock of `key`.
-    pub fn get(&self, key: K) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
-        locks.entry(key).or_default().clone()
-    }
-}
-
-impl<K: Eq + Hash> Default for KeyedLocks<K> {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{KeyedLocks, StoreError, TokenKey, TokenRepository};
+use super::{Look, SingleFlight, StoreError, TokenKey, TokenRepository};
 use crate::shopify::ShopifyApp;
 use crate::shopify::model::{AccessMode, AccessToken, IdTokenDetails, Res, TokenExchangeResult};
 use crate::shopify::secret::Secret;
@@ -51,17 +51,14 @@ pub struct OfflineTokens {
 struct Inner {
     repository: Arc<dyn TokenRepository>,
     shopify: ShopifyApp,
-    locks: KeyedLocks<String>,
-    holder: String,
+    /// Refreshes, one per shop at a time.
+    flight: SingleFlight<String>,
 }
 
 impl OfflineTokens {
     /// Tokens from `repository`, obtained and refreshed through `shopify`.
     pub fn new(repository: Arc<dyn TokenRepository>, shopify: ShopifyApp) -> Self {
-        use std::hash::{BuildHasher, RandomState};
-        let holder =
-            format!("{}-{:016x}", std::process::id(), RandomState::new().hash_one(std::time::SystemTime::now()));
-        Self { inner: Arc::new(Inner { repository, shopify, locks: KeyedLocks::new(), holder }) }
+        Self { inner: Arc::new(Inner { repository, shopify, flight: SingleFlight::new(LEASE, POLL) }) }
     }
 
     /// The repository behind these tokens.
@@ -82,32 +79,32 @@ impl OfflineTokens {
         if let Plan::Use(token) = inner.plan(inner.repository.load(&key).await?) {
             return Ok(token);
         }
-        let in_process = inner.locks.get(shop.to_owned()).lock_owned().await;
-        for _ in 0..=(LEASE.as_millis() / POLL.as_millis()) {
-            // Look again: whoever held the lock may have done the work.
-            match inner.plan(inner.repository.load_latest(&key).await?) {
-                Plan::Use(token) => return Ok(token),
-                Plan::Exchange => return inner.exchange(id_token, invalid_token_response).await,
-                Plan::Refresh(_) => {
-                    let now = inner.shopify.clock().now();
-                    if inner.repository.try_lease(&key, &inner.holder, now, now + LEASE).await? {
-                        // The task owns the lock, the lease and the outcome; this request only
-                        // waits for it.
-                        let (inner, id_token) = (self.inner.clone(), id_token.clone());
-                        let invalid_token_response = invalid_token_response.cloned();
-                        let task = tokio::spawn(async move {
-                            let _in_process = in_process;
-                            let outcome = inner.refresh(&key, &id_token, invalid_token_response.as_ref()).await;
-                            inner.repository.release_lease(&key, &inner.holder).await?;
-                            outcome
-                        });
-                        return task.await.map_err(|_| TokenError::Busy)?;
-                    }
-                    inner.shopify.clock().sleep(POLL).await;
-                }
-            }
-        }
-        Err(TokenError::Busy)
+        let key = &key;
+        let refreshed = inner
+            .flight
+            .run(
+                shop.to_owned(),
+                inner.shopify.clock().as_ref(),
+                || async move {
+                    Ok(match inner.plan(inner.repository.load_latest(key).await?) {
+                        Plan::Use(token) => Look::Ready(token),
+                        Plan::Exchange => Look::Ready(inner.exchange(id_token, invalid_token_response).await?),
+                        Plan::Refresh(_) => Look::Refresh,
+                    })
+                },
+                |now, until| inner.repository.try_lease(key, inner.flight.holder(), now, until),
+                || {
+                    let (inner, key, id_token) = (self.inner.clone(), key.clone(), id_token.clone());
+                    let invalid_token_response = invalid_token_response.cloned();
+                    async move { inner.refresh(&key, &id_token, invalid_token_response.as_ref()).await.map(Some) }
+                },
+                || {
+                    let (inner, key) = (self.inner.clone(), key.clone());
+                    async move { inner.repository.release_lease(&key, inner.flight.holder()).await }
+                },
+            )
+            .await?;
+        refreshed.ok_or(TokenError::Busy)
     }
 
     /// Forgets a shop's offline token that Shopify rejected, so the next request exchanges a
