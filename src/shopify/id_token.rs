@@ -13,6 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, Header};
 use serde::Deserialize;
 use serde::de::{Deserializer, Error as _, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::model::python_int;
@@ -74,17 +75,17 @@ fn verified_claims(token: &str, config: &AppConfig) -> Option<Map<String, Value>
     Some(claims.0)
 }
 
-/// Whether `jsonwebtoken`'s own reading of a claim gets past `value`: it gives up on a `sub`
-/// that is an array or an object, and on an `exp` or `nbf` that is a non-empty one, and then
-/// refuses the token (other shapes it reads as "not a number" and lets through).
-fn readable_by_jsonwebtoken(name: &str, value: &Value) -> bool {
+/// Whether `jsonwebtoken`'s own reading of a claim gets past its JSON `text`: it gives up on a
+/// `sub` that is an array or an object, and on an `exp` or `nbf` that is a non-empty one, and
+/// then refuses the token (other shapes it reads as "not a number" and lets through).
+fn readable_by_jsonwebtoken(name: &str, text: &str) -> bool {
+    let text = text.trim();
+    let container = text.starts_with('[') || text.starts_with('{');
+    let empty =
+        |open: char, close: char| text.strip_prefix(open).is_some_and(|rest| rest.trim_start() == close.to_string());
     match name {
-        "sub" => !value.is_array() && !value.is_object(),
-        "exp" | "nbf" => match value {
-            Value::Array(items) => items.is_empty(),
-            Value::Object(fields) => fields.is_empty(),
-            _ => true,
-        },
+        "sub" => !container,
+        "exp" | "nbf" => !container || empty('[', ']') || empty('{', '}'),
         _ => true,
     }
 }
@@ -106,13 +107,21 @@ impl<'de> Deserialize<'de> for Claims {
 
             fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Claims, A::Error> {
                 let mut claims = Map::new();
-                while let Some((name, value)) = access.next_entry::<String, Value>()? {
+                while let Some(name) = access.next_key::<String>()? {
+                    let value: Value = if matches!(name.as_str(), "exp" | "nbf" | "sub") {
+                        // Judged on the text sent: serde_json's `Value` turns one special
+                        // object form into what it wraps, which jsonwebtoken does not.
+                        let raw = access.next_value::<Box<RawValue>>()?;
+                        if !readable_by_jsonwebtoken(&name, raw.get()) {
+                            return Err(A::Error::custom(format_args!("the claim `{name}` has an unreadable shape")));
+                        }
+                        serde_json::from_str(raw.get()).map_err(A::Error::custom)?
+                    } else {
+                        access.next_value()?
+                    };
                     let registered = matches!(name.as_str(), "exp" | "nbf" | "sub" | "iss" | "aud");
                     if registered && claims.contains_key(&name) {
                         return Err(A::Error::custom(format_args!("the claim `{name}` appears twice")));
-                    }
-                    if !readable_by_jsonwebtoken(&name, &value) {
-                        return Err(A::Error::custom(format_args!("the claim `{name}` has an unreadable shape")));
                     }
                     claims.insert(name, value);
                 }
@@ -272,6 +281,10 @@ mod tests {
             signed(&hs256, &part(r#"{"sub":{"a":[1]}}"#), "hush"),
             signed(&hs256, &part(r#"{"iss":["a","b"],"aud":[{"x":1}],"exp":-1,"nbf":1e400}"#), "hush"),
             signed(&hs256, &part(r#"{"exp":true,"nbf":null,"sub":false}"#), "hush"),
+            signed(&hs256, &part(r#"{"sub":{"$serde_json::private::RawValue":"\"42\""}}"#), "hush"),
+            signed(&hs256, &part(r#"{"exp":{"$serde_json::private::RawValue":"99999999999"}}"#), "hush"),
+            signed(&hs256, &part(r#"{"nbf":{"$serde_json::private::RawValue":"[]"}}"#), "hush"),
+            signed(&hs256, &part(r#"{"exp":[ ],"nbf":{ },"sub":"x"}"#), "hush"),
             signed(&hs256, &part(r#"[1,2,3]"#), "hush"),
             signed(&hs256, &part(r#"{"a":1} x"#), "hush"),
             signed(&hs256, &part(""), "hush"),
