@@ -12,7 +12,7 @@ use crate::db::{Db, on_pool};
 use crate::shopify::clock::Clock;
 use crate::shopify::secret::Secret;
 use crate::tokens::StoreError;
-use crate::tokens::encryption::{SealedRow, SealedTable, TokenCipher};
+use crate::tokens::encryption::{RESEALED_ATTEMPTS, SealedRow, SealedTable, TokenCipher};
 
 /// One token per shop and provider, plus refresh leases and pending connections.
 #[derive(Clone)]
@@ -219,11 +219,6 @@ impl ProviderTokenStore {
         token: &ProviderToken,
         holder: &str,
     ) -> Result<bool, StoreError> {
-        let Some(sealed_previous) =
-            self.sealed_refresh_token_if(&token.shop, &token.provider, previous_refresh_token).await?
-        else {
-            return Ok(false);
-        };
         let place = TOKENS.row(&[Some(&token.shop), Some(&token.provider)]);
         let access_token = self.cipher.seal(&place, "access_token", token.access_token.expose())?;
         let refresh_token =
@@ -236,21 +231,33 @@ impl ProviderTokenStore {
              WHERE shop = $7 AND provider = $8 AND refresh_token = $9 AND {}",
             lease_held(10)
         );
-        let updated = on_pool!(&self.db, pool => sqlx::query(&sql)
-            .bind(&access_token)
-            .bind(&refresh_token)
-            .bind(self.cipher.key_id())
-            .bind(&token.scope)
-            .bind(to_unix(token.expires))
-            .bind(self.clock.now().unix_timestamp())
-            .bind(&token.shop)
-            .bind(&token.provider)
-            .bind(&sealed_previous)
-            .bind(holder)
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected()))?;
-        Ok(updated == 1)
+        for _ in 0..RESEALED_ATTEMPTS {
+            let Some(sealed_previous) =
+                self.sealed_refresh_token_if(&token.shop, &token.provider, previous_refresh_token).await?
+            else {
+                return Ok(false);
+            };
+            let updated = on_pool!(&self.db, pool => sqlx::query(&sql)
+                .bind(&access_token)
+                .bind(&refresh_token)
+                .bind(self.cipher.key_id())
+                .bind(&token.scope)
+                .bind(to_unix(token.expires))
+                .bind(self.clock.now().unix_timestamp())
+                .bind(&token.shop)
+                .bind(&token.provider)
+                .bind(&sealed_previous)
+                .bind(holder)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected()))?;
+            if updated == 1 {
+                return Ok(true);
+            }
+            // Changed since the read, or the lease was lost: look again, in case only the
+            // ciphertext changed (the next read or the lease check settles the rest).
+        }
+        Ok(false)
     }
 
     /// Deletes the token `shop` holds for `provider` only if its refresh token is still

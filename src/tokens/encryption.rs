@@ -55,6 +55,11 @@ impl std::fmt::Debug for EncryptionKeys {
     }
 }
 
+/// How many times a compare-and-swap on a sealed value (a refresh's save) reads and tries
+/// again when the row changed under it: another process may have only re-encrypted it (same
+/// token, new ciphertext), which must not make the refresh drop its rotated token.
+pub const RESEALED_ATTEMPTS: usize = 3;
+
 /// A table with encrypted columns, for [`TokenCipher`].
 #[derive(Debug)]
 pub struct SealedTable {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use rusqlite::params;
 use time::OffsetDateTime;
 
-use super::encryption::{SealedRow, SealedTable, TokenCipher};
+use super::encryption::{RESEALED_ATTEMPTS, SealedRow, SealedTable, TokenCipher};
 use super::{StoreError, TokenKey, TokenRepository};
 use crate::db::{Db, on_pool};
 use crate::shopify::clock::Clock;
@@ -234,10 +234,10 @@ impl TokenRepository for SqlTokenRepository {
             .bind(&key.shop)
             .bind(key.access_mode.as_str())
             .bind(key.user_id)
-            .bind(sealed_token)
+            .bind(&sealed_token)
             .bind(&token.scope)
             .bind(to_unix(token.expires))
-            .bind(sealed_refresh_token)
+            .bind(&sealed_refresh_token)
             .bind(to_unix(token.refresh_token_expires))
             .bind(user_json(&token))
             .bind(self.cipher.key_id())
@@ -258,25 +258,26 @@ impl TokenRepository for SqlTokenRepository {
         let (previous, token) = (previous_refresh_token.to_owned(), token.clone());
         Box::pin(async move {
             let key = TokenKey::of(&token);
-            let Some(stored) = self.fetch(&key).await? else {
-                return Ok(false);
-            };
-            if !stored.token.refresh_token.as_ref().is_some_and(|current| *current == *previous) {
-                return Ok(false);
-            }
             let (sealed_token, sealed_refresh_token) = self.seal(&key, &token)?;
-            let now = self.clock.now();
-            // A compare-and-swap on the stored value (unique: random nonces): the swap happens
-            // only if nobody wrote the token since it was read.
-            let updated = on_pool!(&self.db, pool => sqlx::query(
+            for _ in 0..RESEALED_ATTEMPTS {
+                let Some(stored) = self.fetch(&key).await? else {
+                    return Ok(false);
+                };
+                if !stored.token.refresh_token.as_ref().is_some_and(|current| *current == *previous) {
+                    return Ok(false);
+                }
+                let now = self.clock.now();
+                // A compare-and-swap on the stored value (unique: random nonces): the swap happens
+                // only if nobody wrote the token since it was read.
+                let updated = on_pool!(&self.db, pool => sqlx::query(
                 "UPDATE access_tokens SET token = $1, scope = $2, expires_at = $3, refresh_token = $4,
                    refresh_token_expires_at = $5, key_id = $6, updated_at = $7, obtained_at = $8
                  WHERE shop = $9 AND access_mode = $10 AND user_id = $11 AND refresh_token IS NOT DISTINCT FROM $12",
             )
-            .bind(sealed_token)
+            .bind(&sealed_token)
             .bind(&token.scope)
             .bind(to_unix(token.expires))
-            .bind(sealed_refresh_token)
+            .bind(&sealed_refresh_token)
             .bind(to_unix(token.refresh_token_expires))
             .bind(self.cipher.key_id())
             .bind(now.unix_timestamp())
@@ -288,7 +289,12 @@ impl TokenRepository for SqlTokenRepository {
             .execute(pool)
             .await
             .map(|done| done.rows_affected()))?;
-            Ok(updated == 1)
+                if updated == 1 {
+                    return Ok(true);
+                }
+                // Changed since the read: look again, in case only its ciphertext changed.
+            }
+            Ok(false)
         })
     }
 
