@@ -1,6 +1,8 @@
 //! Endpoints for UI extensions. Admin and POS extensions get data from the Admin API with
 //! the shop's offline token; checkout and customer-account extensions get the app's own data.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -17,8 +19,13 @@ use crate::web::extract::{ExtensionSurface, UiExtension};
 pub async fn extension(State(state): State<AppState>, extension: UiExtension) -> Result<Response, AppError> {
     match extension.surface {
         ExtensionSurface::Admin | ExtensionSurface::Pos => {
-            let api = AdminApi::connect(&state, &extension.shop, &extension.id_token, extension.invalid_token_response)
-                .await?;
+            let api = AdminApi::connect(
+                &state,
+                &extension.shop,
+                &extension.id_token,
+                extension.invalid_token_response.map(Arc::new),
+            )
+            .await?;
             let result = api.graphql(GraphqlRequest::new("{ shop { name } }")).await?;
             if !result.ok {
                 return Ok(graphql_failure(&result));

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::config::Config;
 use crate::error::AppError;
 use crate::shopify::ShopifyApp;
 use crate::shopify::graphql::GraphqlRequest;
@@ -20,10 +21,10 @@ pub struct AdminApi {
     pub shop: String,
     /// The offline token in use.
     pub access_token: AccessToken,
-    invalid_token_response: Option<Res>,
+    invalid_token_response: Option<Arc<Res>>,
     shopify: ShopifyApp,
     tokens: Arc<OfflineTokens>,
-    api_version: String,
+    config: Arc<Config>,
 }
 
 impl AdminApi {
@@ -33,16 +34,16 @@ impl AdminApi {
         state: &AppState,
         shop: &str,
         id_token: &IdTokenDetails,
-        invalid_token_response: Option<Res>,
+        invalid_token_response: Option<Arc<Res>>,
     ) -> Result<Self, AppError> {
-        let access_token = state.tokens.get(shop, id_token, invalid_token_response.as_ref()).await?;
+        let access_token = state.tokens.get(shop, id_token, invalid_token_response.as_deref()).await?;
         Ok(Self {
             shop: shop.to_owned(),
             access_token,
             invalid_token_response,
             shopify: state.shopify.clone(),
             tokens: state.tokens.clone(),
-            api_version: state.config.api_version.clone(),
+            config: Arc::clone(&state.config),
         })
     }
 
@@ -50,10 +51,10 @@ impl AdminApi {
     /// the session's invalid-token response, so the client retries with a fresh session
     /// token and the next request exchanges a new access token.
     pub async fn graphql(&self, request: GraphqlRequest) -> Result<GQLResult, AppError> {
-        let request = request.invalid_token_response(self.invalid_token_response.clone());
+        let request = request.invalid_token_response(self.invalid_token_response.as_deref().cloned());
         let result = self
             .shopify
-            .admin_graphql_request(&self.shop, self.access_token.token.expose(), &self.api_version, &request)
+            .admin_graphql_request(&self.shop, self.access_token.token.expose(), &self.config.api_version, &request)
             .await;
         if result.log.code == "unauthorized" {
             tracing::warn!(shop = %self.shop, "Shopify rejected the stored offline token; forgetting it");

@@ -1,5 +1,7 @@
 //! App Home: the embedded page's document loads and the fetch requests it makes.
 
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{Html, IntoResponse, Response};
@@ -25,8 +27,9 @@ pub struct AppHome {
     pub user_id: Option<String>,
     /// The verified session token, exchangeable for access tokens.
     pub id_token: IdTokenDetails,
-    /// What to answer when Shopify later rejects a token obtained for this request.
-    pub invalid_token_response: Res,
+    /// What to answer when Shopify later rejects a token obtained for this request (shared
+    /// with the request's [`AdminApi`], not copied).
+    pub invalid_token_response: Arc<Res>,
     document_headers: Vec<(String, String)>,
 }
 
@@ -52,7 +55,7 @@ impl FromRequestParts<AppState> for AppHome {
                 shop,
                 user_id: result.user_id,
                 id_token,
-                invalid_token_response,
+                invalid_token_response: Arc::new(invalid_token_response),
                 document_headers: result.response.headers,
             }),
             _ => Err(result.response),
@@ -86,9 +89,13 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let session = AppHome::from_request_parts(parts, state).await.map_err(AppError::Protocol)?;
-        let api =
-            AdminApi::connect(state, &session.shop, &session.id_token, Some(session.invalid_token_response.clone()))
-                .await?;
+        let api = AdminApi::connect(
+            state,
+            &session.shop,
+            &session.id_token,
+            Some(Arc::clone(&session.invalid_token_response)),
+        )
+        .await?;
         Ok(Self { session, api })
     }
 }
