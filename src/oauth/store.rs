@@ -254,10 +254,26 @@ impl ProviderTokenStore {
             if updated == 1 {
                 return Ok(true);
             }
-            // Changed since the read, or the lease was lost: look again, in case only the
-            // ciphertext changed (the next read or the lease check settles the rest).
+            // Changed since the read, or the lease was lost: a lost lease ends it; otherwise
+            // look again, in case only the ciphertext changed.
+            if !self.holds_lease(&token.shop, &token.provider, holder).await? {
+                return Ok(false);
+            }
         }
         Ok(false)
+    }
+
+    /// Whether `holder` holds the refresh lease of `shop`'s token for `provider`.
+    async fn holds_lease(&self, shop: &str, provider: &str, holder: &str) -> Result<bool, StoreError> {
+        let held: bool = on_pool!(&self.db, pool => sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM provider_refresh_leases WHERE shop = $1 AND provider = $2 AND holder = $3)",
+        )
+        .bind(shop)
+        .bind(provider)
+        .bind(holder)
+        .fetch_one(pool)
+        .await)?;
+        Ok(held)
     }
 
     /// Deletes the token `shop` holds for `provider` only if its refresh token is still

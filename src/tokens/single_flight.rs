@@ -120,7 +120,10 @@ impl<K: Hash + Eq + Clone + Send + 'static> SingleFlight<K> {
                         return Ok(Some(token));
                     }
                 }
-                Err(_) => return Ok(None),
+                Err(error) => {
+                    tracing::error!(%error, "a refresh task failed");
+                    return Ok(None);
+                }
             }
             // The token was replaced meanwhile: take the lock again and look.
             in_process = Some(self.locks.get(key.clone()).lock_owned().await);
