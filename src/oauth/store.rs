@@ -122,6 +122,16 @@ impl ProviderTokenStore {
         Self { db, cipher, clock }
     }
 
+    /// `token`'s two secret columns as stored in `place`: sealed under the current key, or
+    /// plaintext without one.
+    fn seal(&self, place: &SealedRow, token: &ProviderToken) -> Result<(String, Option<String>), StoreError> {
+        let refresh_token = token.refresh_token.as_ref().map(Secret::expose);
+        Ok((
+            self.cipher.seal(place, "access_token", token.access_token.expose())?,
+            self.cipher.seal_optional(place, "refresh_token", refresh_token)?,
+        ))
+    }
+
     /// The token in `row` of `place`; `None` when it cannot be decrypted (logged).
     fn open(&self, row: &SealedToken, place: &SealedRow, shop: &str, provider: &str) -> Option<ProviderToken> {
         let key_id = row.key_id.as_deref();
@@ -184,9 +194,7 @@ impl ProviderTokenStore {
     /// Stores `token`, replacing the shop's previous token for the provider.
     pub async fn save(&self, token: &ProviderToken) -> Result<(), StoreError> {
         let place = TOKENS.row(&[Some(&token.shop), Some(&token.provider)]);
-        let access_token = self.cipher.seal(&place, "access_token", token.access_token.expose())?;
-        let refresh_token =
-            self.cipher.seal_optional(&place, "refresh_token", token.refresh_token.as_ref().map(Secret::expose))?;
+        let (access_token, refresh_token) = self.seal(&place, token)?;
         on_pool!(&self.db, pool => sqlx::query(
             "INSERT INTO provider_tokens
                (shop, provider, access_token, refresh_token, key_id, scope, expires_at, updated_at)
@@ -220,9 +228,7 @@ impl ProviderTokenStore {
         holder: &str,
     ) -> Result<bool, StoreError> {
         let place = TOKENS.row(&[Some(&token.shop), Some(&token.provider)]);
-        let access_token = self.cipher.seal(&place, "access_token", token.access_token.expose())?;
-        let refresh_token =
-            self.cipher.seal_optional(&place, "refresh_token", token.refresh_token.as_ref().map(Secret::expose))?;
+        let (access_token, refresh_token) = self.seal(&place, token)?;
         // One statement: a compare-and-swap on the stored value (unique: random nonces) and
         // the lease check.
         let sql = format!(
@@ -366,9 +372,7 @@ impl ProviderTokenStore {
     ) -> Result<(), StoreError> {
         self.delete_expired_pending(now).await?;
         let place = pending_row(pending.id.expose(), &pending.shop, &pending.provider, pending.user_id.as_deref());
-        let access_token = self.cipher.seal(&place, "access_token", token.access_token.expose())?;
-        let refresh_token =
-            self.cipher.seal_optional(&place, "refresh_token", token.refresh_token.as_ref().map(Secret::expose))?;
+        let (access_token, refresh_token) = self.seal(&place, token)?;
         on_pool!(&self.db, pool => sqlx::query(
             "INSERT INTO provider_pending_connections
                (id, shop, provider, user_id, access_token, refresh_token, key_id, scope, token_expires_at, expires_at)
