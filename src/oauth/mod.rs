@@ -408,7 +408,7 @@ impl OAuthProviders {
             }
             Err(error) => return Err(token_error(error)),
         };
-        let fresh = self.token_from(shop, name, &response, Some(&refresh_token));
+        let fresh = self.token_from(shop, name, &response, Some(&stored));
         if self.store.save_refreshed(&refresh_token, &fresh, self.flight.holder()).await? {
             return Ok(Some(fresh));
         }
@@ -474,18 +474,19 @@ impl OAuthProviders {
         token.expires.is_some_and(|at| at <= after(now, REFRESH_MARGIN).unwrap_or(now))
     }
 
-    /// The token from a token response; a refresh answer without a new refresh token keeps
-    /// the previous one (RFC 6749, section 6).
+    /// The token from a token response; a refresh answer without a new refresh token or
+    /// without a scope keeps the `previous` token's (RFC 6749, sections 5.1 and 6).
     fn token_from(
         &self,
         shop: &str,
         provider: &str,
         response: &ProviderTokenResponse,
-        previous_refresh_token: Option<&str>,
+        previous: Option<&ProviderToken>,
     ) -> ProviderToken {
         let scope = response
             .scopes()
             .map(|scopes| scopes.iter().map(|scope| scope.as_str()).collect::<Vec<_>>().join(" "))
+            .or_else(|| previous.map(|token| token.scope.clone()))
             .unwrap_or_default();
         ProviderToken {
             shop: shop.to_owned(),
@@ -494,7 +495,7 @@ impl OAuthProviders {
             refresh_token: response
                 .refresh_token()
                 .map(|token| Secret::new(token.secret().clone()))
-                .or_else(|| previous_refresh_token.map(Secret::new)),
+                .or_else(|| previous.and_then(|token| token.refresh_token.clone())),
             scope,
             // Clamped to MAX_LIFETIME, and added without overflow: past the calendar's end is
             // "never expires".

@@ -416,6 +416,7 @@ async fn a_refresh_that_outlasts_its_lease_does_not_overwrite_the_token_of_the_p
         (token.access_token.expose(), token.refresh_token.as_ref().map(Secret::expose)),
         ("prov_at_1", Some("rt_stored"))
     );
+    assert_eq!(token.scope, "read", "an answer without a scope keeps the stored one");
     assert_eq!(count_rows(&app.state, "provider_refresh_leases").await, 0);
 }
 

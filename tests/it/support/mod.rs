@@ -686,7 +686,8 @@ impl FakeProvider {
     }
 
     /// From now on the provider does not rotate refresh tokens: a refresh leaves the refresh
-    /// token valid, and its answer carries no new one.
+    /// token valid, and its answer is the minimal one (RFC 6749, section 6): no new refresh
+    /// token, no scope (unchanged).
     pub fn keep_refresh_tokens(&self) {
         *self.state.keep_refresh_tokens.lock().unwrap() = true;
     }
@@ -754,12 +755,12 @@ async fn provider_token(State(state): State<Arc<ProviderState>>, headers: Header
     let access = format!("prov_at_{serial}");
     *state.access_tokens.lock().unwrap() = vec![access.clone()];
     let expires_in = state.expires_in.lock().unwrap().clone().unwrap_or(json!(3600));
-    let mut answer =
-        json!({"access_token": access, "token_type": "Bearer", "expires_in": expires_in, "scope": "read write"});
+    let mut answer = json!({"access_token": access, "token_type": "Bearer", "expires_in": expires_in});
     if field("grant_type") != "refresh_token" || !*state.keep_refresh_tokens.lock().unwrap() {
         let refresh = format!("prov_rt_{serial}");
         state.refresh_tokens.lock().unwrap().push(refresh.clone());
         answer["refresh_token"] = json!(refresh);
+        answer["scope"] = json!("read write");
     }
     provider_json(StatusCode::OK, answer)
 }
