@@ -116,8 +116,8 @@ pub fn redacted(database_url: &str) -> String {
 }
 
 /// Opens the database at `database_url` and applies the migrations of its backend
-/// (`migrations/sqlite` or `migrations/postgres`). A SQLite file is created if missing (see
-/// [`create_private`]); PostgreSQL gets a pool of `pool_size` connections.
+/// (`migrations/sqlite` or `migrations/postgres`). A SQLite file is created if missing, private
+/// to the app's user; PostgreSQL gets a pool of `pool_size` connections.
 pub async fn connect(database_url: &str, pool_size: u32) -> Result<Db, StoreError> {
     if Db::is_postgres(database_url) {
         let options = PgConnectOptions::from_str(database_url)?;

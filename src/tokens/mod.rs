@@ -1,5 +1,5 @@
-//! Token storage: a [`TokenRepository`] trait with a SQLite implementation, and
-//! [`OfflineTokens`], which hands out a valid offline token per shop, exchanging or
+//! Token storage: a [`TokenRepository`] trait with a SQL implementation (SQLite or
+//! PostgreSQL), and [`OfflineTokens`], which hands out a valid offline token per shop, exchanging or
 //! refreshing it as needed, one refresh at a time. [`ClientCredentialsTokens`] keeps the
 //! client-credentials tokens of server-to-server apps renewed. [`encryption`] keeps the stored
 //! tokens encrypted at rest.
