@@ -43,6 +43,10 @@ impl IntoResponse for AppError {
                 (StatusCode::NOT_FOUND, error.to_string()).into_response()
             }
             Self::OAuth(error @ OAuthError::Reconnect(_)) => (StatusCode::CONFLICT, error.to_string()).into_response(),
+            Self::Token(error @ TokenError::NoOfflineToken) => {
+                tracing::warn!(%error, "Admin API call outside a page load");
+                (StatusCode::CONFLICT, error.to_string()).into_response()
+            }
             Self::OAuth(error @ OAuthError::Rejected(_)) => {
                 (StatusCode::BAD_REQUEST, error.to_string()).into_response()
             }

@@ -29,9 +29,37 @@ pub enum TokenError {
     /// Another process holds the refresh lease for longer than a lease lasts.
     #[error("another process is still refreshing this token")]
     Busy,
+    /// The shop has no usable offline token, and none can be had without a session token
+    /// (outside a page load: a webhook, a job): the merchant must open the app again.
+    #[error("no offline token for this shop: the merchant must open the app again")]
+    NoOfflineToken,
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The session token of a page load, which can be exchanged for a new offline token, and what
+/// to answer when Shopify rejects it.
+#[derive(Clone, Copy)]
+struct Session<'a> {
+    id_token: &'a IdTokenDetails,
+    invalid_token_response: Option<&'a Res>,
+}
+
+/// A [`Session`] the refresh task owns.
+struct OwnedSession {
+    id_token: IdTokenDetails,
+    invalid_token_response: Option<Res>,
+}
+
+impl OwnedSession {
+    fn of(session: Session<'_>) -> Self {
+        Self { id_token: session.id_token.clone(), invalid_token_response: session.invalid_token_response.cloned() }
+    }
+
+    fn borrow(&self) -> Session<'_> {
+        Session { id_token: &self.id_token, invalid_token_response: self.invalid_token_response.as_ref() }
+    }
 }
 
 /// What to do with a stored token.
@@ -74,6 +102,18 @@ impl OfflineTokens {
         id_token: &IdTokenDetails,
         invalid_token_response: Option<&Res>,
     ) -> Result<AccessToken, TokenError> {
+        self.obtain(shop, Some(Session { id_token, invalid_token_response })).await
+    }
+
+    /// A valid offline token for `shop` outside a page load (a webhook, a job): the stored
+    /// one, refreshed when it expires within a minute. [`TokenError::NoOfflineToken`] when there
+    /// is none, or only one that needs a new token exchange (which takes a session token).
+    pub async fn get_stored(&self, shop: &str) -> Result<AccessToken, TokenError> {
+        self.obtain(shop, None).await
+    }
+
+    /// [`OfflineTokens::get`], with or without a session to exchange a token with.
+    async fn obtain(&self, shop: &str, session: Option<Session<'_>>) -> Result<AccessToken, TokenError> {
         let inner = &self.inner;
         let key = TokenKey::offline(shop);
         if let Plan::Use(token) = inner.plan(inner.repository.load(&key).await?) {
@@ -88,15 +128,15 @@ impl OfflineTokens {
                 || async move {
                     Ok(match inner.plan(inner.repository.load_latest(key).await?) {
                         Plan::Use(token) => Look::Ready(token),
-                        Plan::Exchange => Look::Ready(inner.exchange(id_token, invalid_token_response).await?),
+                        Plan::Exchange => Look::Ready(inner.exchange(session).await?),
                         Plan::Refresh(_) => Look::Refresh,
                     })
                 },
                 |now, until| inner.repository.try_lease(key, inner.flight.holder(), now, until),
                 || {
-                    let (inner, key, id_token) = (self.inner.clone(), key.clone(), id_token.clone());
-                    let invalid_token_response = invalid_token_response.cloned();
-                    async move { inner.refresh(&key, &id_token, invalid_token_response.as_ref()).await.map(Some) }
+                    let (inner, key) = (self.inner.clone(), key.clone());
+                    let session = session.map(OwnedSession::of);
+                    async move { inner.refresh(&key, session.as_ref().map(OwnedSession::borrow)).await.map(Some) }
                 },
                 || {
                     let (inner, key) = (self.inner.clone(), key.clone());
@@ -131,16 +171,11 @@ impl Inner {
 
     /// Refreshes under the lease; falls back to token exchange when the refresh token is dead,
     /// and to the stored token while it is still valid when Shopify cannot be reached.
-    async fn refresh(
-        &self,
-        key: &TokenKey,
-        id_token: &IdTokenDetails,
-        invalid_token_response: Option<&Res>,
-    ) -> Result<AccessToken, TokenError> {
+    async fn refresh(&self, key: &TokenKey, session: Option<Session<'_>>) -> Result<AccessToken, TokenError> {
         // Another process may have finished between our read and our lease.
         let stale = match self.plan(self.repository.load_latest(key).await?) {
             Plan::Use(token) => return Ok(token),
-            Plan::Exchange => return self.exchange(id_token, invalid_token_response).await,
+            Plan::Exchange => return self.exchange(session).await,
             Plan::Refresh(token) => token,
         };
         let result = self.shopify.refresh_token_exchanged_access_token(&stale).await;
@@ -155,12 +190,12 @@ impl Inner {
                 // uninstalled meanwhile (the client must start over).
                 self.repository.load_latest(key).await?.ok_or_else(|| TokenError::Rejected {
                     code: "token_revoked".to_owned(),
-                    response: invalid_token_response.cloned().unwrap_or_else(|| Res::new(401, "")),
+                    response: session
+                        .and_then(|session| session.invalid_token_response.cloned())
+                        .unwrap_or_else(|| Res::new(401, "")),
                 })
             }
-            _ if matches!(&*result.log.code, "refresh_token_expired" | "invalid_grant") => {
-                self.exchange(id_token, invalid_token_response).await
-            }
+            _ if matches!(&*result.log.code, "refresh_token_expired" | "invalid_grant") => self.exchange(session).await,
             _ if result.ok || still_valid => {
                 tracing::warn!(code = %result.log.code, shop = %key.shop, "refresh failed; the stored token is still valid");
                 Ok(stale)
@@ -169,11 +204,9 @@ impl Inner {
         }
     }
 
-    async fn exchange(
-        &self,
-        id_token: &IdTokenDetails,
-        invalid_token_response: Option<&Res>,
-    ) -> Result<AccessToken, TokenError> {
+    /// A new token by token exchange, which takes the session token of a page load.
+    async fn exchange(&self, session: Option<Session<'_>>) -> Result<AccessToken, TokenError> {
+        let Session { id_token, invalid_token_response } = session.ok_or(TokenError::NoOfflineToken)?;
         let result = self
             .shopify
             .exchange_using_token_exchange(AccessMode::Offline, id_token, invalid_token_response.cloned(), true)

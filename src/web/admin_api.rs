@@ -37,14 +37,34 @@ impl AdminApi {
         invalid_token_response: Option<Arc<Res>>,
     ) -> Result<Self, AppError> {
         let access_token = state.tokens.get(shop, id_token, invalid_token_response.as_deref()).await?;
-        Ok(Self {
+        Ok(Self::with_token(state, shop, access_token, invalid_token_response))
+    }
+
+    /// The API of `shop` outside a page load (a webhook handler, a job), like
+    /// `unauthenticated.admin(shop)` in Shopify's JavaScript library: the stored offline token,
+    /// refreshed as needed (one refresh at a time, across instances). Without a usable one,
+    /// [`TokenError::NoOfflineToken`](crate::tokens::TokenError::NoOfflineToken): a new token
+    /// takes a session token, so the merchant must open the app again. When Shopify rejects
+    /// the token, the token is forgotten and the call answers 401.
+    pub async fn for_shop(state: &AppState, shop: &str) -> Result<Self, AppError> {
+        let access_token = state.tokens.get_stored(shop).await?;
+        Ok(Self::with_token(state, shop, access_token, None))
+    }
+
+    fn with_token(
+        state: &AppState,
+        shop: &str,
+        access_token: AccessToken,
+        invalid_token_response: Option<Arc<Res>>,
+    ) -> Self {
+        Self {
             shop: shop.to_owned(),
             access_token,
             invalid_token_response,
             shopify: state.shopify.clone(),
             tokens: state.tokens.clone(),
             config: Arc::clone(&state.config),
-        })
+        }
     }
 
     /// Runs a query. When Shopify rejects the token it is forgotten and the error carries

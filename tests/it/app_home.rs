@@ -538,3 +538,38 @@ async fn a_refresh_lease_left_by_a_killed_instance_runs_out_and_another_takes_ov
     assert_eq!(stored(&app).await.unwrap().token, "shpat_fake_1");
     assert_eq!(count_rows(&app.state, "refresh_leases").await, 0, "the new holder gave its lease back");
 }
+
+/// The Admin API outside a page load (a webhook, a job): the stored token, refreshed as needed;
+/// without one that can be used, a typed error (the merchant must open the app again), never a
+/// token exchange, which takes a session token.
+#[tokio::test]
+async fn the_admin_api_for_a_shop_needs_no_session_token() {
+    use shopify_app_rust::error::AppError;
+    use shopify_app_rust::shopify::graphql::GraphqlRequest;
+    use shopify_app_rust::tokens::TokenError;
+    use shopify_app_rust::web::admin_api::AdminApi;
+
+    let app = TestApp::start().await;
+    let missing = AdminApi::for_shop(&app.state, SHOP).await;
+    assert!(matches!(missing, Err(AppError::Token(TokenError::NoOfflineToken))));
+
+    store_token(&app, NOW + 3600, NOW + 86_400).await;
+    let Ok(api) = AdminApi::for_shop(&app.state, SHOP).await else { panic!("a stored token") };
+    let result = api.graphql(GraphqlRequest::new("{ shop { name } }")).await.unwrap();
+    assert!(result.ok, "{:?}", result.log);
+    assert_eq!(app.shopify.graphql_requests()[0].headers["x-shopify-access-token"], "shpat_stored");
+
+    // Near its expiry: refreshed, with no session token.
+    store_token(&app, NOW + 10, NOW + 86_400).await;
+    let Ok(api) = AdminApi::for_shop(&app.state, SHOP).await else { panic!("refreshed") };
+    assert_eq!(api.access_token.token.expose(), "shpat_fake_1");
+    assert_eq!(app.shopify.refreshes(), 1);
+
+    // Expired, with a dead refresh token: only a token exchange could help.
+    store_token(&app, NOW - 100, NOW - 1).await;
+    let dead = AdminApi::for_shop(&app.state, SHOP).await;
+    assert!(matches!(dead, Err(AppError::Token(TokenError::NoOfflineToken))));
+    assert_eq!(app.shopify.exchanges(), 0, "no exchange without a session token");
+    let response = axum::response::IntoResponse::into_response(dead.err().unwrap());
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+}
