@@ -65,29 +65,27 @@ fn from_unix(seconds: Option<i64>) -> Option<OffsetDateTime> {
 }
 
 /// Forgetting a shop's provider data: its tokens, pending connections and refresh leases.
-const DELETE_SHOP: [&str; 3] = [
-    "DELETE FROM provider_tokens WHERE shop = $1",
-    "DELETE FROM provider_pending_connections WHERE shop = $1",
-    "DELETE FROM provider_refresh_leases WHERE shop = $1",
-];
+const DELETE_TOKENS: &str = "DELETE FROM provider_tokens WHERE shop = $1";
+const DELETE_THE_REST: [&str; 2] =
+    ["DELETE FROM provider_pending_connections WHERE shop = $1", "DELETE FROM provider_refresh_leases WHERE shop = $1"];
 
 /// Deletes every provider token of `shop`, with its pending connections and refresh leases,
 /// in the SQLite writer's transaction. Returns how many tokens were deleted.
 pub fn delete_shop_in(db: &rusqlite::Connection, shop: &str) -> rusqlite::Result<u64> {
-    let mut deleted = Vec::with_capacity(DELETE_SHOP.len());
-    for sql in DELETE_SHOP {
-        deleted.push(db.prepare_cached(sql)?.execute([shop])?);
+    let deleted = db.prepare_cached(DELETE_TOKENS)?.execute([shop])?;
+    for sql in DELETE_THE_REST {
+        db.prepare_cached(sql)?.execute([shop])?;
     }
-    Ok(deleted.first().copied().unwrap_or(0) as u64)
+    Ok(deleted as u64)
 }
 
 /// [`delete_shop_in`] in a PostgreSQL transaction.
 pub async fn delete_shop_in_postgres(tx: &mut sqlx::PgConnection, shop: &str) -> Result<u64, sqlx::Error> {
-    let mut deleted = Vec::with_capacity(DELETE_SHOP.len());
-    for sql in DELETE_SHOP {
-        deleted.push(sqlx::query(sql).bind(shop).execute(&mut *tx).await?.rows_affected());
+    let deleted = sqlx::query(DELETE_TOKENS).bind(shop).execute(&mut *tx).await?.rows_affected();
+    for sql in DELETE_THE_REST {
+        sqlx::query(sql).bind(shop).execute(&mut *tx).await?;
     }
-    Ok(deleted.first().copied().unwrap_or(0))
+    Ok(deleted)
 }
 
 /// A linked token, with its refresh token as stored (for compare-and-swap writes).
