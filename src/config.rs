@@ -45,6 +45,42 @@ pub struct Config {
     pub token_encryption_keys: Option<EncryptionKeys>,
     /// Timeouts and the concurrency limit of the server.
     pub limits: Limits,
+    /// How this instance runs background jobs.
+    pub jobs: JobSettings,
+    /// The bearer token of the operators' routes (`OPS_TOKEN`); `None`: those routes answer 404.
+    pub ops_token: Option<Secret>,
+}
+
+/// How background jobs run (`src/jobs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobSettings {
+    /// Jobs this instance runs at once (`JOB_WORKERS`); 0 runs none here (a web-only
+    /// instance: others run them).
+    pub workers: usize,
+    /// Attempts before a job is kept as failed (`JOB_MAX_ATTEMPTS`).
+    pub max_attempts: u32,
+    /// The wait before the first retry, doubled for each later one up to an hour, with
+    /// jitter (`JOB_RETRY_BASE_SECS`).
+    pub retry_base: Duration,
+    /// How long one attempt may run before it counts as failed (`JOB_TIMEOUT_SECS`).
+    pub timeout: Duration,
+    /// How long running jobs may take to finish once the app is told to stop
+    /// (`JOB_SHUTDOWN_GRACE_SECS`); the rest are put back for another instance.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for JobSettings {
+    /// Four workers, ten attempts, retries after about 10 s, 20 s, 40 s... up to an hour, two
+    /// minutes per attempt, ten seconds to finish at shutdown.
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            max_attempts: 10,
+            retry_base: Duration::from_secs(10),
+            timeout: Duration::from_secs(120),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
 }
 
 /// How long clients and handlers may take, and how many connections and requests the server
@@ -209,6 +245,8 @@ impl Config {
             oauth_providers: oauth_providers(&get)?,
             token_encryption_keys: get("TOKEN_ENCRYPTION_KEYS").map(|keys| token_encryption_keys(&keys)).transpose()?,
             limits: limits(&get)?,
+            jobs: job_settings(&get)?,
+            ops_token: get("OPS_TOKEN").map(Secret::new),
         })
     }
 }
@@ -242,14 +280,8 @@ fn token_encryption_keys(value: &str) -> Result<EncryptionKeys, ConfigError> {
 /// The limits, each a whole number of seconds (or of requests or connections) from 1 up to a
 /// day (or a million); an unset variable keeps its default.
 fn limits(get: &dyn Fn(&str) -> Option<String>) -> Result<Limits, ConfigError> {
-    let number = |name: &'static str, default: u64, max: u64| match get(name) {
-        None => Ok(default),
-        Some(value) => value.parse().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| ConfigError::Invalid {
-            name,
-            reason: format!("{value:?} is not a whole number from 1 to {max}"),
-        }),
-    };
-    let seconds = |name, default: Duration| number(name, default.as_secs(), 24 * 60 * 60).map(Duration::from_secs);
+    let number = |name, default, max| whole_number(get, name, default, 1..=max);
+    let seconds = |name, default: Duration| number(name, default.as_secs(), DAY_SECS).map(Duration::from_secs);
     let count = |name, default: usize| number(name, default as u64, 1_000_000).map(|n| n as usize);
     let defaults = Limits::default();
     Ok(Limits {
@@ -260,6 +292,40 @@ fn limits(get: &dyn Fn(&str) -> Option<String>) -> Result<Limits, ConfigError> {
         max_connections: count("MAX_CONNECTIONS", defaults.max_connections)?,
         send_timeout: seconds("SEND_TIMEOUT_SECS", defaults.send_timeout)?,
         database_connections: number("DATABASE_MAX_CONNECTIONS", defaults.database_connections.into(), 10_000)? as u32,
+    })
+}
+
+/// A day, the longest any timeout may be set to.
+const DAY_SECS: u64 = 24 * 60 * 60;
+
+/// The whole number in variable `name`, within `range`; `default` when unset.
+fn whole_number(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    let Some(value) = get(name) else {
+        return Ok(default);
+    };
+    value.parse().ok().filter(|n| range.contains(n)).ok_or_else(|| ConfigError::Invalid {
+        name,
+        reason: format!("{value:?} is not a whole number from {} to {}", range.start(), range.end()),
+    })
+}
+
+/// The job settings, each a whole number (`JOB_WORKERS` from 0) up to a bound; an unset
+/// variable keeps its default.
+fn job_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<JobSettings, ConfigError> {
+    let seconds =
+        |name, default: Duration| whole_number(get, name, default.as_secs(), 1..=DAY_SECS).map(Duration::from_secs);
+    let defaults = JobSettings::default();
+    Ok(JobSettings {
+        workers: whole_number(get, "JOB_WORKERS", defaults.workers as u64, 0..=1024)? as usize,
+        max_attempts: whole_number(get, "JOB_MAX_ATTEMPTS", defaults.max_attempts.into(), 1..=100)? as u32,
+        retry_base: seconds("JOB_RETRY_BASE_SECS", defaults.retry_base)?,
+        timeout: seconds("JOB_TIMEOUT_SECS", defaults.timeout)?,
+        shutdown_grace: seconds("JOB_SHUTDOWN_GRACE_SECS", defaults.shutdown_grace)?,
     })
 }
 

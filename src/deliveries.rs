@@ -9,7 +9,6 @@
 //! runs with [`WebhookDeliveries::once`] between a claim and its mark.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, params};
@@ -17,14 +16,11 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 
 use crate::db::{Db, on_pool};
-use crate::shopify::clock::Clock;
 use crate::shopify::http::BoxFuture;
 use crate::tokens::StoreError;
 
 /// How long a delivery id is remembered. Shopify retries a failed delivery for 48 hours.
 pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
-/// How often ids older than [`RETENTION`] are forgotten.
-pub const FORGET_EVERY: Duration = Duration::from_secs(10 * 60);
 /// How much longer than a request may take a claim protects its work before another delivery
 /// may take it over: the work ends with its request (`REQUEST_TIMEOUT_SECS` cuts it off), so
 /// a claim outlives any work still running under it.
@@ -336,17 +332,6 @@ impl WebhookDeliveries {
             .await
             .map(|done| done.rows_affected()))?;
         Ok(deleted)
-    }
-
-    /// Runs [`WebhookDeliveries::forget_expired`] now and then every [`FORGET_EVERY`], forever
-    /// (off the request path: a delivery costs no clean-up): spawn it once at start.
-    pub async fn forget_expired_periodically(self, clock: Arc<dyn Clock>) {
-        loop {
-            if let Err(error) = self.forget_expired(clock.now()).await {
-                tracing::warn!(%error, "could not forget old webhook delivery ids");
-            }
-            clock.sleep(FORGET_EVERY).await;
-        }
     }
 }
 

@@ -3,6 +3,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::jobs::EnqueueError;
 use crate::oauth::OAuthError;
 use crate::sessions::SessionError;
 use crate::shopify::model::Res;
@@ -30,6 +31,19 @@ pub enum AppError {
     /// A third-party OAuth provider operation failed.
     #[error(transparent)]
     OAuth(#[from] OAuthError),
+    /// A job could not be enqueued for another reason than the database (its kind has no
+    /// handler: a bug, see `app_jobs::registry`).
+    #[error(transparent)]
+    Enqueue(EnqueueError),
+}
+
+impl From<EnqueueError> for AppError {
+    fn from(error: EnqueueError) -> Self {
+        match error {
+            EnqueueError::Store(error) => Self::Store(error),
+            error => Self::Enqueue(error),
+        }
+    }
 }
 
 impl IntoResponse for AppError {
@@ -59,6 +73,7 @@ impl IntoResponse for AppError {
             | Self::Store(_)
             | Self::Template(_)
             | Self::Session(_)
+            | Self::Enqueue(_)
             | Self::OAuth(OAuthError::Config { .. } | OAuthError::Store(_))) => {
                 tracing::error!(%error, "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()

@@ -4,11 +4,14 @@
 //! stores access tokens, [`oauth`] connects third-party providers, [`sessions`] keeps the
 //! state of top-level flows, and [`routes`] holds the handlers, grouped by surface.
 
+pub mod app_jobs;
 pub mod config;
 pub mod db;
 pub mod deliveries;
 pub mod error;
+pub mod jobs;
 pub mod oauth;
+pub mod products;
 pub mod routes;
 pub mod server;
 pub mod sessions;
@@ -40,10 +43,17 @@ pub fn app(state: AppState) -> Router {
     // Signed bodies: a request the headers alone condemn is answered before the limits read its
     // body. `route_layer`: no fallback of the merged router gets these checks.
     // Any method: a wrong one gets the protocol's 405 from the verifier, not axum's.
-    let webhooks = Router::new()
+    let mut webhooks = Router::new()
         .route("/webhooks/app/uninstalled", any(routes::webhooks::app_uninstalled))
         .route("/webhooks/app/scopes_update", any(routes::webhooks::scopes_update))
-        .route("/webhooks/compliance", any(routes::webhooks::compliance))
+        .route("/webhooks/compliance", any(routes::webhooks::compliance));
+    // Every other topic with a job handler (`app_jobs::registry`) at /webhooks/{topic}.
+    for &topic in state.jobs.registry().webhook_topics() {
+        if !routes::webhooks::COMPLIANCE_TOPICS.contains(&topic) {
+            webhooks = webhooks.route(&format!("/webhooks/{topic}"), routes::webhooks::job_route(topic));
+        }
+    }
+    let webhooks = webhooks
         .route_layer(limits.clone())
         .route_layer(from_fn_with_state(state.clone(), web::extract::precheck_webhook));
     let flow_actions = Router::new()
@@ -67,6 +77,8 @@ pub fn app(state: AppState) -> Router {
         .merge(session_routes(&state))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
+        .route("/ops/jobs", get(routes::ops::jobs))
+        .route("/ops/jobs/{id}/retry", post(routes::ops::retry))
         .nest_service("/static", ServeDir::new("static"))
         .layer(limits)
         .merge(webhooks)

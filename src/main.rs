@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use shopify_app_rust::config::Config;
 use shopify_app_rust::shopify::clock::SystemClock;
-use shopify_app_rust::{AppState, app, db, server, sessions};
+use shopify_app_rust::{AppState, app, db, jobs, server};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -55,14 +55,28 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if rewritten > 0 {
         tracing::info!(rewritten, "stored tokens rewritten under the current encryption key");
     }
-    tokio::spawn(sessions::delete_expired_periodically(db.clone()));
-    tokio::spawn(state.deliveries.clone().forget_expired_periodically(state.shopify.clock().clone()));
+    // One stop signal for the server and the job workers.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    tracing::info!(workers = state.config.jobs.workers, "running background jobs");
+    let workers = tokio::spawn(jobs::run_workers(state.clone(), stopped.clone()));
     if let Some(client_credentials) = &state.client_credentials {
         tracing::info!(shops = ?client_credentials.shops(), "keeping client-credentials tokens renewed");
         tokio::spawn(client_credentials.clone().run());
     }
     tracing::info!(%address, %app_url, "ready to serve");
-    server::serve(listener, app(state), limits, shutdown_signal()).await;
+    let mut server_stopped = stopped;
+    let stopping = async move {
+        let _ = server_stopped.wait_for(|stop| *stop).await;
+    };
+    server::serve(listener, app(state), limits, stopping).await;
+    // The workers got the same signal: wait for their running jobs (bounded by their grace).
+    if let Err(error) = workers.await {
+        tracing::error!(%error, "the job workers stopped abnormally");
+    }
     db.close().await;
     tracing::info!("stopped");
     Ok(())

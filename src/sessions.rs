@@ -4,7 +4,6 @@
 //! start it.) Embedded App Home requests never get this layer: the admin iframe is third-party
 //! to the browser, so they authenticate with session tokens instead.
 
-use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use tower_sessions::cookie::SameSite;
@@ -21,8 +20,6 @@ pub use tower_sessions::session::Error as SessionError;
 pub const COOKIE_NAME: &str = "shopify_app_session";
 /// How long a session lives after its last change.
 pub const LIFETIME: time::Duration = time::Duration::hours(1);
-/// How often expired sessions are deleted.
-pub const DELETE_EXPIRED_EVERY: Duration = Duration::from_secs(60 * 60);
 
 /// The sessions' store: the `tower_sessions` table on SQLite (`migrations/sqlite`), the
 /// `tower_sessions.session` table on PostgreSQL (`migrations/postgres`).
@@ -96,18 +93,6 @@ pub fn layer(db: &Db, secure: bool) -> SessionManagerLayer<Store> {
         .with_same_site(SameSite::Lax)
         .with_path("/")
         .with_expiry(Expiry::OnInactivity(LIFETIME))
-}
-
-/// Deletes expired sessions now and then every [`DELETE_EXPIRED_EVERY`], forever: spawn it
-/// once at start.
-pub async fn delete_expired_periodically(db: Db) {
-    let store = Store::new(&db);
-    loop {
-        if let Err(error) = store.delete_expired().await {
-            tracing::warn!(%error, "could not delete expired sessions");
-        }
-        tokio::time::sleep(DELETE_EXPIRED_EVERY).await;
-    }
 }
 
 /// Removes `key` from the session and returns its value, persisting the removal at once, so the

@@ -1,6 +1,7 @@
 //! Everything the app stores about a shop, forgotten in one write when the shop uninstalls the
 //! app (`app/uninstalled`) or has its data erased (`shop/redact`): Shopify's tokens and their
-//! refresh leases, third-party provider tokens, pending connections and leases.
+//! refresh leases, third-party provider tokens, pending connections and leases, and the
+//! recorded products of the `products/update` example.
 
 use std::sync::Arc;
 
@@ -57,6 +58,7 @@ impl ShopData {
                     return Ok(None);
                 };
                 let connections = crate::oauth::delete_shop_in(db, &on_sqlite)?;
+                db.prepare_cached(crate::products::DELETE_SHOP)?.execute([&on_sqlite])?;
                 Ok(Some(Forgotten { tokens, connections }))
             }),
             Box::new(move |tx| {
@@ -67,6 +69,7 @@ impl ShopData {
                         return Ok(None);
                     };
                     let connections = crate::oauth::delete_shop_in_postgres(tx, shop).await?;
+                    sqlx::query(crate::products::DELETE_SHOP).bind(shop).execute(&mut *tx).await?;
                     Ok(Some(Forgotten { tokens, connections }))
                 })
             }),

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::db::Db;
 use crate::deliveries::WebhookDeliveries;
+use crate::jobs::Jobs;
 use crate::oauth::{OAuthError, OAuthProviders};
+use crate::products::Products;
 use crate::shop_data::ShopData;
 use crate::shopify::clock::Clock;
 use crate::shopify::http::{ReqwestTransport, ShopOrigin, Transport};
@@ -44,6 +46,10 @@ pub struct Shared {
     pub db: Db,
     /// Third-party OAuth2 providers and their tokens.
     pub oauth: Arc<OAuthProviders>,
+    /// Background jobs: enqueue, inspect (workers run them, see [`crate::jobs`]).
+    pub jobs: Jobs,
+    /// The `products/update` example's records.
+    pub products: Products,
     /// Client-credentials tokens, when `SHOPIFY_CLIENT_CREDENTIALS_SHOPS` names shops (`main`
     /// spawns their renewal).
     pub client_credentials: Option<Arc<ClientCredentialsTokens>>,
@@ -85,8 +91,16 @@ impl AppState {
             Arc::new(SqlTokenRepository::new(db.clone(), cipher.clone(), clock.clone()));
         let cached = Arc::new(CachedTokenRepository::new(stored, clock.clone()));
         let tokens = Arc::new(OfflineTokens::new(cached.clone(), shopify.clone()));
-        let oauth =
-            OAuthProviders::new(config.oauth_providers.clone(), &config.app_url, transport, clock, db.clone(), cipher)?;
+        let oauth = OAuthProviders::new(
+            config.oauth_providers.clone(),
+            &config.app_url,
+            transport,
+            clock.clone(),
+            db.clone(),
+            cipher,
+        )?;
+        let jobs = Jobs::new(db.clone(), crate::app_jobs::registry(), config.jobs, clock.clone());
+        let products = Products::new(db.clone(), clock);
         let client_credentials = (!config.client_credentials_shops.is_empty())
             .then(|| Arc::new(ClientCredentialsTokens::new(shopify.clone(), config.client_credentials_shops.clone())));
         let deliveries = WebhookDeliveries::new(db.clone(), config.limits.request_timeout);
@@ -99,6 +113,8 @@ impl AppState {
             shop_data,
             db,
             oauth: Arc::new(oauth),
+            jobs,
+            products,
             client_credentials,
         })))
     }

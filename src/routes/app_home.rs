@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::error::AppError;
+use crate::products::RecordedProduct;
 use crate::shopify::graphql::GraphqlRequest;
 use crate::shopify::model::Res;
 use crate::state::AppState;
@@ -24,11 +25,14 @@ use crate::web::extract::{Admin, AppHome};
 struct HomePage<'a> {
     api_key: &'a str,
     shop: &'a str,
+    products: &'a [RecordedProduct],
 }
 
-/// `GET /`: the App Home page, rendered once the shop has a valid offline token.
+/// `GET /`: the App Home page, rendered once the shop has a valid offline token, with the
+/// products the `products/update` job recorded last.
 pub async fn home(State(state): State<AppState>, admin: Admin) -> Result<Response, AppError> {
-    let page = HomePage { api_key: &state.config.api_key, shop: &admin.session.shop };
+    let products = state.products.latest(&admin.session.shop).await?;
+    let page = HomePage { api_key: &state.config.api_key, shop: &admin.session.shop, products: &products };
     Ok(admin.page(page.render()?))
 }
 

@@ -6,5 +6,6 @@ pub mod connect;
 pub mod extensions;
 pub mod flow;
 pub mod health;
+pub mod ops;
 pub mod proxy;
 pub mod webhooks;

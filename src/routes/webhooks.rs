@@ -1,16 +1,20 @@
-//! Webhooks: `app/uninstalled`, `app/scopes_update` and the three compliance topics.
+//! Webhooks: `app/uninstalled` and `app/scopes_update`, whose work is a database write done
+//! before the answer, and every other topic (the compliance topics, `products/update`...),
+//! stored as a job and answered at once (see [`crate::jobs`] and [`crate::app_jobs`]).
 //!
-//! Each handler runs its work once per delivery (see [`crate::deliveries`]) and answers with
-//! [`answer`]. Work must be idempotent: a delivery whose work was cut off is run again by
-//! Shopify's retry.
+//! Each delivery is handled once (see [`crate::deliveries`]) and answered with [`answer`].
+//! Work must be idempotent: a delivery whose work was cut off is run again by Shopify's retry,
+//! and a job whose worker died runs again.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
+use axum::routing::{MethodRouter, any};
 use serde_json::Value;
 
 use crate::deliveries::Once;
 use crate::error::AppError;
+use crate::jobs::NewJob;
 use crate::shop_data::Forgotten;
 use crate::state::AppState;
 use crate::web::extract::Webhook;
@@ -91,35 +95,42 @@ pub async fn scopes_update(State(state): State<AppState>, webhook: Webhook) -> R
     Ok(answer(&webhook, &once))
 }
 
-/// `POST /webhooks/compliance`: the privacy topics, told apart by `X-Shopify-Topic`.
-///
-/// `shop/redact` (48 hours after uninstall) deletes the shop's data. The customer topics are
-/// logged for the app to act on: this template stores no customer data.
-pub async fn compliance(State(state): State<AppState>, webhook: Webhook) -> Result<StatusCode, AppError> {
-    let topic = webhook.topic.as_str();
-    let now = state.shopify.clock().now();
-    let once = match topic {
-        "shop/redact" => {
-            let once = state.shop_data.forget(webhook.delivery(), now, &webhook.shop, None).await?;
-            if let Once::Ran(Some(Forgotten { tokens, connections })) = &once {
-                tracing::info!(shop = %webhook.shop, deleted = tokens, connections, "shop data redacted");
-            }
-            once.map(drop)
-        }
-        "customers/redact" | "customers/data_request" => {
-            let once = state.deliveries.mark_once(webhook.delivery(), now).await?;
-            if let Once::Ran(()) = once {
-                let customer_id =
-                    webhook.payload::<Value>().ok().and_then(|payload| payload.pointer("/customer/id").cloned());
-                let customer_id = customer_id.unwrap_or(Value::Null);
-                tracing::info!(%topic, shop = %webhook.shop, %customer_id, "customer privacy request: this template stores no customer data");
-            }
-            once
-        }
-        _ => {
-            tracing::warn!(%topic, shop = %webhook.shop, "unknown compliance topic");
+/// The mandatory privacy topics, all delivered at `POST /webhooks/compliance`.
+pub const COMPLIANCE_TOPICS: [&str; 3] = ["customers/data_request", "customers/redact", "shop/redact"];
+
+/// The route of a webhook topic run as a job: `POST /webhooks/{topic}`, handled by
+/// [`enqueue`].
+pub fn job_route(topic: &'static str) -> MethodRouter<AppState> {
+    any(move |State(state): State<AppState>, webhook: Webhook| async move {
+        if wrong_topic(&webhook, topic) {
             return Ok(StatusCode::BAD_REQUEST);
         }
+        enqueue(&state, webhook).await
+    })
+}
+
+/// `POST /webhooks/compliance`: the privacy topics, told apart by `X-Shopify-Topic`, each run
+/// as a job (see `app_jobs::compliance`).
+pub async fn compliance(State(state): State<AppState>, webhook: Webhook) -> Result<StatusCode, AppError> {
+    if !COMPLIANCE_TOPICS.contains(&webhook.topic.as_str()) {
+        tracing::warn!(topic = %webhook.topic, shop = %webhook.shop, "unknown compliance topic");
+        return Ok(StatusCode::BAD_REQUEST);
+    }
+    enqueue(&state, webhook).await
+}
+
+/// Stores the delivery as a job of its topic, in one transaction with the delivery's claim,
+/// and answers 200 at once: the job's handler runs on a worker, with retries (see
+/// [`crate::jobs`]). A repeated delivery enqueues nothing.
+pub async fn enqueue(state: &AppState, webhook: Webhook) -> Result<StatusCode, AppError> {
+    // The body is a JSON object (checked by the extractor), so it is UTF-8.
+    let Ok(payload) = String::from_utf8(webhook.body.to_vec()) else {
+        return Ok(StatusCode::BAD_REQUEST);
     };
+    let job = NewJob::new(webhook.topic.clone()).shop(webhook.shop.clone()).raw_payload(payload);
+    let once = state.jobs.enqueue_delivery(&state.deliveries, webhook.delivery(), job).await?;
+    if let Once::Ran(job) = once {
+        tracing::info!(topic = %webhook.topic, shop = %webhook.shop, job, "webhook delivery enqueued");
+    }
     Ok(answer(&webhook, &once))
 }

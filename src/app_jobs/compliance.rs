@@ -1,0 +1,36 @@
+//! The mandatory privacy topics, delivered at `POST /webhooks/compliance` and run as jobs.
+
+use serde_json::Value;
+
+use crate::deliveries::Once;
+use crate::jobs::{Job, JobError};
+use crate::shop_data::Forgotten;
+use crate::state::AppState;
+
+/// `shop/redact` (48 hours after an uninstall): deletes everything stored about the shop.
+pub async fn shop_redact(state: AppState, job: Job) -> Result<(), JobError> {
+    let shop = job.shop()?;
+    let now = state.shopify.clock().now();
+    if let Once::Ran(Some(Forgotten { tokens, connections })) = state.shop_data.forget(None, now, shop, None).await? {
+        tracing::info!(shop, deleted = tokens, connections, "shop data redacted");
+    }
+    Ok(())
+}
+
+/// `customers/redact`: this template stores no customer data; an app that does deletes it here.
+pub async fn customers_redact(_state: AppState, job: Job) -> Result<(), JobError> {
+    log_customer_request(&job)
+}
+
+/// `customers/data_request`: this template stores no customer data; an app that does sends
+/// it to the merchant here.
+pub async fn customers_data_request(_state: AppState, job: Job) -> Result<(), JobError> {
+    log_customer_request(&job)
+}
+
+fn log_customer_request(job: &Job) -> Result<(), JobError> {
+    let payload: Value = job.payload()?;
+    let customer_id = payload.pointer("/customer/id").cloned().unwrap_or(Value::Null);
+    tracing::info!(topic = job.kind(), shop = job.shop()?, %customer_id, "customer privacy request: this template stores no customer data");
+    Ok(())
+}

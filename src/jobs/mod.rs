@@ -1,0 +1,637 @@
+//! Durable background jobs, on the app's own database (SQLite or PostgreSQL: the `jobs` table).
+//!
+//! A job is a row: a kind (`products/update`, `housekeeping`...), an optional shop and a JSON
+//! payload. Workers in the app process ([`run_workers`]) claim due rows, run the kind's handler
+//! from the [`JobRegistry`], and delete the row when it succeeds. A failed attempt is retried
+//! after an exponential backoff with jitter; after the last attempt the row stays, marked
+//! failed with its last error (the dead-letter list, [`Jobs::failed`]). A claimed row holds a
+//! lease that runs out after the attempt's timeout and a margin: the job of a worker that died
+//! (`kill -9`, a lost machine) runs again on another. So a job runs at least once, and may run
+//! again after a crash: handlers must be idempotent.
+//!
+//! Webhook deliveries become jobs in the same transaction as their claim
+//! ([`Jobs::enqueue_delivery`]), so a delivery answered 200 is never lost; periodic jobs
+//! ([`JobRegistry::every`]) are enqueued once per period across every instance.
+
+mod worker;
+
+pub use worker::{Outcome, run_due, run_workers};
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use crate::config::JobSettings;
+use crate::db::{Db, on_pool};
+use crate::deliveries::{Delivery, Once, WebhookDeliveries};
+use crate::error::AppError;
+use crate::shopify::clock::Clock;
+use crate::shopify::http::BoxFuture;
+use crate::state::AppState;
+use crate::tokens::{StoreError, TokenError};
+
+/// What a job handler is: an async function of the app's state and the job.
+pub type JobHandler = Arc<dyn Fn(AppState, Job) -> BoxFuture<'static, Result<(), JobError>> + Send + Sync>;
+
+/// How long a failed job is kept in the dead-letter list before housekeeping forgets it.
+pub const FAILED_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The longest wait between two attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// How much longer than an attempt's timeout its lease lasts: a live worker always finishes
+/// (or gives up) before another may take the job over.
+pub const LEASE_MARGIN: Duration = Duration::from_secs(30);
+
+/// Why an attempt failed, as its handler says.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobError {
+    /// Worth another attempt (a network failure, Shopify throttling, a busy database).
+    #[error("{0}")]
+    Retry(String),
+    /// Another attempt would fail the same way (a payload that does not parse, a shop without
+    /// a token): the job is kept as failed at once.
+    #[error("{0}")]
+    Fail(String),
+}
+
+impl JobError {
+    /// A failure worth another attempt.
+    pub fn retry(reason: impl std::fmt::Display) -> Self {
+        Self::Retry(reason.to_string())
+    }
+
+    /// A failure another attempt would repeat.
+    pub fn fail(reason: impl std::fmt::Display) -> Self {
+        Self::Fail(reason.to_string())
+    }
+}
+
+impl From<StoreError> for JobError {
+    fn from(error: StoreError) -> Self {
+        Self::retry(error)
+    }
+}
+
+impl From<AppError> for JobError {
+    /// A shop without a usable offline token cannot be helped by retrying (the merchant must
+    /// open the app); everything else may pass.
+    fn from(error: AppError) -> Self {
+        match error {
+            AppError::Token(error @ TokenError::NoOfflineToken) => Self::fail(error),
+            error => Self::retry(error),
+        }
+    }
+}
+
+impl From<EnqueueError> for JobError {
+    fn from(error: EnqueueError) -> Self {
+        match error {
+            EnqueueError::UnknownKind(_) => Self::fail(error),
+            EnqueueError::Store(error) => error.into(),
+        }
+    }
+}
+
+/// Why a job could not be enqueued.
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    /// No handler is registered for the kind (a typo, or a missing line in
+    /// `app_jobs::registry`).
+    #[error("no handler is registered for job kind {0:?}")]
+    UnknownKind(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A claimed job, as its handler gets it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    id: i64,
+    kind: String,
+    shop: Option<String>,
+    payload: String,
+    attempt: u32,
+    max_attempts: u32,
+    lease_id: String,
+}
+
+impl Job {
+    /// The row's id.
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// The kind: a webhook topic or a name the app chose.
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The shop the job is for; a job enqueued without one fails for good.
+    pub fn shop(&self) -> Result<&str, JobError> {
+        self.shop.as_deref().ok_or_else(|| JobError::fail("the job has no shop"))
+    }
+
+    /// This attempt's number, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The payload read as `T` (a webhook's body, or what [`NewJob::payload`] stored); one that
+    /// does not fit fails the job for good.
+    pub fn payload<T: DeserializeOwned>(&self) -> Result<T, JobError> {
+        serde_json::from_str(&self.payload).map_err(|error| JobError::fail(format!("payload: {error}")))
+    }
+}
+
+/// A job to enqueue: `NewJob::new("sync_orders").shop(shop).payload(json!({...}))`.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    kind: String,
+    shop: Option<String>,
+    payload: String,
+    delay: Duration,
+}
+
+impl NewJob {
+    /// A job of `kind` (registered in the [`JobRegistry`]), for no shop, with payload `{}`,
+    /// due now.
+    pub fn new(kind: impl Into<String>) -> Self {
+        Self { kind: kind.into(), shop: None, payload: "{}".to_owned(), delay: Duration::ZERO }
+    }
+
+    /// For `shop`.
+    pub fn shop(mut self, shop: impl Into<String>) -> Self {
+        self.shop = Some(shop.into());
+        self
+    }
+
+    /// With `payload`, read back with [`Job::payload`].
+    pub fn payload(mut self, payload: impl Serialize) -> Self {
+        self.payload = serde_json::to_string(&payload).unwrap_or_else(|_| Value::Null.to_string());
+        self
+    }
+
+    /// With a payload that is JSON text already (a webhook's body).
+    pub fn raw_payload(mut self, json: String) -> Self {
+        self.payload = json;
+        self
+    }
+
+    /// Due `delay` from now.
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+/// Which shops a periodic job runs for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Once per period, for no shop.
+    Global,
+    /// Once per period for every shop holding an offline token.
+    PerShop,
+}
+
+/// A job enqueued every `every`.
+#[derive(Debug, Clone)]
+struct Periodic {
+    kind: &'static str,
+    every: Duration,
+    scope: Scope,
+}
+
+/// The job kinds the app knows, with their handlers, which of them are webhook topics, and
+/// which run periodically. The template's is `crate::app_jobs::registry`.
+#[derive(Clone, Default)]
+pub struct JobRegistry {
+    handlers: HashMap<&'static str, JobHandler>,
+    webhook_topics: Vec<&'static str>,
+    periodic: Vec<Periodic>,
+}
+
+impl JobRegistry {
+    /// No kinds yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs `handler` for jobs of `kind`.
+    pub fn on<F, Fut>(mut self, kind: &'static str, handler: F) -> Self
+    where
+        F: Fn(AppState, Job) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), JobError>> + Send + 'static,
+    {
+        self.handlers.insert(kind, Arc::new(move |state, job| Box::pin(handler(state, job))));
+        self
+    }
+
+    /// Runs `handler` for each delivery of the webhook `topic` (`products/update`), received at
+    /// `POST /webhooks/{topic}` (the compliance topics at `POST /webhooks/compliance`); the
+    /// payload is the webhook's body. Subscribe to the topic in `shopify.app.toml`.
+    pub fn webhook<F, Fut>(mut self, topic: &'static str, handler: F) -> Self
+    where
+        F: Fn(AppState, Job) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), JobError>> + Send + 'static,
+    {
+        self.webhook_topics.push(topic);
+        self.on(topic, handler)
+    }
+
+    /// Enqueues a job of `kind` once every `every` (periods counted from the Unix epoch), for
+    /// no shop or for each shop, whatever the number of instances.
+    pub fn every<F, Fut>(mut self, kind: &'static str, every: Duration, scope: Scope, handler: F) -> Self
+    where
+        F: Fn(AppState, Job) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), JobError>> + Send + 'static,
+    {
+        self.periodic.push(Periodic { kind, every: every.max(Duration::from_secs(1)), scope });
+        self.on(kind, handler)
+    }
+
+    /// The webhook topics that have a handler.
+    pub fn webhook_topics(&self) -> &[&'static str] {
+        &self.webhook_topics
+    }
+
+    /// Whether `kind` has a handler.
+    pub fn knows(&self, kind: &str) -> bool {
+        self.handlers.contains_key(kind)
+    }
+
+    fn handler(&self, kind: &str) -> Option<&JobHandler> {
+        self.handlers.get(kind)
+    }
+}
+
+/// How many jobs are waiting, running and failed: `GET /ops/jobs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct JobCounts {
+    /// Waiting for their time or for a worker.
+    pub pending: i64,
+    /// Claimed by a worker (or by one that died, until its lease runs out).
+    pub running: i64,
+    /// Out of attempts: the dead-letter list.
+    pub failed: i64,
+}
+
+/// A job that ran out of attempts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct FailedJob {
+    /// The row's id (for `POST /ops/jobs/{id}/retry`).
+    pub id: i64,
+    /// The kind.
+    pub kind: String,
+    /// The shop, if any.
+    pub shop: Option<String>,
+    /// Attempts made.
+    pub attempts: i32,
+    /// The last attempt's error.
+    pub last_error: Option<String>,
+    /// When it failed (Unix seconds).
+    pub failed_at: i64,
+}
+
+/// Inserts a job (`$1` kind, `$2` shop, `$3` payload, `$4` attempts allowed, `$5` due at,
+/// `$6` now); parameters first appear in order, for the SQLite writer.
+const INSERT: &str = "INSERT INTO jobs (kind, shop, payload, max_attempts, run_at, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id";
+
+/// Claims the job due first (`$3` now), leasing it to `$1` until `$2`; `$lock` is PostgreSQL's
+/// `FOR UPDATE SKIP LOCKED`, so that instances claim different rows without waiting.
+macro_rules! claim_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE jobs SET lease_id = $1, run_at = $2, attempts = attempts + 1, updated_at = $3
+             WHERE id = (SELECT id FROM jobs WHERE failed = FALSE AND run_at <= $3
+                         ORDER BY run_at, id LIMIT 1 ",
+            $lock,
+            ")
+             RETURNING id, kind, shop, payload, attempts, max_attempts"
+        )
+    };
+}
+const CLAIM_SQLITE: &str = claim_sql!("");
+const CLAIM_POSTGRES: &str = claim_sql!("FOR UPDATE SKIP LOCKED");
+
+/// Deletes a job that succeeded, while its lease (`$2`) is still the worker's.
+const COMPLETE: &str = "DELETE FROM jobs WHERE id = $1 AND lease_id = $2";
+/// Puts a leased job back, due at `$3`, with `$4` as its last error when not NULL, and
+/// `$5` attempts given back (1 when the attempt did not count: a shutdown).
+const PUT_BACK: &str = "UPDATE jobs SET lease_id = NULL, run_at = $3, last_error = COALESCE($4, last_error),
+       attempts = attempts - $5, updated_at = $6
+     WHERE id = $1 AND lease_id = $2";
+/// Keeps a leased job as failed, with its last error.
+const FAIL: &str = "UPDATE jobs SET lease_id = NULL, failed = TRUE, last_error = $3, updated_at = $4
+     WHERE id = $1 AND lease_id = $2";
+const COUNTS: &str = "SELECT COUNT(*) FILTER (WHERE NOT failed AND lease_id IS NULL) AS pending,
+       COUNT(*) FILTER (WHERE NOT failed AND lease_id IS NOT NULL) AS running,
+       COUNT(*) FILTER (WHERE failed) AS failed
+     FROM jobs";
+const FAILED: &str = "SELECT id, kind, shop, attempts, last_error, updated_at AS failed_at FROM jobs
+     WHERE failed ORDER BY updated_at DESC, id DESC LIMIT $1";
+/// Gives a failed job a new set of attempts, due now.
+const RETRY_FAILED: &str =
+    "UPDATE jobs SET failed = FALSE, attempts = 0, run_at = $2, updated_at = $2 WHERE id = $1 AND failed";
+const FORGET_FAILED: &str = "DELETE FROM jobs WHERE failed AND updated_at < $1";
+/// Takes period `$2` of periodic job `$1`: a row comes back only for the first instance.
+const TAKE_PERIOD: &str = "INSERT INTO job_periods (name, period) VALUES ($1, $2)
+     ON CONFLICT (name) DO UPDATE SET period = excluded.period WHERE job_periods.period < excluded.period
+     RETURNING period";
+/// One job of kind `$1` per shop holding an offline token (`$2` attempts allowed, `$3` now,
+/// `$4` payload).
+const INSERT_PER_SHOP: &str = "INSERT INTO jobs (kind, shop, payload, max_attempts, run_at, created_at, updated_at)
+     SELECT DISTINCT CAST($1 AS TEXT), shop, CAST($4 AS TEXT), CAST($2 AS INTEGER), CAST($3 AS BIGINT),
+       CAST($3 AS BIGINT), CAST($3 AS BIGINT)
+     FROM access_tokens WHERE access_mode = 'offline'";
+
+/// Inserts a [`JobRow`] through a sqlx executor of either backend (one source, type-checked
+/// against each); answers its id.
+macro_rules! insert_row {
+    ($row:expr, $db:expr) => {
+        sqlx::query_scalar::<_, i64>(INSERT)
+            .bind(&$row.kind)
+            .bind(&$row.shop)
+            .bind(&$row.payload)
+            .bind($row.max_attempts)
+            .bind($row.run_at)
+            .bind($row.now)
+            .fetch_one($db)
+    };
+}
+
+/// A job row about to be inserted.
+#[derive(Debug, Clone)]
+struct JobRow {
+    kind: String,
+    shop: Option<String>,
+    payload: String,
+    max_attempts: i64,
+    run_at: i64,
+    now: i64,
+}
+
+impl JobRow {
+    fn insert_on_sqlite(&self, db: &Connection) -> rusqlite::Result<i64> {
+        db.prepare_cached(INSERT)?.query_row(
+            params![self.kind, self.shop, self.payload, self.max_attempts, self.run_at, self.now],
+            |row| row.get(0),
+        )
+    }
+}
+
+/// The job queue: enqueue, inspect, and (for the workers) claim and settle jobs. Cheap to
+/// clone; `state.jobs`.
+#[derive(Clone)]
+pub struct Jobs {
+    db: Db,
+    registry: Arc<JobRegistry>,
+    settings: JobSettings,
+    clock: Arc<dyn Clock>,
+    /// Wakes this process's workers when it enqueues a job.
+    wake: Arc<Notify>,
+    /// The last period each periodic job was seen taken, to ask the database only when a new
+    /// one starts.
+    periods_seen: Arc<Mutex<HashMap<&'static str, i64>>>,
+}
+
+impl std::fmt::Debug for Jobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jobs").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl Jobs {
+    /// The queue in `db`, running the handlers of `registry`.
+    pub fn new(db: Db, registry: JobRegistry, settings: JobSettings, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            db,
+            registry: Arc::new(registry),
+            settings,
+            clock,
+            wake: Arc::new(Notify::new()),
+            periods_seen: Arc::default(),
+        }
+    }
+
+    /// The kinds this app knows.
+    pub fn registry(&self) -> &JobRegistry {
+        &self.registry
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now().unix_timestamp()
+    }
+
+    fn row(&self, job: NewJob) -> Result<JobRow, EnqueueError> {
+        if !self.registry.knows(&job.kind) {
+            return Err(EnqueueError::UnknownKind(job.kind));
+        }
+        let now = self.now();
+        Ok(JobRow {
+            kind: job.kind,
+            shop: job.shop,
+            payload: job.payload,
+            max_attempts: self.settings.max_attempts.into(),
+            run_at: now.saturating_add(job.delay.as_secs() as i64),
+            now,
+        })
+    }
+
+    /// Stores `job` (durably: it runs even if the app stops now) and wakes a worker. Returns
+    /// the job's id.
+    pub async fn enqueue(&self, job: NewJob) -> Result<i64, EnqueueError> {
+        let row = self.row(job)?;
+        let id = on_pool!(&self.db, pool => insert_row!(row, pool).await).map_err(StoreError::from)?;
+        self.wake.notify_one();
+        Ok(id)
+    }
+
+    /// Stores `job` once per webhook `delivery`, in one transaction with the delivery's claim
+    /// and done mark: a repeat of the delivery enqueues nothing ([`Once::Done`]).
+    pub async fn enqueue_delivery(
+        &self,
+        deliveries: &WebhookDeliveries,
+        delivery: Option<Delivery>,
+        job: NewJob,
+    ) -> Result<Once<i64>, EnqueueError> {
+        let row = self.row(job)?;
+        let on_postgres = row.clone();
+        let once = deliveries
+            .once_with_writes(
+                delivery,
+                self.clock.now(),
+                Box::new(move |db| row.insert_on_sqlite(db)),
+                Box::new(move |tx| {
+                    let row = on_postgres.clone();
+                    Box::pin(async move { insert_row!(row, tx).await })
+                }),
+            )
+            .await?;
+        if let Once::Ran(_) = once {
+            self.wake.notify_one();
+        }
+        Ok(once)
+    }
+
+    /// How many jobs wait, run and failed.
+    pub async fn counts(&self) -> Result<JobCounts, StoreError> {
+        Ok(on_pool!(&self.db, pool => sqlx::query_as(COUNTS).fetch_one(pool).await)?)
+    }
+
+    /// The most recent failed jobs, at most `limit`.
+    pub async fn failed(&self, limit: i64) -> Result<Vec<FailedJob>, StoreError> {
+        Ok(on_pool!(&self.db, pool => sqlx::query_as(FAILED).bind(limit).fetch_all(pool).await)?)
+    }
+
+    /// Gives failed job `id` a new set of attempts, due now; false when no failed job has
+    /// that id.
+    pub async fn retry_failed(&self, id: i64) -> Result<bool, StoreError> {
+        let now = self.now();
+        let done = on_pool!(&self.db, pool => sqlx::query(RETRY_FAILED).bind(id).bind(now).execute(pool).await
+            .map(|done| done.rows_affected()))?;
+        if done > 0 {
+            self.wake.notify_one();
+        }
+        Ok(done > 0)
+    }
+
+    /// Forgets failed jobs older than [`FAILED_RETENTION`]. Returns how many.
+    pub async fn forget_old_failures(&self) -> Result<u64, StoreError> {
+        let before = self.now() - FAILED_RETENTION.as_secs() as i64;
+        Ok(on_pool!(&self.db, pool => sqlx::query(FORGET_FAILED).bind(before).execute(pool).await
+            .map(|done| done.rows_affected()))?)
+    }
+
+    /// Enqueues the periodic jobs whose period started since they were last enqueued, unless
+    /// another instance did. Returns how many jobs it enqueued.
+    pub async fn schedule_due(&self) -> Result<u64, StoreError> {
+        let now = self.now();
+        let mut enqueued = 0;
+        for periodic in &self.registry.periodic {
+            let period = now.div_euclid(periodic.every.as_secs() as i64);
+            let seen = self.periods_seen.lock().unwrap_or_else(|poison| poison.into_inner()).get(periodic.kind).copied();
+            if seen.is_some_and(|seen| seen >= period) {
+                continue;
+            }
+            enqueued += self.take_period(periodic, period, now).await?;
+            self.periods_seen.lock().unwrap_or_else(|poison| poison.into_inner()).insert(periodic.kind, period);
+        }
+        if enqueued > 0 {
+            self.wake.notify_one();
+        }
+        Ok(enqueued)
+    }
+
+    /// Takes `period` of `periodic` and enqueues its jobs, in one transaction; nothing when
+    /// another instance took it.
+    async fn take_period(&self, periodic: &Periodic, period: i64, now: i64) -> Result<u64, StoreError> {
+        let payload = serde_json::json!({ "period_start": period * periodic.every.as_secs() as i64 }).to_string();
+        let max_attempts = i64::from(self.settings.max_attempts);
+        let row = JobRow {
+            kind: periodic.kind.to_owned(),
+            shop: None,
+            payload: payload.clone(),
+            max_attempts,
+            run_at: now,
+            now,
+        };
+        let enqueued = on_pool!(&self.db, pool => async {
+            let mut tx = pool.begin().await?;
+            let taken: Option<i64> =
+                sqlx::query_scalar(TAKE_PERIOD).bind(periodic.kind).bind(period).fetch_optional(&mut *tx).await?;
+            let enqueued = match (taken, periodic.scope) {
+                (None, _) => 0,
+                (Some(_), Scope::Global) => insert_row!(row, &mut *tx).await.map(|_| 1)?,
+                (Some(_), Scope::PerShop) => sqlx::query(INSERT_PER_SHOP)
+                    .bind(periodic.kind)
+                    .bind(max_attempts)
+                    .bind(now)
+                    .bind(&payload)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected(),
+            };
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(enqueued)
+        }.await)?;
+        if enqueued > 0 {
+            tracing::info!(kind = periodic.kind, period, jobs = enqueued, "periodic job enqueued");
+        }
+        Ok(enqueued)
+    }
+
+    /// Claims the job due first, if any, leased for one attempt's timeout and
+    /// [`LEASE_MARGIN`].
+    async fn claim(&self) -> Result<Option<Job>, StoreError> {
+        let now = self.now();
+        let lease_id = crate::sessions::random_token();
+        let lease_until = now + (self.settings.timeout + LEASE_MARGIN).as_secs() as i64;
+        type Claimed = (i64, String, Option<String>, String, i64, i64);
+        let claimed: Option<Claimed> = match &self.db {
+            Db::Sqlite { pool, .. } => {
+                sqlx::query_as(CLAIM_SQLITE).bind(&lease_id).bind(lease_until).bind(now).fetch_optional(pool).await?
+            }
+            Db::Postgres(pool) => {
+                sqlx::query_as(CLAIM_POSTGRES).bind(&lease_id).bind(lease_until).bind(now).fetch_optional(pool).await?
+            }
+        };
+        Ok(claimed.map(|(id, kind, shop, payload, attempts, max_attempts)| Job {
+            id,
+            kind,
+            shop,
+            payload,
+            attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
+            max_attempts: u32::try_from(max_attempts).unwrap_or(0),
+            lease_id,
+        }))
+    }
+
+    /// Deletes `job`, done.
+    async fn complete(&self, job: &Job) -> Result<(), StoreError> {
+        on_pool!(&self.db, pool => sqlx::query(COMPLETE).bind(job.id).bind(&job.lease_id).execute(pool).await.map(drop))?;
+        Ok(())
+    }
+
+    /// Puts `job` back, due `after` from now; with `error`, the attempt counts.
+    async fn put_back(&self, job: &Job, after: Duration, error: Option<&str>) -> Result<(), StoreError> {
+        let now = self.now();
+        let given_back = i64::from(error.is_none());
+        on_pool!(&self.db, pool => sqlx::query(PUT_BACK)
+            .bind(job.id)
+            .bind(&job.lease_id)
+            .bind(now.saturating_add(after.as_secs() as i64))
+            .bind(error)
+            .bind(given_back)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(drop))?;
+        Ok(())
+    }
+
+    /// Keeps `job` as failed with `error`.
+    async fn fail(&self, job: &Job, error: &str) -> Result<(), StoreError> {
+        let now = self.now();
+        on_pool!(&self.db, pool => sqlx::query(FAIL).bind(job.id).bind(&job.lease_id).bind(error).bind(now)
+            .execute(pool).await.map(drop))?;
+        Ok(())
+    }
+
+    /// The wait before the attempt after `attempt`: [`JobSettings::retry_base`] doubled for
+    /// each attempt made, at most [`MAX_BACKOFF`], of which a random part up to half is
+    /// taken off (jitter: retries of jobs that failed together spread out).
+    fn backoff(&self, attempt: u32) -> Duration {
+        let doubled = self.settings.retry_base.saturating_mul(1 << attempt.saturating_sub(1).min(20));
+        let full = doubled.min(MAX_BACKOFF).as_secs();
+        let jitter = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), attempt) % (full / 2 + 1);
+        Duration::from_secs(full - jitter)
+    }
+}
