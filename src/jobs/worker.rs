@@ -98,12 +98,13 @@ impl Drop for AbortOnDrop {
 
 /// Enqueues the periodic jobs that are due, then runs every due job here, one after the
 /// other, until none is left: for tests and one-off commands (workers do this continuously).
-/// Returns each attempt's outcome, in order.
-pub async fn run_due(state: &AppState) -> Result<Vec<Outcome>, crate::tokens::StoreError> {
+/// Returns each attempt's job kind and outcome, in order.
+pub async fn run_due(state: &AppState) -> Result<Vec<(String, Outcome)>, crate::tokens::StoreError> {
     state.jobs.schedule_due().await?;
     let mut outcomes = Vec::new();
     while let Some(job) = state.jobs.claim().await? {
-        outcomes.push(attempt(state.clone(), job).await);
+        let kind = job.kind.clone();
+        outcomes.push((kind, attempt(state.clone(), job).await));
         if outcomes.len() >= 10_000 {
             break;
         }

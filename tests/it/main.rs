@@ -9,6 +9,7 @@ mod black_box;
 mod conformance;
 mod database;
 mod install;
+mod jobs;
 mod limits;
 mod oauth_provider;
 mod properties;

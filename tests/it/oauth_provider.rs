@@ -82,7 +82,7 @@ async fn expired_sessions_are_deleted_by_housekeeping_and_live_ones_kept() {
     assert_eq!(execute(&app.state, expire).await, 1);
     // The housekeeping job is due at the first run of the jobs.
     let outcomes = shopify_app_rust::jobs::run_due(&app.state).await.unwrap();
-    assert_eq!(outcomes, [shopify_app_rust::jobs::Outcome::Done]);
+    assert_eq!(outcomes, [("housekeeping".to_owned(), shopify_app_rust::jobs::Outcome::Done)]);
     assert_eq!(count_rows(&app.state, table).await, 1);
 }
 

@@ -219,6 +219,10 @@ async fn compliance_topics_are_acknowledged_and_shop_redact_deletes_the_shop() {
         ))
         .await;
     assert_eq!(response.status, StatusCode::OK);
+    assert!(stored(&app).await.is_some(), "the privacy topics run as jobs, after the answer");
+    let outcomes = shopify_app_rust::jobs::run_due(&app.state).await.unwrap();
+    assert_eq!(outcomes.len(), 4, "the three privacy jobs and the first housekeeping");
+    assert!(outcomes.iter().all(|(_, outcome)| *outcome == shopify_app_rust::jobs::Outcome::Done));
     assert!(stored(&app).await.is_none());
 }
 

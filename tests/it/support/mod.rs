@@ -93,6 +93,8 @@ struct FakeState {
     refresh_delay: Mutex<Duration>,
     /// When set, a refresh is held until the test releases it.
     refresh_gate: Mutex<Option<RefreshGate>>,
+    /// When set, a GraphQL request is held until the test releases it.
+    graphql_gate: Mutex<Option<RefreshGate>>,
 }
 
 /// Holds refresh answers: the test learns when a refresh arrived and says when to answer.
@@ -145,6 +147,18 @@ impl FakeShopify {
         let gate = RefreshGate::default();
         *self.state.refresh_gate.lock().unwrap() = Some(gate.clone());
         gate
+    }
+
+    /// Holds every GraphQL request until released through the returned gate.
+    pub fn hold_graphql(&self) -> RefreshGate {
+        let gate = RefreshGate::default();
+        *self.state.graphql_gate.lock().unwrap() = Some(gate.clone());
+        gate
+    }
+
+    /// GraphQL requests answer at once again.
+    pub fn stop_holding_graphql(&self) {
+        *self.state.graphql_gate.lock().unwrap() = None;
     }
 
     pub fn set_refresh_delay(&self, delay: Duration) {
@@ -240,7 +254,28 @@ async fn graphql_endpoint(
     if let Some(answer) = record(&state, Endpoint::Graphql, shop, path, headers, &body) {
         return respond(answer);
     }
+    let gate = state.graphql_gate.lock().unwrap().clone();
+    if let Some(gate) = gate {
+        gate.arrived.notify_one();
+        gate.release.notified().await;
+    }
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let cost = json!({"cost": {"requestedQueryCost": 10, "actualQueryCost": 10,
+        "throttleStatus": {"maximumAvailable": 2000.0, "currentlyAvailable": 1990, "restoreRate": 100.0}}});
+    // The products/update job's query: the product the variables name, with a title that
+    // needs escaping in HTML.
+    if request["query"].as_str().is_some_and(|query| query.contains("product(id:")) {
+        let id = request["variables"]["id"].as_str().unwrap_or_default().to_owned();
+        let number = id.rsplit('/').next().unwrap_or_default().to_owned();
+        return respond(Scripted::json(
+            200,
+            json!({
+                "data": {"product": {"id": id, "title": format!("Snowboard <b>{number}</b>"), "status": "ACTIVE",
+                    "updatedAt": "2025-06-15T15:00:00Z"}},
+                "extensions": cost
+            }),
+        ));
+    }
     let title = request["variables"]["product"]["title"].clone();
     respond(Scripted::json(
         200,
@@ -249,8 +284,7 @@ async fn graphql_endpoint(
                 "product": {"id": "gid://shopify/Product/1", "title": title, "handle": "fake", "status": "ACTIVE"},
                 "userErrors": []
             }},
-            "extensions": {"cost": {"requestedQueryCost": 10, "actualQueryCost": 10,
-                "throttleStatus": {"maximumAvailable": 2000.0, "currentlyAvailable": 1990, "restoreRate": 100.0}}}
+            "extensions": cost
         }),
     ))
 }

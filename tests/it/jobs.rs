@@ -1,0 +1,300 @@
+//! Durable jobs over HTTP: webhook deliveries stored as jobs and answered at once, retries,
+//! the dead-letter list, leases of dead workers, periodic jobs across instances, the
+//! `products/update` example end to end, and the operators' route.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde_json::json;
+use shopify_app_rust::config::JobSettings;
+use shopify_app_rust::jobs::{self, EnqueueError, JobRegistry, Jobs, NewJob, Outcome, Scope};
+use shopify_app_rust::shopify::model::{AccessMode, AccessToken};
+use tokio::sync::watch;
+
+use crate::support::*;
+
+const OPS_TOKEN: &str = "ops-secret-token";
+
+/// Stores an offline token for `shop`, valid for a day.
+async fn store_token(app: &TestApp, shop: &str) {
+    let token = AccessToken {
+        shop: shop.into(),
+        token: format!("shpat_{shop}").into(),
+        expires: None,
+        scope: "write_products".into(),
+        access_mode: AccessMode::Offline,
+        refresh_token: None,
+        refresh_token_expires: None,
+        user: None,
+    };
+    app.state.tokens.repository().save(&token).await.unwrap();
+}
+
+fn product_update(number: u32) -> String {
+    json!({"id": number, "title": "ignored", "admin_graphql_api_id": format!("gid://shopify/Product/{number}")})
+        .to_string()
+}
+
+async fn send_product_update(app: &TestApp, webhook_id: &str, number: u32) -> StatusCode {
+    app.send(webhook("/webhooks/products/update", "products/update", webhook_id, &product_update(number))).await.status
+}
+
+/// Runs the due jobs here; their outcomes, but the template's housekeeping's.
+async fn run_due(app: &TestApp) -> Vec<Outcome> {
+    let outcomes = jobs::run_due(&app.state).await.unwrap();
+    outcomes.into_iter().filter(|(kind, _)| kind != "housekeeping").map(|(_, outcome)| outcome).collect()
+}
+
+async fn recorded_titles(app: &TestApp) -> Vec<String> {
+    let rows: Vec<String> = shopify_app_rust::on_pool!(&app.state.db, pool =>
+        sqlx::query_scalar("SELECT title FROM products ORDER BY product_id").fetch_all(pool).await)
+    .unwrap();
+    rows
+}
+
+async fn ops(app: &TestApp, method: &str, uri: &str, token: Option<&str>) -> TestResponse {
+    let mut request = axum::http::Request::builder().method(method).uri(uri);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    app.send(request.body(axum::body::Body::empty()).unwrap()).await
+}
+
+#[tokio::test]
+async fn products_update_reaches_the_admin_api_with_the_offline_token_and_app_home_shows_it() {
+    let app = TestApp::start().await;
+    store_token(&app, SHOP).await;
+    assert_eq!(send_product_update(&app, "p-1", 42).await, StatusCode::OK);
+    assert!(app.shopify.graphql_requests().is_empty(), "the answer comes before the job runs");
+    assert_eq!(count_rows(&app.state, "jobs").await, 1, "the delivery is stored as a job");
+
+    assert_eq!(run_due(&app).await, [Outcome::Done]);
+    let calls = app.shopify.graphql_requests();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].shop, SHOP_DOMAIN);
+    assert_eq!(calls[0].headers["x-shopify-access-token"], "shpat_s1");
+    assert_eq!(calls[0].body["variables"]["id"], "gid://shopify/Product/42");
+    assert_eq!(recorded_titles(&app).await, ["Snowboard <b>42</b>"]);
+    assert_eq!(count_rows(&app.state, "jobs").await, 0, "a job that succeeded is deleted");
+
+    let page = app.load_home().await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Latest updated products"));
+    assert!(page.body.contains("Snowboard &#60;b&#62;42&#60;/b&#62; · ACTIVE"), "escaped: {}", page.body);
+    assert!(!page.body.contains("<b>42"));
+}
+
+#[tokio::test]
+async fn a_repeated_delivery_does_not_run_its_job_twice() {
+    let app = TestApp::start().await;
+    store_token(&app, SHOP).await;
+    for _ in 0..3 {
+        assert_eq!(send_product_update(&app, "p-dup", 7).await, StatusCode::OK);
+    }
+    assert_eq!(run_due(&app).await, [Outcome::Done]);
+    assert_eq!(send_product_update(&app, "p-dup", 7).await, StatusCode::OK, "after the job ran too");
+    assert_eq!(run_due(&app).await, []);
+    assert_eq!(app.shopify.graphql_requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_slow_handler_does_not_delay_the_answer() {
+    let app = TestApp::start_with(&[("JOB_WORKERS", "2")]).await;
+    store_token(&app, SHOP).await;
+    let gate = app.shopify.hold_graphql();
+    let (stop, stopped) = watch::channel(false);
+    let workers = tokio::spawn(jobs::run_workers(app.state.clone(), stopped));
+
+    assert_eq!(send_product_update(&app, "p-slow", 1).await, StatusCode::OK);
+    gate.arrived().await; // the job runs, held inside its Admin API call
+    assert_eq!(send_product_update(&app, "p-slow-2", 2).await, StatusCode::OK, "answered while a job is held");
+    assert!(recorded_titles(&app).await.is_empty());
+    gate.release();
+    gate.arrived().await;
+    gate.release();
+    for _ in 0..500 {
+        if recorded_titles(&app).await.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(recorded_titles(&app).await, ["Snowboard <b>1</b>", "Snowboard <b>2</b>"]);
+    stop.send(true).unwrap();
+    workers.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_job_is_retried_with_backoff_then_kept_in_the_dead_letter_list() {
+    let app = TestApp::start_with(&[("JOB_MAX_ATTEMPTS", "3"), ("JOB_RETRY_BASE_SECS", "10"), ("OPS_TOKEN", OPS_TOKEN)])
+        .await;
+    store_token(&app, SHOP).await;
+    app.shopify.script(Endpoint::Graphql, (0..3).map(|_| Scripted::status(500)));
+    assert_eq!(send_product_update(&app, "p-fail", 5).await, StatusCode::OK);
+
+    assert_eq!(run_due(&app).await, [Outcome::Retry]);
+    let (run_at, error): (i64, Option<String>) = shopify_app_rust::on_pool!(&app.state.db, pool =>
+        sqlx::query_as("SELECT run_at, last_error FROM jobs").fetch_one(pool).await)
+    .unwrap();
+    let wait = run_at - app.now();
+    assert!((5..=10).contains(&wait), "the first retry waits 10 s less up to half of jitter, not {wait}");
+    assert!(error.is_some_and(|error| error.contains("product query failed")));
+    assert_eq!(run_due(&app).await, [], "not before its time");
+
+    app.clock.0.advance(Duration::from_secs(10));
+    assert_eq!(run_due(&app).await, [Outcome::Retry]);
+    let (run_at,): (i64,) = shopify_app_rust::on_pool!(&app.state.db, pool =>
+        sqlx::query_as("SELECT run_at FROM jobs").fetch_one(pool).await)
+    .unwrap();
+    let wait = run_at - app.now();
+    assert!((10..=20).contains(&wait), "the second retry waits twice as long, not {wait}");
+    app.clock.0.advance(Duration::from_secs(20));
+    assert_eq!(run_due(&app).await, [Outcome::Failed]);
+    app.clock.0.advance(Duration::from_secs(3600));
+    assert_eq!(run_due(&app).await, [], "a failed job is not run again");
+
+    let listed = ops(&app, "GET", "/ops/jobs", Some(OPS_TOKEN)).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    let listed = listed.json();
+    assert_eq!((listed["pending"].as_i64(), listed["running"].as_i64(), listed["failed"].as_i64()), (Some(0), Some(0), Some(1)));
+    let failed = &listed["failed_jobs"][0];
+    assert_eq!(failed["kind"], "products/update");
+    assert_eq!(failed["shop"], SHOP);
+    assert_eq!(failed["attempts"], 3);
+    assert!(failed["last_error"].as_str().is_some_and(|error| error.contains("product query failed")));
+    assert!(!listed.to_string().contains("shpat_"), "no token in the operators' view");
+
+    // An operator retries it once Shopify answers again.
+    let id = failed["id"].as_i64().unwrap();
+    assert_eq!(ops(&app, "POST", &format!("/ops/jobs/{id}/retry"), Some(OPS_TOKEN)).await.status, StatusCode::OK);
+    assert_eq!(ops(&app, "POST", "/ops/jobs/999999/retry", Some(OPS_TOKEN)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(run_due(&app).await, [Outcome::Done]);
+    assert_eq!(recorded_titles(&app).await, ["Snowboard <b>5</b>"]);
+}
+
+#[tokio::test]
+async fn a_shop_without_an_offline_token_fails_its_job_at_once() {
+    let app = TestApp::start().await;
+    assert_eq!(send_product_update(&app, "p-none", 3).await, StatusCode::OK);
+    assert_eq!(run_due(&app).await, [Outcome::Failed], "retrying cannot help: the merchant must open the app");
+    let failed = app.state.jobs.failed(10).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].last_error.as_deref().is_some_and(|error| error.contains("no offline token")));
+    assert_eq!(app.shopify.exchanges(), 0);
+}
+
+#[tokio::test]
+async fn a_job_whose_worker_died_runs_again_once_its_lease_runs_out() {
+    let app = TestApp::start().await;
+    store_token(&app, SHOP).await;
+    assert_eq!(send_product_update(&app, "p-dead", 9).await, StatusCode::OK);
+    // What a worker killed mid-attempt leaves: the row leased, its lease running out later.
+    let lease_end = app.now() + 150;
+    let leased = execute(
+        &app.state,
+        &format!("UPDATE jobs SET lease_id = 'killed-worker', attempts = 1, run_at = {lease_end} WHERE kind = 'products/update'"),
+    )
+    .await;
+    assert_eq!(leased, 1);
+    assert_eq!(app.state.jobs.counts().await.unwrap().running, 1);
+    assert_eq!(run_due(&app).await, [], "leased to a worker that may still be running");
+    app.clock.0.advance(Duration::from_secs(150));
+    assert_eq!(run_due(&app).await, [Outcome::Done]);
+    assert_eq!(recorded_titles(&app).await, ["Snowboard <b>9</b>"]);
+}
+
+#[tokio::test]
+async fn stopping_lets_running_jobs_finish_within_the_grace_then_puts_the_rest_back() {
+    let app = TestApp::start_with(&[("JOB_SHUTDOWN_GRACE_SECS", "1")]).await;
+    store_token(&app, SHOP).await;
+    let gate = app.shopify.hold_graphql();
+    let (stop, stopped) = watch::channel(false);
+    let workers = tokio::spawn(jobs::run_workers(app.state.clone(), stopped));
+    assert_eq!(send_product_update(&app, "p-stop", 4).await, StatusCode::OK);
+    gate.arrived().await;
+    stop.send(true).unwrap();
+    workers.await.unwrap(); // the held job outlives the grace: stopped and put back
+    let (lease, attempts): (Option<String>, i64) = shopify_app_rust::on_pool!(&app.state.db, pool =>
+        sqlx::query_as("SELECT lease_id, CAST(attempts AS BIGINT) FROM jobs WHERE kind = 'products/update'").fetch_one(pool).await)
+    .unwrap();
+    assert_eq!((lease, attempts), (None, 0), "put back, due now, its attempt not counted");
+    app.shopify.stop_holding_graphql();
+    assert_eq!(run_due(&app).await, [Outcome::Done]);
+}
+
+#[tokio::test]
+async fn a_periodic_job_runs_once_per_period_with_two_instances() {
+    let app = TestApp::start().await;
+    let other = app.second_process().await;
+    let mut ran = 0;
+    for period in 0..3 {
+        for state in [&app.state, &other, &app.state] {
+            ran += jobs::run_due(state).await.unwrap().len();
+        }
+        assert_eq!(ran, period + 1, "housekeeping ran once in period {period}");
+        app.clock.0.advance(shopify_app_rust::app_jobs::HOUSEKEEPING_EVERY);
+    }
+}
+
+#[tokio::test]
+async fn a_per_shop_periodic_job_is_enqueued_once_per_shop_and_period() {
+    let app = TestApp::start().await;
+    store_token(&app, "s1").await;
+    store_token(&app, "s2").await;
+    let queue = || {
+        let registry = JobRegistry::new().every("sync", Duration::from_secs(60), Scope::PerShop, |_, _| async { Ok(()) });
+        Jobs::new(app.state.db.clone(), registry, JobSettings::default(), app.clock.clone())
+    };
+    let (first, second) = (queue(), queue());
+    assert_eq!(first.schedule_due().await.unwrap(), 2);
+    assert_eq!(second.schedule_due().await.unwrap(), 0, "the other instance took this period");
+    assert_eq!(first.schedule_due().await.unwrap(), 0);
+    app.clock.0.advance(Duration::from_secs(60));
+    assert_eq!(second.schedule_due().await.unwrap(), 2);
+    let shops: Vec<String> = shopify_app_rust::on_pool!(&app.state.db, pool =>
+        sqlx::query_scalar("SELECT shop FROM jobs WHERE kind = 'sync' ORDER BY id").fetch_all(pool).await)
+    .unwrap();
+    assert_eq!(shops.len(), 4);
+    assert_eq!(shops.iter().filter(|shop| *shop == "s1").count(), 2);
+}
+
+#[tokio::test]
+async fn enqueueing_an_unknown_kind_is_refused_and_a_known_one_runs() {
+    let app = TestApp::start().await;
+    let unknown = app.state.jobs.enqueue(NewJob::new("no-such-kind")).await;
+    assert!(matches!(unknown, Err(EnqueueError::UnknownKind(kind)) if kind == "no-such-kind"));
+    let id = app
+        .state
+        .jobs
+        .enqueue(NewJob::new("customers/redact").shop(SHOP).payload(json!({"customer": {"id": 1}})))
+        .await
+        .unwrap();
+    assert!(id > 0);
+    assert_eq!(run_due(&app).await, [Outcome::Done]);
+    let later = app.state.jobs.enqueue(NewJob::new("customers/redact").shop(SHOP).after(Duration::from_secs(30))).await;
+    assert!(later.is_ok());
+    assert_eq!(run_due(&app).await, [], "not due yet");
+    app.clock.0.advance(Duration::from_secs(30));
+    assert_eq!(run_due(&app).await, [Outcome::Done]);
+}
+
+#[tokio::test]
+async fn the_operators_route_needs_its_token() {
+    let without = TestApp::start().await;
+    assert_eq!(ops(&without, "GET", "/ops/jobs", Some("anything")).await.status, StatusCode::NOT_FOUND);
+    let app = TestApp::start_with(&[("OPS_TOKEN", OPS_TOKEN)]).await;
+    assert_eq!(ops(&app, "GET", "/ops/jobs", None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(ops(&app, "GET", "/ops/jobs", Some("ops-secret-tokem")).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(ops(&app, "POST", "/ops/jobs/1/retry", Some("wrong")).await.status, StatusCode::UNAUTHORIZED);
+    let listed = ops(&app, "GET", "/ops/jobs", Some(OPS_TOKEN)).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(listed.json(), json!({"pending": 0, "running": 0, "failed": 0, "failed_jobs": []}));
+}
+
+#[tokio::test]
+async fn a_webhook_topic_at_another_topics_route_is_refused_and_enqueues_nothing() {
+    let app = TestApp::start().await;
+    let response =
+        app.send(webhook("/webhooks/products/update", "shop/redact", "p-forged", &product_update(1))).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert_eq!(count_rows(&app.state, "jobs").await, 0);
+}
