@@ -64,6 +64,9 @@ pub struct JobSettings {
     pub retry_base: Duration,
     /// How long one attempt may run before it counts as failed (`JOB_TIMEOUT_SECS`).
     pub timeout: Duration,
+    /// The visibility timeout (`JOB_LEASE_SECS`): a running job's lease, renewed by its worker
+    /// every third of it; the job of a worker that died runs again once its lease ran out.
+    pub lease: Duration,
     /// How long running jobs may take to finish once the app is told to stop
     /// (`JOB_SHUTDOWN_GRACE_SECS`); the rest are put back for another instance.
     pub shutdown_grace: Duration,
@@ -71,13 +74,14 @@ pub struct JobSettings {
 
 impl Default for JobSettings {
     /// Four workers, ten attempts, retries after about 10 s, 20 s, 40 s... up to an hour, two
-    /// minutes per attempt, ten seconds to finish at shutdown.
+    /// minutes per attempt, leases of 30 seconds, ten seconds to finish at shutdown.
     fn default() -> Self {
         Self {
             workers: 4,
             max_attempts: 10,
             retry_base: Duration::from_secs(10),
             timeout: Duration::from_secs(120),
+            lease: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -325,6 +329,7 @@ fn job_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<JobSettings, Con
         max_attempts: whole_number(get, "JOB_MAX_ATTEMPTS", defaults.max_attempts.into(), 1..=100)? as u32,
         retry_base: seconds("JOB_RETRY_BASE_SECS", defaults.retry_base)?,
         timeout: seconds("JOB_TIMEOUT_SECS", defaults.timeout)?,
+        lease: seconds("JOB_LEASE_SECS", defaults.lease)?,
         shutdown_grace: seconds("JOB_SHUTDOWN_GRACE_SECS", defaults.shutdown_grace)?,
     })
 }

@@ -4,7 +4,6 @@
 //! start it.) Embedded App Home requests never get this layer: the admin iframe is third-party
 //! to the browser, so they authenticate with session tokens instead.
 
-
 use serde::de::DeserializeOwned;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::session::{Id, Record};

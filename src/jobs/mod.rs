@@ -5,9 +5,10 @@
 //! from the [`JobRegistry`], and delete the row when it succeeds. A failed attempt is retried
 //! after an exponential backoff with jitter; after the last attempt the row stays, marked
 //! failed with its last error (the dead-letter list, [`Jobs::failed`]). A claimed row holds a
-//! lease that runs out after the attempt's timeout and a margin: the job of a worker that died
-//! (`kill -9`, a lost machine) runs again on another. So a job runs at least once, and may run
-//! again after a crash: handlers must be idempotent.
+//! lease (`JOB_LEASE_SECS`, the visibility timeout) that its worker renews while the attempt
+//! runs: the job of a worker that died (`kill -9`, a lost machine) runs again once the lease
+//! ran out. So a job runs at least once, and may run again after a crash: handlers must be
+//! idempotent.
 //!
 //! Webhook deliveries become jobs in the same transaction as their claim
 //! ([`Jobs::enqueue_delivery`]), so a delivery answered 200 is never lost; periodic jobs
@@ -44,9 +45,6 @@ pub type JobHandler = Arc<dyn Fn(AppState, Job) -> BoxFuture<'static, Result<(),
 pub const FAILED_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The longest wait between two attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
-/// How much longer than an attempt's timeout its lease lasts: a live worker always finishes
-/// (or gives up) before another may take the job over.
-pub const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
 /// Why an attempt failed, as its handler says.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -292,7 +290,7 @@ pub struct FailedJob {
     /// The shop, if any.
     pub shop: Option<String>,
     /// Attempts made.
-    pub attempts: i32,
+    pub attempts: i64,
     /// The last attempt's error.
     pub last_error: Option<String>,
     /// When it failed (Unix seconds).
@@ -303,6 +301,9 @@ pub struct FailedJob {
 /// `$6` now); parameters first appear in order, for the SQLite writer.
 const INSERT: &str = "INSERT INTO jobs (kind, shop, payload, max_attempts, run_at, created_at, updated_at)
      VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id";
+
+/// Extends the lease `$2` of a running job to `$1`.
+const RENEW: &str = "UPDATE jobs SET run_at = $1 WHERE lease_id = $2";
 
 /// Claims the job due first (`$3` now), leasing it to `$1` until `$2`; `$lock` is PostgreSQL's
 /// `FOR UPDATE SKIP LOCKED`, so that instances claim different rows without waiting.
@@ -348,7 +349,7 @@ const TAKE_PERIOD: &str = "INSERT INTO job_periods (name, period) VALUES ($1, $2
 /// One job of kind `$1` per shop holding an offline token (`$2` attempts allowed, `$3` now,
 /// `$4` payload).
 const INSERT_PER_SHOP: &str = "INSERT INTO jobs (kind, shop, payload, max_attempts, run_at, created_at, updated_at)
-     SELECT DISTINCT CAST($1 AS TEXT), shop, CAST($4 AS TEXT), CAST($2 AS INTEGER), CAST($3 AS BIGINT),
+     SELECT DISTINCT CAST($1 AS TEXT), shop, CAST($4 AS TEXT), CAST($2 AS BIGINT), CAST($3 AS BIGINT),
        CAST($3 AS BIGINT), CAST($3 AS BIGINT)
      FROM access_tokens WHERE access_mode = 'offline'";
 
@@ -380,10 +381,10 @@ struct JobRow {
 
 impl JobRow {
     fn insert_on_sqlite(&self, db: &Connection) -> rusqlite::Result<i64> {
-        db.prepare_cached(INSERT)?.query_row(
-            params![self.kind, self.shop, self.payload, self.max_attempts, self.run_at, self.now],
-            |row| row.get(0),
-        )
+        db.prepare_cached(INSERT)?
+            .query_row(params![self.kind, self.shop, self.payload, self.max_attempts, self.run_at, self.now], |row| {
+                row.get(0)
+            })
     }
 }
 
@@ -517,7 +518,8 @@ impl Jobs {
         let mut enqueued = 0;
         for periodic in &self.registry.periodic {
             let period = now.div_euclid(periodic.every.as_secs() as i64);
-            let seen = self.periods_seen.lock().unwrap_or_else(|poison| poison.into_inner()).get(periodic.kind).copied();
+            let seen =
+                self.periods_seen.lock().unwrap_or_else(|poison| poison.into_inner()).get(periodic.kind).copied();
             if seen.is_some_and(|seen| seen >= period) {
                 continue;
             }
@@ -568,12 +570,16 @@ impl Jobs {
         Ok(enqueued)
     }
 
-    /// Claims the job due first, if any, leased for one attempt's timeout and
-    /// [`LEASE_MARGIN`].
+    /// When a lease taken or renewed now runs out.
+    fn lease_until(&self) -> i64 {
+        self.now() + self.settings.lease.as_secs() as i64
+    }
+
+    /// Claims the job due first, if any, leased for `JOB_LEASE_SECS`.
     async fn claim(&self) -> Result<Option<Job>, StoreError> {
         let now = self.now();
         let lease_id = crate::sessions::random_token();
-        let lease_until = now + (self.settings.timeout + LEASE_MARGIN).as_secs() as i64;
+        let lease_until = self.lease_until();
         type Claimed = (i64, String, Option<String>, String, i64, i64);
         let claimed: Option<Claimed> = match &self.db {
             Db::Sqlite { pool, .. } => {
@@ -592,6 +598,16 @@ impl Jobs {
             max_attempts: u32::try_from(max_attempts).unwrap_or(0),
             lease_id,
         }))
+    }
+
+    /// Extends the leases of `running` jobs by `JOB_LEASE_SECS` from now.
+    async fn renew<'a>(&self, running: impl Iterator<Item = &'a Job>) -> Result<(), StoreError> {
+        let until = self.lease_until();
+        for job in running {
+            on_pool!(&self.db, pool => sqlx::query(RENEW).bind(until).bind(&job.lease_id).execute(pool).await
+                .map(drop))?;
+        }
+        Ok(())
     }
 
     /// Deletes `job`, done.

@@ -58,9 +58,13 @@ async fn attempt(state: AppState, job: Job) -> Outcome {
     let error = result.err().map(|error| error.to_string());
     let shop = job.shop.as_deref().unwrap_or("");
     match outcome {
-        Outcome::Done => tracing::info!(job = job.id, kind = %job.kind, shop, attempt = job.attempt, outcome = "done", "job attempt"),
-        _ => tracing::warn!(job = job.id, kind = %job.kind, shop, attempt = job.attempt, max_attempts = job.max_attempts,
-            outcome = ?outcome, error = error.as_deref().unwrap_or(""), "job attempt"),
+        Outcome::Done => {
+            tracing::info!(job = job.id, kind = %job.kind, shop, attempt = job.attempt, outcome = "done", "job attempt")
+        }
+        _ => {
+            tracing::warn!(job = job.id, kind = %job.kind, shop, attempt = job.attempt, max_attempts = job.max_attempts,
+            outcome = ?outcome, error = error.as_deref().unwrap_or(""), "job attempt")
+        }
     }
     if let Err(error) = settled {
         // The lease runs out and the job runs again: at least once.
@@ -125,6 +129,8 @@ pub async fn run_workers(state: AppState, mut stop: watch::Receiver<bool>) {
         let _ = stop.wait_for(|stop| *stop).await;
     };
     let mut stopping = std::pin::pin!(stopping);
+    let mut renew = tokio::time::interval(jobs.settings.lease / 3);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if let Err(error) = jobs.schedule_due().await {
             tracing::warn!(%error, "could not enqueue periodic jobs");
@@ -149,6 +155,7 @@ pub async fn run_workers(state: AppState, mut stop: watch::Receiver<bool>) {
                 forget_lease(&mut leased, finished);
             }
             () = tokio::time::sleep(POLL_EVERY) => {}
+            _ = renew.tick() => renew_leases(&jobs, &leased).await,
         }
     }
     if !running.is_empty() {
@@ -162,6 +169,7 @@ pub async fn run_workers(state: AppState, mut stop: watch::Receiver<bool>) {
                 Some(finished) => forget_lease(&mut leased, finished),
                 None => break,
             },
+            _ = renew.tick() => renew_leases(&jobs, &leased).await,
             () = &mut grace => {
                 running.abort_all();
                 while let Some(finished) = running.join_next_with_id().await {
@@ -176,6 +184,13 @@ pub async fn run_workers(state: AppState, mut stop: watch::Receiver<bool>) {
         if let Err(error) = jobs.put_back(&job, Duration::ZERO, None).await {
             tracing::warn!(job = job.id, %error, "could not put the job back; it runs again once its lease runs out");
         }
+    }
+}
+
+/// Renews the leases of the running jobs, so that no other worker takes them over.
+async fn renew_leases(jobs: &super::Jobs, leased: &HashMap<tokio::task::Id, Job>) {
+    if let Err(error) = jobs.renew(leased.values()).await {
+        tracing::warn!(%error, "could not renew the running jobs' leases");
     }
 }
 

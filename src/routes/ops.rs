@@ -31,7 +31,9 @@ impl FromRequestParts<AppState> for Operator {
             .and_then(|value| value.strip_prefix("Bearer "));
         match presented {
             Some(presented) if token == presented => Ok(Operator),
-            _ => Err((StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "Unauthorized").into_response()),
+            _ => {
+                Err((StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "Unauthorized").into_response())
+            }
         }
     }
 }

@@ -8,8 +8,8 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
 use axum::routing::{MethodRouter, any};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::deliveries::Once;

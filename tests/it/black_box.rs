@@ -175,6 +175,59 @@ fn start_fails_with_one_line_naming_a_missing_variable() {
     );
 }
 
+/// Sends `count` signed deliveries of `topic` to `path` at once, delivery `n` with id
+/// `burst-{n}` and body `body(n)`; the numbers of those answered 200 come out of the channel.
+fn send_burst(
+    server: &Server,
+    path: &str,
+    topic: &'static str,
+    count: u32,
+    body: impl Fn(u32) -> String,
+) -> tokio::sync::mpsc::UnboundedReceiver<u32> {
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let (answered, answers) = tokio::sync::mpsc::unbounded_channel();
+    for n in 0..count {
+        let (client, answered, url, body) =
+            (client.clone(), answered.clone(), format!("{}{path}", server.base), body(n));
+        tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .header("content-type", "application/json")
+                .header("x-shopify-topic", topic)
+                .header("x-shopify-shop-domain", SHOP_DOMAIN)
+                .header("x-shopify-webhook-id", format!("burst-{n}"))
+                .header("x-shopify-hmac-sha256", body_hmac(API_SECRET, body.as_bytes()))
+                .body(body)
+                .send()
+                .await;
+            if response.is_ok_and(|response| response.status() == 200) {
+                let _ = answered.send(n);
+            }
+        });
+    }
+    answers
+}
+
+/// Waits for 100 answers of a burst, kills the server with SIGKILL, and returns every
+/// delivery answered 200 (those answered while it died included).
+async fn kill_9_mid_burst(server: &mut Server, mut answers: tokio::sync::mpsc::UnboundedReceiver<u32>) -> Vec<u32> {
+    let mut ok = Vec::new();
+    while ok.len() < 100 {
+        ok.push(answers.recv().await.expect("at least 100 deliveries are answered"));
+    }
+    server.child.kill().unwrap(); // SIGKILL, mid-burst
+    server.child.wait().unwrap();
+    while let Some(n) = answers.recv().await {
+        ok.push(n);
+    }
+    ok
+}
+
+async fn open_database(dir: &std::path::Path) -> sqlx::SqlitePool {
+    let url = format!("sqlite:{}", dir.join("data/app.db").display());
+    sqlx::SqlitePool::connect(&url).await.unwrap()
+}
+
 /// Durability: every delivery the binary answered 200 is in the database after `kill -9` in the
 /// middle of a burst (the writer answers a job only once its transaction is committed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,50 +235,56 @@ async fn what_was_answered_200_survives_kill_9_in_the_middle_of_a_burst() {
     let dir = tempfile::tempdir().unwrap();
     let shopify = FakeShopify::start().await;
     let mut server = start(dir.path(), &shopify, &[("RUST_LOG", "warn")]).await;
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let body = r#"{"id":1,"name":"Shop","myshopify_domain":"s1.myshopify.com"}"#;
-    let (answered, mut answers) = tokio::sync::mpsc::unbounded_channel();
-    for n in 0..400 {
-        let (client, answered, url) =
-            (client.clone(), answered.clone(), format!("{}/webhooks/app/uninstalled", server.base));
-        tokio::spawn(async move {
-            let id = format!("burst-{n}");
-            let response = client
-                .post(url)
-                .header("content-type", "application/json")
-                .header("x-shopify-topic", "app/uninstalled")
-                .header("x-shopify-shop-domain", SHOP_DOMAIN)
-                .header("x-shopify-webhook-id", &id)
-                .header("x-shopify-hmac-sha256", body_hmac(API_SECRET, body.as_bytes()))
-                .body(body)
-                .send()
-                .await;
-            if response.is_ok_and(|response| response.status() == 200) {
-                let _ = answered.send(id);
-            }
-        });
-    }
-    drop(answered);
-    let mut ok = Vec::new();
-    while ok.len() < 100 {
-        ok.push(answers.recv().await.expect("at least 100 deliveries are answered"));
-    }
-    server.child.kill().unwrap(); // SIGKILL, mid-burst
-    server.child.wait().unwrap();
-    while let Some(id) = answers.recv().await {
-        ok.push(id);
-    }
-    let url = format!("sqlite:{}", dir.path().join("data/app.db").display());
-    let Ok(shopify_app_rust::db::Db::Sqlite { pool, .. }) = shopify_app_rust::db::connect(&url, 1).await else {
-        panic!("the SQLite file opens");
-    };
-    for id in &ok {
+    let answers = send_burst(&server, "/webhooks/app/uninstalled", "app/uninstalled", 400, |_| body.to_owned());
+    let ok = kill_9_mid_burst(&mut server, answers).await;
+    let pool = open_database(dir.path()).await;
+    for n in &ok {
         let done: Option<bool> = sqlx::query_scalar("SELECT done FROM webhook_deliveries WHERE webhook_id = $1")
-            .bind(id)
+            .bind(format!("burst-{n}"))
             .fetch_optional(&pool)
             .await
             .unwrap();
-        assert_eq!(done, Some(true), "{id} was answered 200 but is not stored as done");
+        assert_eq!(done, Some(true), "burst-{n} was answered 200 but is not stored as done");
     }
     assert!(ok.len() >= 100);
+}
+
+/// Jobs: `kill -9` in the middle of a burst of `products/update` deliveries (with workers
+/// running their jobs meanwhile) loses none that was answered 200: the restarted binary
+/// finishes each, reading its product through the Admin API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_delivery_answered_200_gets_its_job_done_after_kill_9_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let shopify = FakeShopify::start().await;
+    // One-second leases: the restarted binary takes over the killed one's running jobs soon.
+    let settings = [("RUST_LOG", "warn"), ("JOB_LEASE_SECS", "1")];
+    let mut server = start(dir.path(), &shopify, &settings).await;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let page = client.get(format!("{}/?{}", server.base, document_query(&session_token(now)))).send().await.unwrap();
+    assert_eq!(page.status(), 200, "the page load stores the shop's offline token");
+
+    let answers = send_burst(&server, "/webhooks/products/update", "products/update", 400, product_update);
+    let ok = kill_9_mid_burst(&mut server, answers).await;
+    let _restarted = start(dir.path(), &shopify, &settings).await;
+    let pool = open_database(dir.path()).await;
+    let recorded = || async {
+        let ids: Vec<String> = sqlx::query_scalar("SELECT product_id FROM products").fetch_all(&pool).await.unwrap();
+        ids
+    };
+    let expected: Vec<String> = ok.iter().map(|n| format!("gid://shopify/Product/{n}")).collect();
+    let mut missing = expected.clone();
+    for _ in 0..1000 {
+        let ids = recorded().await;
+        missing.retain(|id| !ids.contains(id));
+        if missing.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(missing.is_empty(), "answered 200 but never recorded: {missing:?}");
+    assert!(ok.len() >= 100);
+    let failed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE failed").fetch_one(&pool).await.unwrap();
+    assert_eq!(failed, 0);
 }

@@ -30,11 +30,6 @@ async fn store_token(app: &TestApp, shop: &str) {
     app.state.tokens.repository().save(&token).await.unwrap();
 }
 
-fn product_update(number: u32) -> String {
-    json!({"id": number, "title": "ignored", "admin_graphql_api_id": format!("gid://shopify/Product/{number}")})
-        .to_string()
-}
-
 async fn send_product_update(app: &TestApp, webhook_id: &str, number: u32) -> StatusCode {
     app.send(webhook("/webhooks/products/update", "products/update", webhook_id, &product_update(number))).await.status
 }
@@ -125,8 +120,9 @@ async fn a_slow_handler_does_not_delay_the_answer() {
 
 #[tokio::test]
 async fn a_failing_job_is_retried_with_backoff_then_kept_in_the_dead_letter_list() {
-    let app = TestApp::start_with(&[("JOB_MAX_ATTEMPTS", "3"), ("JOB_RETRY_BASE_SECS", "10"), ("OPS_TOKEN", OPS_TOKEN)])
-        .await;
+    let app =
+        TestApp::start_with(&[("JOB_MAX_ATTEMPTS", "3"), ("JOB_RETRY_BASE_SECS", "10"), ("OPS_TOKEN", OPS_TOKEN)])
+            .await;
     store_token(&app, SHOP).await;
     app.shopify.script(Endpoint::Graphql, (0..3).map(|_| Scripted::status(500)));
     assert_eq!(send_product_update(&app, "p-fail", 5).await, StatusCode::OK);
@@ -155,7 +151,10 @@ async fn a_failing_job_is_retried_with_backoff_then_kept_in_the_dead_letter_list
     let listed = ops(&app, "GET", "/ops/jobs", Some(OPS_TOKEN)).await;
     assert_eq!(listed.status, StatusCode::OK);
     let listed = listed.json();
-    assert_eq!((listed["pending"].as_i64(), listed["running"].as_i64(), listed["failed"].as_i64()), (Some(0), Some(0), Some(1)));
+    assert_eq!(
+        (listed["pending"].as_i64(), listed["running"].as_i64(), listed["failed"].as_i64()),
+        (Some(0), Some(0), Some(1))
+    );
     let failed = &listed["failed_jobs"][0];
     assert_eq!(failed["kind"], "products/update");
     assert_eq!(failed["shop"], SHOP);
@@ -203,6 +202,48 @@ async fn a_job_whose_worker_died_runs_again_once_its_lease_runs_out() {
 }
 
 #[tokio::test]
+async fn a_running_job_keeps_its_lease_while_its_worker_lives() {
+    let app = TestApp::start_with(&[("JOB_LEASE_SECS", "3")]).await;
+    store_token(&app, SHOP).await;
+    let gate = app.shopify.hold_graphql();
+    let (stop, stopped) = watch::channel(false);
+    let workers = tokio::spawn(jobs::run_workers(app.state.clone(), stopped));
+    assert_eq!(send_product_update(&app, "p-long", 8).await, StatusCode::OK);
+    gate.arrived().await;
+    let lease_end = || async {
+        let (run_at,): (i64,) = shopify_app_rust::on_pool!(&app.state.db, pool =>
+            sqlx::query_as("SELECT run_at FROM jobs WHERE kind = 'products/update'").fetch_one(pool).await)
+        .unwrap();
+        run_at
+    };
+    let first_lease_end = lease_end().await;
+    assert_eq!(first_lease_end, app.now() + 3);
+    app.clock.0.advance(Duration::from_secs(2));
+    for _ in 0..300 {
+        if lease_end().await > first_lease_end {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(lease_end().await, app.now() + 3, "the worker renewed its lease (every second here)");
+    app.clock.0.advance(Duration::from_secs(2)); // past the first lease, within the renewed one
+    let other = app.second_process().await;
+    let taken = jobs::run_due(&other).await.unwrap();
+    assert!(taken.iter().all(|(kind, _)| kind != "products/update"), "another instance leaves it alone: {taken:?}");
+    gate.release();
+    for _ in 0..300 {
+        if !recorded_titles(&app).await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(recorded_titles(&app).await, ["Snowboard <b>8</b>"]);
+    assert_eq!(app.shopify.graphql_requests().len(), 1, "run once");
+    stop.send(true).unwrap();
+    workers.await.unwrap();
+}
+
+#[tokio::test]
 async fn stopping_lets_running_jobs_finish_within_the_grace_then_puts_the_rest_back() {
     let app = TestApp::start_with(&[("JOB_SHUTDOWN_GRACE_SECS", "1")]).await;
     store_token(&app, SHOP).await;
@@ -214,7 +255,7 @@ async fn stopping_lets_running_jobs_finish_within_the_grace_then_puts_the_rest_b
     stop.send(true).unwrap();
     workers.await.unwrap(); // the held job outlives the grace: stopped and put back
     let (lease, attempts): (Option<String>, i64) = shopify_app_rust::on_pool!(&app.state.db, pool =>
-        sqlx::query_as("SELECT lease_id, CAST(attempts AS BIGINT) FROM jobs WHERE kind = 'products/update'").fetch_one(pool).await)
+        sqlx::query_as("SELECT lease_id, attempts FROM jobs WHERE kind = 'products/update'").fetch_one(pool).await)
     .unwrap();
     assert_eq!((lease, attempts), (None, 0), "put back, due now, its attempt not counted");
     app.shopify.stop_holding_graphql();
@@ -241,7 +282,8 @@ async fn a_per_shop_periodic_job_is_enqueued_once_per_shop_and_period() {
     store_token(&app, "s1").await;
     store_token(&app, "s2").await;
     let queue = || {
-        let registry = JobRegistry::new().every("sync", Duration::from_secs(60), Scope::PerShop, |_, _| async { Ok(()) });
+        let registry =
+            JobRegistry::new().every("sync", Duration::from_secs(60), Scope::PerShop, |_, _| async { Ok(()) });
         Jobs::new(app.state.db.clone(), registry, JobSettings::default(), app.clock.clone())
     };
     let (first, second) = (queue(), queue());
@@ -293,8 +335,7 @@ async fn the_operators_route_needs_its_token() {
 #[tokio::test]
 async fn a_webhook_topic_at_another_topics_route_is_refused_and_enqueues_nothing() {
     let app = TestApp::start().await;
-    let response =
-        app.send(webhook("/webhooks/products/update", "shop/redact", "p-forged", &product_update(1))).await;
+    let response = app.send(webhook("/webhooks/products/update", "shop/redact", "p-forged", &product_update(1))).await;
     assert_eq!(response.status, StatusCode::BAD_REQUEST);
     assert_eq!(count_rows(&app.state, "jobs").await, 0);
 }

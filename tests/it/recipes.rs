@@ -3,12 +3,14 @@
 
 #![allow(dead_code)]
 
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use shopify_app_rust::AppState;
 use shopify_app_rust::error::AppError;
-use shopify_app_rust::routes::webhooks::answer;
-use shopify_app_rust::web::extract::Webhook;
+use shopify_app_rust::jobs::{Job, JobError, JobRegistry, NewJob, Scope};
+use shopify_app_rust::web::extract::Admin;
 
 // recipe: a webhook topic
 #[derive(serde::Deserialize)]
@@ -16,19 +18,35 @@ struct Order {
     id: u64,
 }
 
-pub async fn orders_create(State(state): State<AppState>, webhook: Webhook) -> Result<StatusCode, AppError> {
-    let Ok(order) = webhook.payload::<Order>() else {
-        return Ok(StatusCode::BAD_REQUEST);
-    };
-    let now = state.shopify.clock().now();
-    let once = state
-        .deliveries
-        .once(webhook.delivery(), now, async {
-            tracing::info!(shop = %webhook.shop, order_id = order.id, "order created");
-            Ok::<_, AppError>(())
-        })
-        .await?;
-    Ok(answer(&webhook, &once))
+pub async fn log_order(_state: AppState, job: Job) -> Result<(), JobError> {
+    let order: Order = job.payload()?;
+    tracing::info!(shop = job.shop()?, order_id = order.id, "order created");
+    Ok(())
+}
+// end of recipe
+
+// recipe: enqueue a job
+pub async fn start_sync(State(state): State<AppState>, admin: Admin) -> Result<StatusCode, AppError> {
+    let job = NewJob::new("sync_products").shop(&admin.session.shop).payload(serde_json::json!({ "full": true }));
+    state.jobs.enqueue(job).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+// end of recipe
+
+async fn sync_products(_state: AppState, _job: Job) -> Result<(), JobError> {
+    Ok(())
+}
+
+async fn nightly_report(_state: AppState, _job: Job) -> Result<(), JobError> {
+    Ok(())
+}
+
+// recipe: register jobs
+pub fn registry() -> JobRegistry {
+    JobRegistry::new()
+        .webhook("orders/create", log_order)
+        .on("sync_products", sync_products)
+        .every("nightly_report", Duration::from_secs(24 * 3600), Scope::Global, nightly_report)
 }
 // end of recipe
 
@@ -56,5 +74,12 @@ fn the_readme_shows_the_compiled_recipes() {
         recipes += 1;
         rest = &body[end..];
     }
-    assert_eq!(recipes, 1);
+    assert_eq!(recipes, 3);
+}
+
+#[test]
+fn the_registered_recipe_jobs_are_known() {
+    let registry = registry();
+    assert_eq!(registry.webhook_topics(), ["orders/create"]);
+    assert!(registry.knows("sync_products") && registry.knows("nightly_report"));
 }

@@ -537,6 +537,12 @@ pub fn webhook(path: &str, topic: &str, webhook_id: &str, body: &str) -> Request
         .unwrap()
 }
 
+/// A `products/update` payload for product `number` (the part the job reads is its GID).
+pub fn product_update(number: u32) -> String {
+    json!({"id": number, "title": "ignored", "admin_graphql_api_id": format!("gid://shopify/Product/{number}")})
+        .to_string()
+}
+
 /// Lowercase hex HMAC-SHA256, the OAuth callback's `hmac` format.
 pub fn hex_hmac(secret: &str, message: &str) -> String {
     use hmac::Mac;
