@@ -305,14 +305,14 @@ const INSERT: &str = "INSERT INTO jobs (kind, shop, payload, max_attempts, run_a
 /// Extends the lease `$2` of a running job to `$1`.
 const RENEW: &str = "UPDATE jobs SET run_at = $1 WHERE lease_id = $2";
 
-/// Claims the job due first (`$3` now), leasing it to `$1` until `$2`; `$lock` is PostgreSQL's
+/// Claims the `$4` jobs due first (`$3` now), leasing them to `$1` until `$2`; `$lock` is PostgreSQL's
 /// `FOR UPDATE SKIP LOCKED`, so that instances claim different rows without waiting.
 macro_rules! claim_sql {
     ($lock:literal) => {
         concat!(
             "UPDATE jobs SET lease_id = $1, run_at = $2, attempts = attempts + 1, updated_at = $3
-             WHERE id = (SELECT id FROM jobs WHERE failed = FALSE AND run_at <= $3
-                         ORDER BY run_at, id LIMIT 1 ",
+             WHERE id IN (SELECT id FROM jobs WHERE failed = FALSE AND run_at <= $3
+                          ORDER BY run_at, id LIMIT $4 ",
             $lock,
             ")
              RETURNING id, kind, shop, payload, attempts, max_attempts"
@@ -324,14 +324,15 @@ const CLAIM_POSTGRES: &str = claim_sql!("FOR UPDATE SKIP LOCKED");
 
 /// Deletes a job that succeeded, while its lease (`$2`) is still the worker's.
 const COMPLETE: &str = "DELETE FROM jobs WHERE id = $1 AND lease_id = $2";
-/// Puts a leased job back, due at `$3`, with `$4` as its last error when not NULL, and
-/// `$5` attempts given back (1 when the attempt did not count: a shutdown).
-const PUT_BACK: &str = "UPDATE jobs SET lease_id = NULL, run_at = $3, last_error = COALESCE($4, last_error),
-       attempts = attempts - $5, updated_at = $6
-     WHERE id = $1 AND lease_id = $2";
-/// Keeps a leased job as failed, with its last error.
-const FAIL: &str = "UPDATE jobs SET lease_id = NULL, failed = TRUE, last_error = $3, updated_at = $4
-     WHERE id = $1 AND lease_id = $2";
+/// Puts leased job `$5` (lease `$6`) back, due at `$1`, with `$2` as its last error when not
+/// NULL, and `$3` attempts given back (1 when the attempt did not count: a shutdown).
+/// Parameters first appear in order in each statement the writer runs (it binds by position).
+const PUT_BACK: &str = "UPDATE jobs SET lease_id = NULL, run_at = $1, last_error = COALESCE($2, last_error),
+       attempts = attempts - $3, updated_at = $4
+     WHERE id = $5 AND lease_id = $6";
+/// Keeps leased job `$3` (lease `$4`) as failed, with its last error.
+const FAIL: &str = "UPDATE jobs SET lease_id = NULL, failed = TRUE, last_error = $1, updated_at = $2
+     WHERE id = $3 AND lease_id = $4";
 const COUNTS: &str = "SELECT COUNT(*) FILTER (WHERE NOT failed AND lease_id IS NULL) AS pending,
        COUNT(*) FILTER (WHERE NOT failed AND lease_id IS NOT NULL) AS running,
        COUNT(*) FILTER (WHERE failed) AS failed
@@ -366,6 +367,22 @@ macro_rules! insert_row {
             .bind($row.now)
             .fetch_one($db)
     };
+}
+
+/// A value bound to a statement run by [`Jobs::execute`], on either backend.
+#[derive(Debug, Clone)]
+enum Arg {
+    Int(i64),
+    Text(Option<String>),
+}
+
+impl rusqlite::ToSql for Arg {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Arg::Int(value) => value.to_sql(),
+            Arg::Text(value) => value.to_sql(),
+        }
+    }
 }
 
 /// A job row about to be inserted.
@@ -575,70 +592,114 @@ impl Jobs {
         self.now() + self.settings.lease.as_secs() as i64
     }
 
-    /// Claims the job due first, if any, leased for `JOB_LEASE_SECS`.
-    async fn claim(&self) -> Result<Option<Job>, StoreError> {
-        let now = self.now();
-        let lease_id = crate::sessions::random_token();
-        let lease_until = self.lease_until();
+    /// Claims up to `limit` due jobs, the ones due first, under one lease (`JOB_LEASE_SECS`).
+    /// On SQLite the claim is one job of the writer thread.
+    async fn claim(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
+        let (now, lease_until, lease_id) = (self.now(), self.lease_until(), crate::sessions::random_token());
+        let limit = limit as i64;
         type Claimed = (i64, String, Option<String>, String, i64, i64);
-        let claimed: Option<Claimed> = match &self.db {
-            Db::Sqlite { pool, .. } => {
-                sqlx::query_as(CLAIM_SQLITE).bind(&lease_id).bind(lease_until).bind(now).fetch_optional(pool).await?
+        let claimed: Vec<Claimed> = match &self.db {
+            Db::Sqlite { writer, .. } => {
+                let lease = lease_id.clone();
+                writer
+                    .run(move |db| {
+                        let mut claim = db.prepare_cached(CLAIM_SQLITE)?;
+                        let rows = claim.query_map(params![lease, lease_until, now, limit], |row| {
+                            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
+                        })?;
+                        rows.collect::<rusqlite::Result<Vec<Claimed>>>()
+                    })
+                    .await?
             }
             Db::Postgres(pool) => {
-                sqlx::query_as(CLAIM_POSTGRES).bind(&lease_id).bind(lease_until).bind(now).fetch_optional(pool).await?
+                sqlx::query_as(CLAIM_POSTGRES)
+                    .bind(&lease_id)
+                    .bind(lease_until)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
             }
         };
-        Ok(claimed.map(|(id, kind, shop, payload, attempts, max_attempts)| Job {
-            id,
-            kind,
-            shop,
-            payload,
-            attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
-            max_attempts: u32::try_from(max_attempts).unwrap_or(0),
-            lease_id,
-        }))
+        Ok(claimed
+            .into_iter()
+            .map(|(id, kind, shop, payload, attempts, max_attempts)| Job {
+                id,
+                kind,
+                shop,
+                payload,
+                attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
+                max_attempts: u32::try_from(max_attempts).unwrap_or(0),
+                lease_id: lease_id.clone(),
+            })
+            .collect())
     }
 
-    /// Extends the leases of `running` jobs by `JOB_LEASE_SECS` from now.
+    /// Runs one of the statements that settle or renew leased jobs: on SQLite as a job of the
+    /// writer thread (group-committed with the webhook path's writes), on PostgreSQL on the
+    /// pool. Returns the rows changed.
+    async fn execute(&self, sql: &'static str, args: Vec<Arg>) -> Result<u64, StoreError> {
+        match &self.db {
+            Db::Sqlite { writer, .. } => {
+                let changed = writer
+                    .run(move |db| db.prepare_cached(sql)?.execute(rusqlite::params_from_iter(args.iter())))
+                    .await?;
+                Ok(changed as u64)
+            }
+            Db::Postgres(pool) => {
+                let mut query = sqlx::query(sql);
+                for arg in args {
+                    query = match arg {
+                        Arg::Int(value) => query.bind(value),
+                        Arg::Text(value) => query.bind(value),
+                    };
+                }
+                Ok(query.execute(pool).await?.rows_affected())
+            }
+        }
+    }
+
+    /// Extends the leases of `running` jobs by `JOB_LEASE_SECS` from now (one statement per
+    /// lease: a claimed batch shares one).
     async fn renew<'a>(&self, running: impl Iterator<Item = &'a Job>) -> Result<(), StoreError> {
         let until = self.lease_until();
-        for job in running {
-            on_pool!(&self.db, pool => sqlx::query(RENEW).bind(until).bind(&job.lease_id).execute(pool).await
-                .map(drop))?;
+        let mut leases: Vec<&str> = running.map(|job| job.lease_id.as_str()).collect();
+        leases.sort_unstable();
+        leases.dedup();
+        for lease in leases {
+            self.execute(RENEW, vec![Arg::Int(until), Arg::Text(Some(lease.to_owned()))]).await?;
         }
         Ok(())
     }
 
+    /// The arguments that name a leased job: its id and lease.
+    fn leased(job: &Job) -> [Arg; 2] {
+        [Arg::Int(job.id), Arg::Text(Some(job.lease_id.clone()))]
+    }
+
     /// Deletes `job`, done.
     async fn complete(&self, job: &Job) -> Result<(), StoreError> {
-        on_pool!(&self.db, pool => sqlx::query(COMPLETE).bind(job.id).bind(&job.lease_id).execute(pool).await.map(drop))?;
-        Ok(())
+        self.execute(COMPLETE, Self::leased(job).into()).await.map(drop)
     }
 
     /// Puts `job` back, due `after` from now; with `error`, the attempt counts.
     async fn put_back(&self, job: &Job, after: Duration, error: Option<&str>) -> Result<(), StoreError> {
         let now = self.now();
-        let given_back = i64::from(error.is_none());
-        on_pool!(&self.db, pool => sqlx::query(PUT_BACK)
-            .bind(job.id)
-            .bind(&job.lease_id)
-            .bind(now.saturating_add(after.as_secs() as i64))
-            .bind(error)
-            .bind(given_back)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(drop))?;
-        Ok(())
+        let mut args = vec![
+            Arg::Int(now.saturating_add(after.as_secs() as i64)),
+            Arg::Text(error.map(str::to_owned)),
+            Arg::Int(i64::from(error.is_none())),
+            Arg::Int(now),
+        ];
+        args.extend(Self::leased(job));
+        self.execute(PUT_BACK, args).await.map(drop)
     }
 
     /// Keeps `job` as failed with `error`.
     async fn fail(&self, job: &Job, error: &str) -> Result<(), StoreError> {
-        let now = self.now();
-        on_pool!(&self.db, pool => sqlx::query(FAIL).bind(job.id).bind(&job.lease_id).bind(error).bind(now)
-            .execute(pool).await.map(drop))?;
-        Ok(())
+        let mut args = vec![Arg::Text(Some(error.to_owned())), Arg::Int(self.now())];
+        args.extend(Self::leased(job));
+        self.execute(FAIL, args).await.map(drop)
     }
 
     /// The wait before the attempt after `attempt`: [`JobSettings::retry_base`] doubled for
@@ -649,5 +710,44 @@ impl Jobs {
         let full = doubled.min(MAX_BACKOFF).as_secs();
         let jitter = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), attempt) % (full / 2 + 1);
         Duration::from_secs(full - jitter)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The numbers of the `$N` parameters of `sql`, in order of appearance.
+    fn parameters(sql: &str) -> Vec<u32> {
+        sql.split('$').skip(1).filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()).collect()
+    }
+
+    #[test]
+    fn statements_the_writer_runs_number_their_parameters_in_order_of_appearance() {
+        for sql in [INSERT, CLAIM_SQLITE, RENEW, COMPLETE, PUT_BACK, FAIL] {
+            let mut seen = 0;
+            for number in parameters(sql) {
+                assert!(number <= seen + 1, "${number} appears before ${} in {sql}", seen + 1);
+                seen = seen.max(number);
+            }
+        }
+    }
+
+    #[test]
+    fn retries_wait_twice_as_long_each_time_less_up_to_half_at_random_up_to_an_hour() {
+        let settings = JobSettings { retry_base: Duration::from_secs(10), ..JobSettings::default() };
+        let clock = Arc::new(crate::shopify::clock::ManualClock::at(0));
+        let folder = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        let runtime = runtime.unwrap_or_else(|error| panic!("{error}"));
+        let url = format!("sqlite:{}", folder.path().join("app.db").display());
+        let db = runtime.block_on(crate::db::connect(&url, 1)).unwrap_or_else(|error| panic!("{error}"));
+        let jobs = Jobs::new(db, JobRegistry::new(), settings, clock);
+        for (attempt, full) in [(1, 10), (2, 20), (3, 40), (9, 2560), (10, 3600), (40, 3600), (u32::MAX, 3600)] {
+            for _ in 0..50 {
+                let wait = jobs.backoff(attempt).as_secs();
+                assert!((full - full / 2..=full).contains(&wait), "attempt {attempt}: {wait} s, not in {}..={full}", full / 2);
+            }
+        }
     }
 }

@@ -106,7 +106,7 @@ impl Drop for AbortOnDrop {
 pub async fn run_due(state: &AppState) -> Result<Vec<(String, Outcome)>, crate::tokens::StoreError> {
     state.jobs.schedule_due().await?;
     let mut outcomes = Vec::new();
-    while let Some(job) = state.jobs.claim().await? {
+    while let Some(job) = state.jobs.claim(1).await?.pop() {
         let kind = job.kind.clone();
         outcomes.push((kind, attempt(state.clone(), job).await));
         if outcomes.len() >= 10_000 {
@@ -135,17 +135,15 @@ pub async fn run_workers(state: AppState, mut stop: watch::Receiver<bool>) {
         if let Err(error) = jobs.schedule_due().await {
             tracing::warn!(%error, "could not enqueue periodic jobs");
         }
-        while running.len() < workers {
-            match jobs.claim().await {
-                Ok(Some(job)) => {
-                    let task = running.spawn(attempt(state.clone(), job.clone()));
-                    leased.insert(task.id(), job);
+        if running.len() < workers {
+            match jobs.claim(workers - running.len()).await {
+                Ok(claimed) => {
+                    for job in claimed {
+                        let task = running.spawn(attempt(state.clone(), job.clone()));
+                        leased.insert(task.id(), job);
+                    }
                 }
-                Ok(None) => break,
-                Err(error) => {
-                    tracing::warn!(%error, "could not claim a job");
-                    break;
-                }
+                Err(error) => tracing::warn!(%error, "could not claim jobs"),
             }
         }
         tokio::select! {
