@@ -250,7 +250,7 @@ impl Config {
             token_encryption_keys: get("TOKEN_ENCRYPTION_KEYS").map(|keys| token_encryption_keys(&keys)).transpose()?,
             limits: limits(&get)?,
             jobs: job_settings(&get)?,
-            ops_token: get("OPS_TOKEN").map(Secret::new),
+            ops_token: ops_token(get("OPS_TOKEN"))?,
         })
     }
 }
@@ -299,6 +299,17 @@ fn limits(get: &dyn Fn(&str) -> Option<String>) -> Result<Limits, ConfigError> {
     })
 }
 
+/// `OPS_TOKEN`: at least 32 characters, so that it cannot be guessed.
+fn ops_token(value: Option<String>) -> Result<Option<Secret>, ConfigError> {
+    match value {
+        Some(token) if token.chars().count() < 32 => Err(ConfigError::Invalid {
+            name: "OPS_TOKEN",
+            reason: "shorter than 32 characters (use `openssl rand -hex 32`)".to_owned(),
+        }),
+        token => Ok(token.map(Secret::new)),
+    }
+}
+
 /// A day, the longest any timeout may be set to.
 const DAY_SECS: u64 = 24 * 60 * 60;
 
@@ -329,7 +340,8 @@ fn job_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<JobSettings, Con
         max_attempts: whole_number(get, "JOB_MAX_ATTEMPTS", defaults.max_attempts.into(), 1..=100)? as u32,
         retry_base: seconds("JOB_RETRY_BASE_SECS", defaults.retry_base)?,
         timeout: seconds("JOB_TIMEOUT_SECS", defaults.timeout)?,
-        lease: seconds("JOB_LEASE_SECS", defaults.lease)?,
+        // At least 5 s: times are whole seconds, and a lease is renewed every third of it.
+        lease: whole_number(get, "JOB_LEASE_SECS", defaults.lease.as_secs(), 5..=DAY_SECS).map(Duration::from_secs)?,
         shutdown_grace: seconds("JOB_SHUTDOWN_GRACE_SECS", defaults.shutdown_grace)?,
     })
 }
@@ -471,6 +483,41 @@ mod tests {
                 let error = Config::from_vars(vars(&[base.as_slice(), &[(name, bad)]].concat())).unwrap_err();
                 assert!(matches!(error, ConfigError::Invalid { name: named, .. } if named == name), "{name}={bad}");
             }
+        }
+    }
+
+    #[test]
+    fn reads_the_job_settings_and_names_a_bad_one() {
+        let base = [("SHOPIFY_API_KEY", "k"), ("SHOPIFY_API_SECRET", "s")];
+        let config = Config::from_vars(vars(&base)).unwrap();
+        assert_eq!(config.jobs, JobSettings::default());
+        assert!(config.ops_token.is_none());
+        let set = [
+            ("JOB_WORKERS", "0"),
+            ("JOB_MAX_ATTEMPTS", "3"),
+            ("JOB_RETRY_BASE_SECS", "2"),
+            ("JOB_TIMEOUT_SECS", "30"),
+            ("JOB_LEASE_SECS", "5"),
+            ("JOB_SHUTDOWN_GRACE_SECS", "1"),
+            ("OPS_TOKEN", "0123456789abcdef0123456789abcdef"),
+        ];
+        let config = Config::from_vars(vars(&[&base[..], &set[..]].concat())).unwrap();
+        let expected = JobSettings {
+            workers: 0,
+            max_attempts: 3,
+            retry_base: Duration::from_secs(2),
+            timeout: Duration::from_secs(30),
+            lease: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(1),
+        };
+        assert_eq!(config.jobs, expected);
+        assert!(config.ops_token.is_some_and(|token| token == *"0123456789abcdef0123456789abcdef"));
+        for (name, value) in
+            [("JOB_LEASE_SECS", "4"), ("JOB_MAX_ATTEMPTS", "0"), ("JOB_WORKERS", "-1"), ("OPS_TOKEN", "short")]
+        {
+            let error = Config::from_vars(vars(&[&base[..], &[(name, value)]].concat())).unwrap_err();
+            assert!(error.to_string().contains(name), "{error}");
+            assert!(!error.to_string().contains("short\""), "{error}");
         }
     }
 

@@ -49,8 +49,11 @@ pub const DELETE_SHOP: &str = "DELETE FROM products WHERE shop = $1";
 pub struct Products {
     db: Db,
     clock: Arc<dyn Clock>,
-    cache: Arc<Mutex<HashMap<String, (OffsetDateTime, Arc<Vec<RecordedProduct>>)>>>,
+    cache: Arc<Mutex<Cache>>,
 }
+
+/// Per shop: when its list was read, and the list.
+type Cache = HashMap<String, (OffsetDateTime, Arc<Vec<RecordedProduct>>)>;
 
 impl std::fmt::Debug for Products {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -64,7 +67,7 @@ impl Products {
         Self { db, clock, cache: Arc::default() }
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (OffsetDateTime, Arc<Vec<RecordedProduct>>)>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
         self.cache.lock().unwrap_or_else(|poison| poison.into_inner())
     }
 

@@ -39,7 +39,8 @@ impl ShopData {
     }
 
     /// Deletes everything stored about `shop`, in one transaction with `delivery`'s claim, at
-    /// `now`. With `installed_since` (an uninstall's `X-Shopify-Triggered-At`), nothing is
+    /// `now`; a redaction (no `installed_since`) also deletes the shop's jobs that are not
+    /// running (waiting or failed: their payloads may hold personal data). With `installed_since` (an uninstall's `X-Shopify-Triggered-At`), nothing is
     /// deleted (`Ran(None)`) when the shop holds a token obtained at or after it: the shop
     /// installed the app again since, and the uninstall was about an earlier install.
     pub async fn forget(
@@ -59,6 +60,9 @@ impl ShopData {
                 };
                 let connections = crate::oauth::delete_shop_in(db, &on_sqlite)?;
                 db.prepare_cached(crate::products::DELETE_SHOP)?.execute([&on_sqlite])?;
+                if installed_since.is_none() {
+                    db.prepare_cached(crate::jobs::DELETE_SHOP_WAITING)?.execute([&on_sqlite])?;
+                }
                 Ok(Some(Forgotten { tokens, connections }))
             }),
             Box::new(move |tx| {
@@ -70,6 +74,9 @@ impl ShopData {
                     };
                     let connections = crate::oauth::delete_shop_in_postgres(tx, shop).await?;
                     sqlx::query(crate::products::DELETE_SHOP).bind(shop).execute(&mut *tx).await?;
+                    if installed_since.is_none() {
+                        sqlx::query(crate::jobs::DELETE_SHOP_WAITING).bind(shop).execute(&mut *tx).await?;
+                    }
                     Ok(Some(Forgotten { tokens, connections }))
                 })
             }),

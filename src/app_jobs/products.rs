@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::jobs::{Job, JobError};
+use crate::jobs::{Job, JobError, shape_error};
 use crate::products::RecordedProduct;
 use crate::shopify::graphql::GraphqlRequest;
 use crate::state::AppState;
@@ -46,8 +46,8 @@ pub async fn record_update(state: AppState, job: Job) -> Result<(), JobError> {
         tracing::info!(shop, "the updated product is gone already: nothing to record");
         return Ok(());
     };
-    let Product { id, title, status, updated_at } =
-        serde_json::from_value(product).map_err(|error| JobError::fail(format!("product query answer: {error}")))?;
+    let Product { id, title, status, updated_at } = serde_json::from_value(product)
+        .map_err(|error| JobError::fail(format!("product query answer: {}", shape_error(&error))))?;
     state.products.record(shop, &RecordedProduct { product_id: id, title, status, updated_at }).await?;
     Ok(())
 }

@@ -144,8 +144,20 @@ impl Job {
     /// The payload read as `T` (a webhook's body, or what [`NewJob::payload`] stored); one that
     /// does not fit fails the job for good.
     pub fn payload<T: DeserializeOwned>(&self) -> Result<T, JobError> {
-        serde_json::from_str(&self.payload).map_err(|error| JobError::fail(format!("payload: {error}")))
+        serde_json::from_str(&self.payload).map_err(|error| JobError::fail(format!("payload: {}", shape_error(&error))))
     }
+}
+
+/// What is wrong with a JSON text, without quoting it: serde's messages quote the values they
+/// met, and a payload may hold personal data that must not reach a log or the dead-letter list.
+pub fn shape_error(error: &serde_json::Error) -> String {
+    let category = match error.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "not JSON",
+        serde_json::error::Category::Data => "not of the expected shape",
+        serde_json::error::Category::Eof => "cut short",
+    };
+    format!("{category} (line {}, column {})", error.line(), error.column())
 }
 
 /// A job to enqueue: `NewJob::new("sync_orders").shop(shop).payload(json!({...}))`.
@@ -305,22 +317,19 @@ const INSERT: &str = "INSERT INTO jobs (kind, shop, payload, max_attempts, run_a
 /// Extends the lease `$2` of a running job to `$1`.
 const RENEW: &str = "UPDATE jobs SET run_at = $1 WHERE lease_id = $2";
 
-/// Claims the `$4` jobs due first (`$3` now), leasing them to `$1` until `$2`; `$lock` is PostgreSQL's
-/// `FOR UPDATE SKIP LOCKED`, so that instances claim different rows without waiting.
-macro_rules! claim_sql {
-    ($lock:literal) => {
-        concat!(
-            "UPDATE jobs SET lease_id = $1, run_at = $2, attempts = attempts + 1, updated_at = $3
-             WHERE id IN (SELECT id FROM jobs WHERE failed = FALSE AND run_at <= $3
-                          ORDER BY run_at, id LIMIT $4 ",
-            $lock,
-            ")
-             RETURNING id, kind, shop, payload, attempts, max_attempts"
-        )
-    };
-}
-const CLAIM_SQLITE: &str = claim_sql!("");
-const CLAIM_POSTGRES: &str = claim_sql!("FOR UPDATE SKIP LOCKED");
+/// Claims the `$4` jobs due first (`$3` now), leasing them to `$1` until `$2`. On SQLite the
+/// writer runs it alone; on PostgreSQL the due rows are picked once (`MATERIALIZED`: a
+/// re-scanned `IN (... SKIP LOCKED)` could pick more than `$4`) and locked without waiting,
+/// so that instances claim different rows.
+const CLAIM_SQLITE: &str = "UPDATE jobs SET lease_id = $1, run_at = $2, attempts = attempts + 1, updated_at = $3
+     WHERE id IN (SELECT id FROM jobs WHERE failed = FALSE AND run_at <= $3 ORDER BY run_at, id LIMIT $4)
+     RETURNING id, kind, shop, payload, attempts, max_attempts";
+const CLAIM_POSTGRES: &str = "WITH due AS MATERIALIZED (
+       SELECT id FROM jobs WHERE failed = FALSE AND run_at <= $3 ORDER BY run_at, id LIMIT $4
+       FOR UPDATE SKIP LOCKED)
+     UPDATE jobs SET lease_id = $1, run_at = $2, attempts = attempts + 1, updated_at = $3
+     FROM due WHERE jobs.id = due.id
+     RETURNING jobs.id, jobs.kind, jobs.shop, jobs.payload, jobs.attempts, jobs.max_attempts";
 
 /// Deletes a job that succeeded, while its lease (`$2`) is still the worker's.
 const COMPLETE: &str = "DELETE FROM jobs WHERE id = $1 AND lease_id = $2";
@@ -342,10 +351,15 @@ const FAILED: &str = "SELECT id, kind, shop, attempts, last_error, updated_at AS
 /// Gives a failed job a new set of attempts, due now.
 const RETRY_FAILED: &str =
     "UPDATE jobs SET failed = FALSE, attempts = 0, run_at = $2, updated_at = $2 WHERE id = $1 AND failed";
+/// Deletes the jobs of shop `$1` that no worker runs (`shop/redact`, see `shop_data`).
+pub const DELETE_SHOP_WAITING: &str = "DELETE FROM jobs WHERE shop = $1 AND lease_id IS NULL";
 const FORGET_FAILED: &str = "DELETE FROM jobs WHERE failed AND updated_at < $1";
-/// Takes period `$2` of periodic job `$1`: a row comes back only for the first instance.
+/// Takes period `$2` of periodic job `$1`: a row comes back only for the first instance. A
+/// stored period more than one ahead (written by a clock that was wrong) is taken over too, or
+/// the job would stop until time caught up.
 const TAKE_PERIOD: &str = "INSERT INTO job_periods (name, period) VALUES ($1, $2)
-     ON CONFLICT (name) DO UPDATE SET period = excluded.period WHERE job_periods.period < excluded.period
+     ON CONFLICT (name) DO UPDATE SET period = excluded.period
+       WHERE job_periods.period < excluded.period OR job_periods.period > excluded.period + 1
      RETURNING period";
 /// One job of kind `$1` per shop holding an offline token (`$2` attempts allowed, `$3` now,
 /// `$4` payload).
@@ -458,7 +472,7 @@ impl Jobs {
             shop: job.shop,
             payload: job.payload,
             max_attempts: self.settings.max_attempts.into(),
-            run_at: now.saturating_add(job.delay.as_secs() as i64),
+            run_at: now.saturating_add(i64::try_from(job.delay.as_secs()).unwrap_or(i64::MAX)),
             now,
         })
     }
@@ -659,17 +673,12 @@ impl Jobs {
         }
     }
 
-    /// Extends the leases of `running` jobs by `JOB_LEASE_SECS` from now (one statement per
-    /// lease: a claimed batch shares one).
-    async fn renew<'a>(&self, running: impl Iterator<Item = &'a Job>) -> Result<(), StoreError> {
-        let until = self.lease_until();
-        let mut leases: Vec<&str> = running.map(|job| job.lease_id.as_str()).collect();
-        leases.sort_unstable();
-        leases.dedup();
-        for lease in leases {
-            self.execute(RENEW, vec![Arg::Int(until), Arg::Text(Some(lease.to_owned()))]).await?;
-        }
-        Ok(())
+    /// Extends `lease` (the jobs a claim took) by `JOB_LEASE_SECS` from now; false when no job
+    /// holds it any more (they were settled, or taken over after the lease ran out).
+    async fn renew(&self, lease: &str) -> Result<bool, StoreError> {
+        let changed =
+            self.execute(RENEW, vec![Arg::Int(self.lease_until()), Arg::Text(Some(lease.to_owned()))]).await?;
+        Ok(changed > 0)
     }
 
     /// The arguments that name a leased job: its id and lease.
@@ -719,7 +728,10 @@ mod tests {
 
     /// The numbers of the `$N` parameters of `sql`, in order of appearance.
     fn parameters(sql: &str) -> Vec<u32> {
-        sql.split('$').skip(1).filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()).collect()
+        sql.split('$')
+            .skip(1)
+            .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+            .collect()
     }
 
     #[test]
@@ -746,7 +758,11 @@ mod tests {
         for (attempt, full) in [(1, 10), (2, 20), (3, 40), (9, 2560), (10, 3600), (40, 3600), (u32::MAX, 3600)] {
             for _ in 0..50 {
                 let wait = jobs.backoff(attempt).as_secs();
-                assert!((full - full / 2..=full).contains(&wait), "attempt {attempt}: {wait} s, not in {}..={full}", full / 2);
+                assert!(
+                    (full - full / 2..=full).contains(&wait),
+                    "attempt {attempt}: {wait} s, not in {}..={full}",
+                    full / 2
+                );
             }
         }
     }

@@ -257,8 +257,8 @@ async fn what_was_answered_200_survives_kill_9_in_the_middle_of_a_burst() {
 async fn every_delivery_answered_200_gets_its_job_done_after_kill_9_and_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let shopify = FakeShopify::start().await;
-    // One-second leases: the restarted binary takes over the killed one's running jobs soon.
-    let settings = [("RUST_LOG", "warn"), ("JOB_LEASE_SECS", "1")];
+    // Short leases: the restarted binary takes over the killed one's running jobs within 5 s.
+    let settings = [("RUST_LOG", "warn"), ("JOB_LEASE_SECS", "5")];
     let mut server = start(dir.path(), &shopify, &settings).await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();

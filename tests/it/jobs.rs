@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::support::*;
 
-const OPS_TOKEN: &str = "ops-secret-token";
+const OPS_TOKEN: &str = "ops-0123456789abcdef0123456789abcdef";
 
 /// Stores an offline token for `shop`, valid for a day.
 async fn store_token(app: &TestApp, shop: &str) {
@@ -203,7 +203,7 @@ async fn a_job_whose_worker_died_runs_again_once_its_lease_runs_out() {
 
 #[tokio::test]
 async fn a_running_job_keeps_its_lease_while_its_worker_lives() {
-    let app = TestApp::start_with(&[("JOB_LEASE_SECS", "3")]).await;
+    let app = TestApp::start_with(&[("JOB_LEASE_SECS", "6")]).await;
     store_token(&app, SHOP).await;
     let gate = app.shopify.hold_graphql();
     let (stop, stopped) = watch::channel(false);
@@ -217,16 +217,16 @@ async fn a_running_job_keeps_its_lease_while_its_worker_lives() {
         run_at
     };
     let first_lease_end = lease_end().await;
-    assert_eq!(first_lease_end, app.now() + 3);
-    app.clock.0.advance(Duration::from_secs(2));
+    assert_eq!(first_lease_end, app.now() + 6);
+    app.clock.0.advance(Duration::from_secs(4));
     for _ in 0..300 {
         if lease_end().await > first_lease_end {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(lease_end().await, app.now() + 3, "the worker renewed its lease (every second here)");
-    app.clock.0.advance(Duration::from_secs(2)); // past the first lease, within the renewed one
+    assert_eq!(lease_end().await, app.now() + 6, "the worker renewed its lease (every 2 s here)");
+    app.clock.0.advance(Duration::from_secs(4)); // past the first lease, within the renewed one
     let other = app.second_process().await;
     let taken = jobs::run_due(&other).await.unwrap();
     assert!(taken.iter().all(|(kind, _)| kind != "products/update"), "another instance leaves it alone: {taken:?}");
@@ -241,6 +241,61 @@ async fn a_running_job_keeps_its_lease_while_its_worker_lives() {
     assert_eq!(app.shopify.graphql_requests().len(), 1, "run once");
     stop.send(true).unwrap();
     workers.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_worker_that_lost_its_lease_stops_its_attempt_and_leaves_the_job_to_the_new_holder() {
+    let app = TestApp::start_with(&[("JOB_LEASE_SECS", "6")]).await;
+    store_token(&app, SHOP).await;
+    let gate = app.shopify.hold_graphql();
+    let (stop, stopped) = watch::channel(false);
+    let workers = tokio::spawn(jobs::run_workers(app.state.clone(), stopped));
+    assert_eq!(send_product_update(&app, "p-lost", 6).await, StatusCode::OK);
+    gate.arrived().await;
+    // Another worker took the job over (as after a lease that ran out during a stall).
+    let taken = execute(&app.state, "UPDATE jobs SET lease_id = 'other-worker' WHERE kind = 'products/update'").await;
+    assert_eq!(taken, 1);
+    let holder = || async {
+        let (lease,): (Option<String>,) = shopify_app_rust::on_pool!(&app.state.db, pool =>
+            sqlx::query_as("SELECT lease_id FROM jobs WHERE kind = 'products/update'").fetch_one(pool).await)
+        .unwrap();
+        lease
+    };
+    // The next renewal (every 2 s) finds the lease gone and stops the attempt, which then
+    // settles nothing: letting the held call answer records no product.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    gate.release();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(recorded_titles(&app).await.is_empty(), "the stopped attempt recorded nothing");
+    assert_eq!(holder().await.as_deref(), Some("other-worker"), "the new holder's lease is untouched");
+    stop.send(true).unwrap();
+    workers.await.unwrap();
+    assert_eq!(holder().await.as_deref(), Some("other-worker"), "a lost job is not put back at shutdown");
+}
+
+#[tokio::test]
+async fn shop_redact_deletes_the_shops_waiting_jobs_and_payload_errors_quote_nothing() {
+    let app = TestApp::start().await;
+    store_token(&app, SHOP).await;
+    let leaky = json!({"admin_graphql_api_id": 5551234567u64, "email": "jane@example.com"}).to_string();
+    let response = app.send(webhook("/webhooks/products/update", "products/update", "p-shape", &leaky)).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(run_due(&app).await, [Outcome::Failed], "a payload of another shape fails for good");
+    let failed = app.state.jobs.failed(10).await.unwrap();
+    let error = failed[0].last_error.clone().unwrap_or_default();
+    assert!(error.starts_with("payload: not of the expected shape"), "{error}");
+    assert!(!error.contains("5551234567"), "no payload value in the dead-letter list: {error}");
+
+    let waiting =
+        NewJob::new("products/update").shop(SHOP).raw_payload(product_update(2)).after(Duration::from_secs(60));
+    app.state.jobs.enqueue(waiting).await.unwrap();
+    let redact = r#"{"shop_id":1,"shop_domain":"s1.myshopify.com"}"#;
+    assert_eq!(app.send(webhook("/webhooks/compliance", "shop/redact", "r-1", redact)).await.status, StatusCode::OK);
+    assert_eq!(run_due(&app).await, [Outcome::Done], "the redaction ran; the waiting job is gone with the shop");
+    assert_eq!(count_rows(&app.state, "jobs").await, 0, "the failed job and its payload are gone too");
+    app.clock.0.advance(Duration::from_secs(60));
+    assert_eq!(run_due(&app).await, []);
+    assert!(app.shopify.graphql_requests().is_empty());
 }
 
 #[tokio::test]
@@ -325,7 +380,10 @@ async fn the_operators_route_needs_its_token() {
     assert_eq!(ops(&without, "GET", "/ops/jobs", Some("anything")).await.status, StatusCode::NOT_FOUND);
     let app = TestApp::start_with(&[("OPS_TOKEN", OPS_TOKEN)]).await;
     assert_eq!(ops(&app, "GET", "/ops/jobs", None).await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(ops(&app, "GET", "/ops/jobs", Some("ops-secret-tokem")).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        ops(&app, "GET", "/ops/jobs", Some("ops-0123456789abcdef0123456789abcdeg")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(ops(&app, "POST", "/ops/jobs/1/retry", Some("wrong")).await.status, StatusCode::UNAUTHORIZED);
     let listed = ops(&app, "GET", "/ops/jobs", Some(OPS_TOKEN)).await;
     assert_eq!(listed.status, StatusCode::OK);

@@ -43,10 +43,12 @@ async fn nightly_report(_state: AppState, _job: Job) -> Result<(), JobError> {
 
 // recipe: register jobs
 pub fn registry() -> JobRegistry {
-    JobRegistry::new()
-        .webhook("orders/create", log_order)
-        .on("sync_products", sync_products)
-        .every("nightly_report", Duration::from_secs(24 * 3600), Scope::Global, nightly_report)
+    JobRegistry::new().webhook("orders/create", log_order).on("sync_products", sync_products).every(
+        "nightly_report",
+        Duration::from_secs(24 * 3600),
+        Scope::Global,
+        nightly_report,
+    )
 }
 // end of recipe
 
