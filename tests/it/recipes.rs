@@ -42,13 +42,14 @@ async fn nightly_report(_state: AppState, _job: Job) -> Result<(), JobError> {
 }
 
 // recipe: register jobs
+pub const DAILY: Duration = Duration::from_secs(24 * 3600);
+
 pub fn registry() -> JobRegistry {
-    JobRegistry::new().webhook("orders/create", log_order).on("sync_products", sync_products).every(
-        "nightly_report",
-        Duration::from_secs(24 * 3600),
-        Scope::Global,
-        nightly_report,
-    )
+    JobRegistry::new()
+        .webhook("orders/create", log_order)
+        .on("sync_products", sync_products)
+        .every("nightly_report", DAILY, Scope::Global, nightly_report)
+        .every("refresh_catalog", DAILY, Scope::PerShop, sync_products)
 }
 // end of recipe
 
@@ -83,5 +84,5 @@ fn the_readme_shows_the_compiled_recipes() {
 fn the_registered_recipe_jobs_are_known() {
     let registry = registry();
     assert_eq!(registry.webhook_topics(), ["orders/create"]);
-    assert!(registry.knows("sync_products") && registry.knows("nightly_report"));
+    assert!(["sync_products", "nightly_report", "refresh_catalog"].iter().all(|kind| registry.knows(kind)));
 }
