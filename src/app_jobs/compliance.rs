@@ -1,5 +1,6 @@
 //! The mandatory privacy topics, delivered at `POST /webhooks/compliance` and run as jobs.
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::deliveries::Once;
@@ -28,9 +29,20 @@ pub async fn customers_data_request(_state: AppState, job: Job) -> Result<(), Jo
     log_customer_request(&job)
 }
 
+/// The part of a customer privacy request the template reads.
+#[derive(Deserialize)]
+struct CustomerRequest {
+    customer: Option<Customer>,
+}
+
+#[derive(Deserialize)]
+struct Customer {
+    id: Value,
+}
+
 fn log_customer_request(job: &Job) -> Result<(), JobError> {
-    let payload: Value = job.payload()?;
-    let customer_id = payload.pointer("/customer/id").cloned().unwrap_or(Value::Null);
+    let request: CustomerRequest = job.payload()?;
+    let customer_id = request.customer.map_or(Value::Null, |customer| customer.id);
     tracing::info!(topic = job.kind(), shop = job.shop()?, %customer_id, "customer privacy request: this template stores no customer data");
     Ok(())
 }

@@ -114,7 +114,8 @@ pub struct Job {
     id: i64,
     kind: String,
     shop: Option<String>,
-    payload: String,
+    /// Shared: the worker and the handler's task each hold the job.
+    payload: Arc<str>,
     attempt: u32,
     max_attempts: u32,
     lease_id: String,
@@ -494,7 +495,7 @@ impl Jobs {
         delivery: Option<Delivery>,
         job: NewJob,
     ) -> Result<Once<i64>, EnqueueError> {
-        let row = self.row(job)?;
+        let row = Arc::new(self.row(job)?);
         let on_postgres = row.clone();
         let once = deliveries
             .once_with_writes(
@@ -641,7 +642,7 @@ impl Jobs {
                 id,
                 kind,
                 shop,
-                payload,
+                payload: payload.into(),
                 attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
                 max_attempts: u32::try_from(max_attempts).unwrap_or(0),
                 lease_id: lease_id.clone(),

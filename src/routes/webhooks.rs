@@ -130,7 +130,7 @@ pub async fn enqueue(state: &AppState, webhook: Webhook) -> Result<StatusCode, A
     let job = NewJob::new(webhook.topic.clone()).shop(webhook.shop.clone()).raw_payload(payload);
     let once = state.jobs.enqueue_delivery(&state.deliveries, webhook.delivery(), job).await?;
     if let Once::Ran(job) = once {
-        tracing::info!(topic = %webhook.topic, shop = %webhook.shop, job, "webhook delivery enqueued");
+        tracing::debug!(topic = %webhook.topic, shop = %webhook.shop, job, "webhook delivery enqueued");
     }
     Ok(answer(&webhook, &once))
 }

@@ -47,6 +47,19 @@ async fn recorded_titles(app: &TestApp) -> Vec<String> {
     rows
 }
 
+/// The recorded titles once there are `count` of them (workers run in the background: up to
+/// 5 s of real time).
+async fn titles_once_recorded(app: &TestApp, count: usize) -> Vec<String> {
+    for _ in 0..500 {
+        let titles = recorded_titles(app).await;
+        if titles.len() >= count {
+            return titles;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    recorded_titles(app).await
+}
+
 async fn ops(app: &TestApp, method: &str, uri: &str, token: Option<&str>) -> TestResponse {
     let mut request = axum::http::Request::builder().method(method).uri(uri);
     if let Some(token) = token {
@@ -107,13 +120,7 @@ async fn a_slow_handler_does_not_delay_the_answer() {
     gate.release();
     gate.arrived().await;
     gate.release();
-    for _ in 0..500 {
-        if recorded_titles(&app).await.len() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(recorded_titles(&app).await, ["Snowboard <b>1</b>", "Snowboard <b>2</b>"]);
+    assert_eq!(titles_once_recorded(&app, 2).await, ["Snowboard <b>1</b>", "Snowboard <b>2</b>"]);
     stop.send(true).unwrap();
     workers.await.unwrap();
 }
@@ -231,13 +238,7 @@ async fn a_running_job_keeps_its_lease_while_its_worker_lives() {
     let taken = jobs::run_due(&other).await.unwrap();
     assert!(taken.iter().all(|(kind, _)| kind != "products/update"), "another instance leaves it alone: {taken:?}");
     gate.release();
-    for _ in 0..300 {
-        if !recorded_titles(&app).await.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(recorded_titles(&app).await, ["Snowboard <b>8</b>"]);
+    assert_eq!(titles_once_recorded(&app, 1).await, ["Snowboard <b>8</b>"]);
     assert_eq!(app.shopify.graphql_requests().len(), 1, "run once");
     stop.send(true).unwrap();
     workers.await.unwrap();
