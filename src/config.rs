@@ -74,7 +74,8 @@ pub struct JobSettings {
 
 impl Default for JobSettings {
     /// Four workers, ten attempts, retries after about 10 s, 20 s, 40 s... up to an hour, two
-    /// minutes per attempt, leases of 30 seconds, ten seconds to finish at shutdown.
+    /// minutes per attempt, leases of 30 seconds, three seconds to finish at shutdown (below the
+    /// kill timeouts of Fly.io, 5 s, and Docker or Cloud Run, 10 s).
     fn default() -> Self {
         Self {
             workers: 4,
@@ -82,7 +83,7 @@ impl Default for JobSettings {
             retry_base: Duration::from_secs(10),
             timeout: Duration::from_secs(120),
             lease: Duration::from_secs(30),
-            shutdown_grace: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(3),
         }
     }
 }

@@ -19,6 +19,21 @@ pub struct Forgotten {
     pub connections: u64,
 }
 
+/// Why a shop is forgotten, and the time of the event that asked for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forget {
+    /// `app/uninstalled`, triggered at `X-Shopify-Triggered-At` (when Shopify sent it).
+    Uninstall {
+        /// The trigger time, when the delivery had one.
+        triggered_at: Option<OffsetDateTime>,
+    },
+    /// `shop/redact`, received at `requested_at` (its job may run much later).
+    Redact {
+        /// When the delivery was received.
+        requested_at: OffsetDateTime,
+    },
+}
+
 /// Forgets shops, once per webhook delivery.
 #[derive(Clone)]
 pub struct ShopData {
@@ -39,17 +54,21 @@ impl ShopData {
     }
 
     /// Deletes everything stored about `shop`, in one transaction with `delivery`'s claim, at
-    /// `now`; a redaction (no `installed_since`) also deletes the shop's jobs that are not
-    /// running (waiting or failed: their payloads may hold personal data). With `installed_since` (an uninstall's `X-Shopify-Triggered-At`), nothing is
-    /// deleted (`Ran(None)`) when the shop holds a token obtained at or after it: the shop
-    /// installed the app again since, and the uninstall was about an earlier install.
+    /// `now`, unless the shop installed the app again since the event (`Ran(None)`: it holds a
+    /// token obtained at or after the event's time, so the event was about an earlier
+    /// install). A redaction also deletes the shop's jobs that are not running (waiting or
+    /// failed: their payloads may hold personal data).
     pub async fn forget(
         &self,
         delivery: Option<Delivery>,
         now: OffsetDateTime,
         shop: &str,
-        installed_since: Option<OffsetDateTime>,
+        reason: Forget,
     ) -> Result<Once<Option<Forgotten>>, StoreError> {
+        let (installed_since, redact) = match reason {
+            Forget::Uninstall { triggered_at } => (triggered_at, false),
+            Forget::Redact { requested_at } => (Some(requested_at), true),
+        };
         let (on_sqlite, on_postgres) = (shop.to_owned(), shop.to_owned());
         let forget = self.deliveries.once_with_writes(
             delivery,
@@ -60,7 +79,7 @@ impl ShopData {
                 };
                 let connections = crate::oauth::delete_shop_in(db, &on_sqlite)?;
                 db.prepare_cached(crate::products::DELETE_SHOP)?.execute([&on_sqlite])?;
-                if installed_since.is_none() {
+                if redact {
                     db.prepare_cached(crate::jobs::DELETE_SHOP_WAITING)?.execute([&on_sqlite])?;
                 }
                 Ok(Some(Forgotten { tokens, connections }))
@@ -74,7 +93,7 @@ impl ShopData {
                     };
                     let connections = crate::oauth::delete_shop_in_postgres(tx, shop).await?;
                     sqlx::query(crate::products::DELETE_SHOP).bind(shop).execute(&mut *tx).await?;
-                    if installed_since.is_none() {
+                    if redact {
                         sqlx::query(crate::jobs::DELETE_SHOP_WAITING).bind(shop).execute(&mut *tx).await?;
                     }
                     Ok(Some(Forgotten { tokens, connections }))

@@ -14,6 +14,8 @@ CREATE TABLE jobs (
     updated_at   BIGINT  NOT NULL
 );
 CREATE INDEX jobs_due ON jobs (failed, run_at);
+-- shop/redact deletes a shop's waiting and failed jobs.
+CREATE INDEX jobs_shop ON jobs (shop);
 
 CREATE TABLE job_periods (
     name   TEXT   PRIMARY KEY,

@@ -19,6 +19,8 @@ CREATE TABLE jobs (
     updated_at   INTEGER NOT NULL
 );
 CREATE INDEX jobs_due ON jobs (failed, run_at);
+-- shop/redact deletes a shop's waiting and failed jobs.
+CREATE INDEX jobs_shop ON jobs (shop);
 
 -- The last period each periodic job was enqueued for: one instance wins each period.
 CREATE TABLE job_periods (

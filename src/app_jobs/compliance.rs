@@ -5,15 +5,20 @@ use serde_json::Value;
 
 use crate::deliveries::Once;
 use crate::jobs::{Job, JobError};
-use crate::shop_data::Forgotten;
+use crate::shop_data::{Forget, Forgotten};
 use crate::state::AppState;
 
-/// `shop/redact` (48 hours after an uninstall): deletes everything stored about the shop.
+/// `shop/redact` (48 hours after an uninstall): deletes everything stored about the shop,
+/// unless the shop installed the app again after the request arrived (the job may run later).
 pub async fn shop_redact(state: AppState, job: Job) -> Result<(), JobError> {
     let shop = job.shop()?;
     let now = state.shopify.clock().now();
-    if let Once::Ran(Some(Forgotten { tokens, connections })) = state.shop_data.forget(None, now, shop, None).await? {
-        tracing::info!(shop, deleted = tokens, connections, "shop data redacted");
+    let forget = Forget::Redact { requested_at: job.created_at() };
+    match state.shop_data.forget(None, now, shop, forget).await? {
+        Once::Ran(Some(Forgotten { tokens, connections })) => {
+            tracing::info!(shop, deleted = tokens, connections, "shop data redacted");
+        }
+        _ => tracing::info!(shop, "shop installed the app again since the redaction request: nothing deleted"),
     }
     Ok(())
 }

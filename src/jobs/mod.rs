@@ -23,10 +23,10 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 use crate::config::JobSettings;
@@ -90,7 +90,7 @@ impl From<AppError> for JobError {
 impl From<EnqueueError> for JobError {
     fn from(error: EnqueueError) -> Self {
         match error {
-            EnqueueError::UnknownKind(_) => Self::fail(error),
+            EnqueueError::UnknownKind(_) | EnqueueError::Payload(_) => Self::fail(error),
             EnqueueError::Store(error) => error.into(),
         }
     }
@@ -103,13 +103,17 @@ pub enum EnqueueError {
     /// `app_jobs::registry`).
     #[error("no handler is registered for job kind {0:?}")]
     UnknownKind(String),
+    /// The payload could not be written as JSON.
+    #[error("the job's payload cannot be written as JSON: {0}")]
+    Payload(String),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// A claimed job, as its handler gets it.
-#[derive(Debug, Clone)]
+/// A claimed job, as its handler gets it. `Debug` shows the payload's length only (it may
+/// hold personal data).
+#[derive(Clone)]
 pub struct Job {
     id: i64,
     kind: String,
@@ -118,7 +122,22 @@ pub struct Job {
     payload: Arc<str>,
     attempt: u32,
     max_attempts: u32,
+    created_at: i64,
+    /// This attempt's lease: one per job, so that a takeover of one job of a claimed batch is
+    /// seen by its renewal.
     lease_id: String,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("shop", &self.shop)
+            .field("payload_bytes", &self.payload.len())
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Job {
@@ -142,6 +161,11 @@ impl Job {
         self.attempt
     }
 
+    /// When the job was enqueued (for a webhook, when the delivery was received).
+    pub fn created_at(&self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(self.created_at).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
     /// The payload read as `T` (a webhook's body, or what [`NewJob::payload`] stored); one that
     /// does not fit fails the job for good.
     pub fn payload<T: DeserializeOwned>(&self) -> Result<T, JobError> {
@@ -161,8 +185,8 @@ pub fn shape_error(error: &serde_json::Error) -> String {
     format!("{category} (line {}, column {})", error.line(), error.column())
 }
 
-/// A job to enqueue: `NewJob::new("sync_orders").shop(shop).payload(json!({...}))`.
-#[derive(Debug, Clone)]
+/// A job to enqueue: `NewJob::new("sync_orders").shop(shop).payload(json!({...}))?`.
+#[derive(Clone)]
 pub struct NewJob {
     kind: String,
     shop: Option<String>,
@@ -183,10 +207,11 @@ impl NewJob {
         self
     }
 
-    /// With `payload`, read back with [`Job::payload`].
-    pub fn payload(mut self, payload: impl Serialize) -> Self {
-        self.payload = serde_json::to_string(&payload).unwrap_or_else(|_| Value::Null.to_string());
-        self
+    /// With `payload`, read back with [`Job::payload`]; a value serde cannot write as JSON (a
+    /// map with non-text keys) is refused.
+    pub fn payload(mut self, payload: impl Serialize) -> Result<Self, EnqueueError> {
+        self.payload = serde_json::to_string(&payload).map_err(|error| EnqueueError::Payload(shape_error(&error)))?;
+        Ok(self)
     }
 
     /// With a payload that is JSON text already (a webhook's body).
@@ -199,6 +224,17 @@ impl NewJob {
     pub fn after(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
+    }
+}
+
+impl std::fmt::Debug for NewJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewJob")
+            .field("kind", &self.kind)
+            .field("shop", &self.shop)
+            .field("payload_bytes", &self.payload.len())
+            .field("delay", &self.delay)
+            .finish()
     }
 }
 
@@ -315,22 +351,25 @@ pub struct FailedJob {
 const INSERT: &str = "INSERT INTO jobs (kind, shop, payload, max_attempts, run_at, created_at, updated_at)
      VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id";
 
-/// Extends the lease `$2` of a running job to `$1`.
-const RENEW: &str = "UPDATE jobs SET run_at = $1 WHERE lease_id = $2";
+/// Extends the lease of running job `$2` (lease `$3`) to `$1`.
+const RENEW: &str = "UPDATE jobs SET run_at = $1 WHERE id = $2 AND lease_id = $3";
 
-/// Claims the `$4` jobs due first (`$3` now), leasing them to `$1` until `$2`. On SQLite the
-/// writer runs it alone; on PostgreSQL the due rows are picked once (`MATERIALIZED`: a
-/// re-scanned `IN (... SKIP LOCKED)` could pick more than `$4`) and locked without waiting,
-/// so that instances claim different rows.
-const CLAIM_SQLITE: &str = "UPDATE jobs SET lease_id = $1, run_at = $2, attempts = attempts + 1, updated_at = $3
+/// Claims the `$4` jobs due first (`$3` now), leasing each until `$2` under a lease id of its
+/// own (`$1`, a random prefix, and its id). On SQLite the writer runs it alone; on PostgreSQL
+/// the due rows are picked once (`MATERIALIZED`: a re-scanned `IN (... SKIP LOCKED)` could
+/// pick more than `$4`) and locked without waiting, so that instances claim different rows.
+const CLAIM_SQLITE: &str = "UPDATE jobs SET lease_id = CAST($1 AS TEXT) || '-' || CAST(id AS TEXT), run_at = $2,
+       attempts = attempts + 1, updated_at = $3
      WHERE id IN (SELECT id FROM jobs WHERE failed = FALSE AND run_at <= $3 ORDER BY run_at, id LIMIT $4)
-     RETURNING id, kind, shop, payload, attempts, max_attempts";
+     RETURNING id, kind, shop, payload, attempts, max_attempts, created_at, lease_id";
 const CLAIM_POSTGRES: &str = "WITH due AS MATERIALIZED (
        SELECT id FROM jobs WHERE failed = FALSE AND run_at <= $3 ORDER BY run_at, id LIMIT $4
        FOR UPDATE SKIP LOCKED)
-     UPDATE jobs SET lease_id = $1, run_at = $2, attempts = attempts + 1, updated_at = $3
+     UPDATE jobs SET lease_id = CAST($1 AS TEXT) || '-' || CAST(jobs.id AS TEXT), run_at = $2,
+       attempts = attempts + 1, updated_at = $3
      FROM due WHERE jobs.id = due.id
-     RETURNING jobs.id, jobs.kind, jobs.shop, jobs.payload, jobs.attempts, jobs.max_attempts";
+     RETURNING jobs.id, jobs.kind, jobs.shop, jobs.payload, jobs.attempts, jobs.max_attempts, jobs.created_at,
+       jobs.lease_id";
 
 /// Deletes a job that succeeded, while its lease (`$2`) is still the worker's.
 const COMPLETE: &str = "DELETE FROM jobs WHERE id = $1 AND lease_id = $2";
@@ -349,24 +388,24 @@ const COUNTS: &str = "SELECT COUNT(*) FILTER (WHERE NOT failed AND lease_id IS N
      FROM jobs";
 const FAILED: &str = "SELECT id, kind, shop, attempts, last_error, updated_at AS failed_at FROM jobs
      WHERE failed ORDER BY updated_at DESC, id DESC LIMIT $1";
-/// Gives a failed job a new set of attempts, due now.
+/// Gives failed job `$2` a new set of attempts, due at `$1`.
 const RETRY_FAILED: &str =
-    "UPDATE jobs SET failed = FALSE, attempts = 0, run_at = $2, updated_at = $2 WHERE id = $1 AND failed";
+    "UPDATE jobs SET failed = FALSE, attempts = 0, run_at = $1, updated_at = $1 WHERE id = $2 AND failed";
 /// Deletes the jobs of shop `$1` that no worker runs (`shop/redact`, see `shop_data`).
 pub const DELETE_SHOP_WAITING: &str = "DELETE FROM jobs WHERE shop = $1 AND lease_id IS NULL";
 const FORGET_FAILED: &str = "DELETE FROM jobs WHERE failed AND updated_at < $1";
 /// Takes period `$2` of periodic job `$1`: a row comes back only for the first instance. A
-/// stored period more than one ahead (written by a clock that was wrong) is taken over too, or
-/// the job would stop until time caught up.
+/// stored period more than `$3` periods (an hour) ahead, written by a clock that was wrong, is
+/// taken over too, or the job would stop until time caught up.
 const TAKE_PERIOD: &str = "INSERT INTO job_periods (name, period) VALUES ($1, $2)
      ON CONFLICT (name) DO UPDATE SET period = excluded.period
-       WHERE job_periods.period < excluded.period OR job_periods.period > excluded.period + 1
+       WHERE job_periods.period < excluded.period OR job_periods.period > excluded.period + $3
      RETURNING period";
-/// One job of kind `$1` per shop holding an offline token (`$2` attempts allowed, `$3` now,
-/// `$4` payload).
+/// One job of kind `$1` with payload `$2` per shop holding an offline token (`$3` attempts
+/// allowed, `$4` now).
 const INSERT_PER_SHOP: &str = "INSERT INTO jobs (kind, shop, payload, max_attempts, run_at, created_at, updated_at)
-     SELECT DISTINCT CAST($1 AS TEXT), shop, CAST($4 AS TEXT), CAST($2 AS BIGINT), CAST($3 AS BIGINT),
-       CAST($3 AS BIGINT), CAST($3 AS BIGINT)
+     SELECT DISTINCT CAST($1 AS TEXT), shop, CAST($2 AS TEXT), CAST($3 AS BIGINT), CAST($4 AS BIGINT),
+       CAST($4 AS BIGINT), CAST($4 AS BIGINT)
      FROM access_tokens WHERE access_mode = 'offline'";
 
 /// Inserts a [`JobRow`] through a sqlx executor of either backend (one source, type-checked
@@ -479,10 +518,13 @@ impl Jobs {
     }
 
     /// Stores `job` (durably: it runs even if the app stops now) and wakes a worker. Returns
-    /// the job's id.
+    /// the job's id. On SQLite the insert is a job of the writer thread.
     pub async fn enqueue(&self, job: NewJob) -> Result<i64, EnqueueError> {
         let row = self.row(job)?;
-        let id = on_pool!(&self.db, pool => insert_row!(row, pool).await).map_err(StoreError::from)?;
+        let id = match &self.db {
+            Db::Sqlite { writer, .. } => writer.run(move |db| row.insert_on_sqlite(db)).await?,
+            Db::Postgres(pool) => insert_row!(row, pool).await.map_err(StoreError::from)?,
+        };
         self.wake.notify_one();
         Ok(id)
     }
@@ -527,20 +569,17 @@ impl Jobs {
     /// Gives failed job `id` a new set of attempts, due now; false when no failed job has
     /// that id.
     pub async fn retry_failed(&self, id: i64) -> Result<bool, StoreError> {
-        let now = self.now();
-        let done = on_pool!(&self.db, pool => sqlx::query(RETRY_FAILED).bind(id).bind(now).execute(pool).await
-            .map(|done| done.rows_affected()))?;
-        if done > 0 {
+        let retried = self.execute(RETRY_FAILED, vec![Arg::Int(self.now()), Arg::Int(id)]).await? > 0;
+        if retried {
             self.wake.notify_one();
         }
-        Ok(done > 0)
+        Ok(retried)
     }
 
     /// Forgets failed jobs older than [`FAILED_RETENTION`]. Returns how many.
     pub async fn forget_old_failures(&self) -> Result<u64, StoreError> {
         let before = self.now() - FAILED_RETENTION.as_secs() as i64;
-        Ok(on_pool!(&self.db, pool => sqlx::query(FORGET_FAILED).bind(before).execute(pool).await
-            .map(|done| done.rows_affected()))?)
+        self.execute(FORGET_FAILED, vec![Arg::Int(before)]).await
     }
 
     /// Enqueues the periodic jobs whose period started since they were last enqueued, unless
@@ -564,40 +603,60 @@ impl Jobs {
         Ok(enqueued)
     }
 
-    /// Takes `period` of `periodic` and enqueues its jobs, in one transaction; nothing when
-    /// another instance took it.
+    /// Takes `period` of `periodic` and enqueues its jobs, in one transaction (on SQLite, one
+    /// job of the writer); nothing when another instance took it.
     async fn take_period(&self, periodic: &Periodic, period: i64, now: i64) -> Result<u64, StoreError> {
-        let payload = serde_json::json!({ "period_start": period * periodic.every.as_secs() as i64 }).to_string();
+        let every = periodic.every.as_secs() as i64;
+        let payload = serde_json::json!({ "period_start": period * every }).to_string();
         let max_attempts = i64::from(self.settings.max_attempts);
-        let row = JobRow {
-            kind: periodic.kind.to_owned(),
-            shop: None,
-            payload: payload.clone(),
-            max_attempts,
-            run_at: now,
-            now,
-        };
-        let enqueued = on_pool!(&self.db, pool => async {
-            let mut tx = pool.begin().await?;
-            let taken: Option<i64> =
-                sqlx::query_scalar(TAKE_PERIOD).bind(periodic.kind).bind(period).fetch_optional(&mut *tx).await?;
-            let enqueued = match (taken, periodic.scope) {
-                (None, _) => 0,
-                (Some(_), Scope::Global) => insert_row!(row, &mut *tx).await.map(|_| 1)?,
-                (Some(_), Scope::PerShop) => sqlx::query(INSERT_PER_SHOP)
-                    .bind(periodic.kind)
-                    .bind(max_attempts)
-                    .bind(now)
-                    .bind(&payload)
-                    .execute(&mut *tx)
+        let ahead = (3600 / every).max(1);
+        let (kind, scope) = (periodic.kind, periodic.scope);
+        let row = JobRow { kind: kind.to_owned(), shop: None, payload, max_attempts, run_at: now, now };
+        let enqueued = match &self.db {
+            Db::Sqlite { writer, .. } => {
+                writer
+                    .run(move |db| {
+                        let taken = db
+                            .prepare_cached(TAKE_PERIOD)?
+                            .query_row(params![kind, period, ahead], |row| row.get::<_, i64>(0))
+                            .optional()?;
+                        match (taken, scope) {
+                            (None, _) => Ok(0),
+                            (Some(_), Scope::Global) => row.insert_on_sqlite(db).map(|_| 1),
+                            (Some(_), Scope::PerShop) => db
+                                .prepare_cached(INSERT_PER_SHOP)?
+                                .execute(params![kind, row.payload, max_attempts, now])
+                                .map(|inserted| inserted as u64),
+                        }
+                    })
                     .await?
-                    .rows_affected(),
-            };
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(enqueued)
-        }.await)?;
+            }
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let taken: Option<i64> = sqlx::query_scalar(TAKE_PERIOD)
+                    .bind(kind)
+                    .bind(period)
+                    .bind(ahead)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let enqueued = match (taken, scope) {
+                    (None, _) => 0,
+                    (Some(_), Scope::Global) => insert_row!(row, &mut *tx).await.map(|_| 1)?,
+                    (Some(_), Scope::PerShop) => sqlx::query(INSERT_PER_SHOP)
+                        .bind(kind)
+                        .bind(&row.payload)
+                        .bind(max_attempts)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected(),
+                };
+                tx.commit().await?;
+                enqueued
+            }
+        };
         if enqueued > 0 {
-            tracing::info!(kind = periodic.kind, period, jobs = enqueued, "periodic job enqueued");
+            tracing::info!(kind, period, jobs = enqueued, "periodic job enqueued");
         }
         Ok(enqueued)
     }
@@ -607,20 +666,28 @@ impl Jobs {
         self.now() + self.settings.lease.as_secs() as i64
     }
 
-    /// Claims up to `limit` due jobs, the ones due first, under one lease (`JOB_LEASE_SECS`).
+    /// Claims up to `limit` due jobs, the ones due first, each leased for `JOB_LEASE_SECS`.
     /// On SQLite the claim is one job of the writer thread.
     async fn claim(&self, limit: usize) -> Result<Vec<Job>, StoreError> {
-        let (now, lease_until, lease_id) = (self.now(), self.lease_until(), crate::sessions::random_token());
+        let (now, lease_until, lease_prefix) = (self.now(), self.lease_until(), crate::sessions::random_token());
         let limit = limit as i64;
-        type Claimed = (i64, String, Option<String>, String, i64, i64);
+        type Claimed = (i64, String, Option<String>, String, i64, i64, i64, String);
         let claimed: Vec<Claimed> = match &self.db {
             Db::Sqlite { writer, .. } => {
-                let lease = lease_id.clone();
                 writer
                     .run(move |db| {
                         let mut claim = db.prepare_cached(CLAIM_SQLITE)?;
-                        let rows = claim.query_map(params![lease, lease_until, now, limit], |row| {
-                            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
+                        let rows = claim.query_map(params![lease_prefix, lease_until, now, limit], |row| {
+                            Ok((
+                                row.get(0)?,
+                                row.get(1)?,
+                                row.get(2)?,
+                                row.get(3)?,
+                                row.get(4)?,
+                                row.get(5)?,
+                                row.get(6)?,
+                                row.get(7)?,
+                            ))
                         })?;
                         rows.collect::<rusqlite::Result<Vec<Claimed>>>()
                     })
@@ -628,7 +695,7 @@ impl Jobs {
             }
             Db::Postgres(pool) => {
                 sqlx::query_as(CLAIM_POSTGRES)
-                    .bind(&lease_id)
+                    .bind(&lease_prefix)
                     .bind(lease_until)
                     .bind(now)
                     .bind(limit)
@@ -638,21 +705,22 @@ impl Jobs {
         };
         Ok(claimed
             .into_iter()
-            .map(|(id, kind, shop, payload, attempts, max_attempts)| Job {
+            .map(|(id, kind, shop, payload, attempts, max_attempts, created_at, lease_id)| Job {
                 id,
                 kind,
                 shop,
                 payload: payload.into(),
                 attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
                 max_attempts: u32::try_from(max_attempts).unwrap_or(0),
-                lease_id: lease_id.clone(),
+                created_at,
+                lease_id,
             })
             .collect())
     }
 
-    /// Runs one of the statements that settle or renew leased jobs: on SQLite as a job of the
-    /// writer thread (group-committed with the webhook path's writes), on PostgreSQL on the
-    /// pool. Returns the rows changed.
+    /// Runs a statement that writes jobs: on SQLite as a job of the writer thread
+    /// (group-committed with the webhook path's writes, never waiting on SQLite's write lock),
+    /// on PostgreSQL on the pool. Returns the rows changed.
     async fn execute(&self, sql: &'static str, args: Vec<Arg>) -> Result<u64, StoreError> {
         match &self.db {
             Db::Sqlite { writer, .. } => {
@@ -674,12 +742,12 @@ impl Jobs {
         }
     }
 
-    /// Extends `lease` (the jobs a claim took) by `JOB_LEASE_SECS` from now; false when no job
-    /// holds it any more (they were settled, or taken over after the lease ran out).
-    async fn renew(&self, lease: &str) -> Result<bool, StoreError> {
-        let changed =
-            self.execute(RENEW, vec![Arg::Int(self.lease_until()), Arg::Text(Some(lease.to_owned()))]).await?;
-        Ok(changed > 0)
+    /// Extends `job`'s lease by `JOB_LEASE_SECS` from now; false when the job no longer holds
+    /// it (it was settled, or taken over after the lease ran out).
+    async fn renew(&self, job: &Job) -> Result<bool, StoreError> {
+        let mut args = vec![Arg::Int(self.lease_until())];
+        args.extend(Self::leased(job));
+        Ok(self.execute(RENEW, args).await? > 0)
     }
 
     /// The arguments that name a leased job: its id and lease.
@@ -687,13 +755,14 @@ impl Jobs {
         [Arg::Int(job.id), Arg::Text(Some(job.lease_id.clone()))]
     }
 
-    /// Deletes `job`, done.
-    async fn complete(&self, job: &Job) -> Result<(), StoreError> {
-        self.execute(COMPLETE, Self::leased(job).into()).await.map(drop)
+    /// Deletes `job`, done; false when its lease was taken over meanwhile.
+    async fn complete(&self, job: &Job) -> Result<bool, StoreError> {
+        Ok(self.execute(COMPLETE, Self::leased(job).into()).await? > 0)
     }
 
-    /// Puts `job` back, due `after` from now; with `error`, the attempt counts.
-    async fn put_back(&self, job: &Job, after: Duration, error: Option<&str>) -> Result<(), StoreError> {
+    /// Puts `job` back, due `after` from now; with `error`, the attempt counts. False when its
+    /// lease was taken over meanwhile.
+    async fn put_back(&self, job: &Job, after: Duration, error: Option<&str>) -> Result<bool, StoreError> {
         let now = self.now();
         let mut args = vec![
             Arg::Int(now.saturating_add(after.as_secs() as i64)),
@@ -702,14 +771,14 @@ impl Jobs {
             Arg::Int(now),
         ];
         args.extend(Self::leased(job));
-        self.execute(PUT_BACK, args).await.map(drop)
+        Ok(self.execute(PUT_BACK, args).await? > 0)
     }
 
-    /// Keeps `job` as failed with `error`.
-    async fn fail(&self, job: &Job, error: &str) -> Result<(), StoreError> {
+    /// Keeps `job` as failed with `error`; false when its lease was taken over meanwhile.
+    async fn fail(&self, job: &Job, error: &str) -> Result<bool, StoreError> {
         let mut args = vec![Arg::Text(Some(error.to_owned())), Arg::Int(self.now())];
         args.extend(Self::leased(job));
-        self.execute(FAIL, args).await.map(drop)
+        Ok(self.execute(FAIL, args).await? > 0)
     }
 
     /// The wait before the attempt after `attempt`: [`JobSettings::retry_base`] doubled for
@@ -737,7 +806,19 @@ mod tests {
 
     #[test]
     fn statements_the_writer_runs_number_their_parameters_in_order_of_appearance() {
-        for sql in [INSERT, CLAIM_SQLITE, RENEW, COMPLETE, PUT_BACK, FAIL] {
+        for sql in [
+            INSERT,
+            CLAIM_SQLITE,
+            RENEW,
+            COMPLETE,
+            PUT_BACK,
+            FAIL,
+            RETRY_FAILED,
+            FORGET_FAILED,
+            TAKE_PERIOD,
+            INSERT_PER_SHOP,
+            DELETE_SHOP_WAITING,
+        ] {
             let mut seen = 0;
             for number in parameters(sql) {
                 assert!(number <= seen + 1, "${number} appears before ${} in {sql}", seen + 1);

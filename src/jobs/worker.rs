@@ -23,11 +23,15 @@ pub enum Outcome {
     Retry,
     /// Out of attempts, or a failure another attempt would repeat: the job is kept as failed.
     Failed,
+    /// The worker lost the job's lease (taken over, or not renewed in time): the attempt was
+    /// stopped and settles nothing; the lease's new holder does.
+    Stopped,
 }
 
-/// Runs one attempt of `job` and settles it; logs one line with its kind, shop, attempt and
-/// outcome (never the payload: it may hold personal data).
-async fn attempt(state: AppState, job: Job) -> Outcome {
+/// Runs one attempt of `job` and settles it, unless the lease ends first (`held_until`, moved
+/// on by each renewal); logs one line with its kind, shop, attempt and outcome (never the
+/// payload: it may hold personal data).
+async fn attempt(state: AppState, job: Job, held_until: watch::Receiver<Instant>) -> Outcome {
     let jobs = &state.jobs;
     let result = if job.attempt > job.max_attempts {
         Err(JobError::fail("the worker running its last attempt stopped (a crash or a lost machine)"))
@@ -37,7 +41,14 @@ async fn attempt(state: AppState, job: Job) -> Outcome {
             // a kind removed from the registry): retried with backoff, so a newer instance can
             // take it, and kept as failed in the end.
             None => Err(JobError::retry(format!("no handler for job kind {:?} in this instance", job.kind))),
-            Some(handler) => run_handler(&state, handler, job.clone()).await,
+            Some(handler) => match run_handler(&state, handler, job.clone(), held_until).await {
+                Some(result) => result,
+                None => {
+                    tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempt, outcome = "stopped",
+                        "job attempt: lease lost, stopped; its new holder settles the job");
+                    return Outcome::Stopped;
+                }
+            },
         }
     };
     let (outcome, settled) = match &result {
@@ -58,25 +69,57 @@ async fn attempt(state: AppState, job: Job) -> Outcome {
             outcome = ?outcome, error = error.as_deref().unwrap_or(""), "job attempt")
         }
     }
-    if let Err(error) = settled {
+    match settled {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(job = job.id, "the job's lease was taken over before its outcome was recorded"),
         // The lease runs out and the job runs again: at least once.
-        tracing::warn!(job = job.id, %error, "could not record the job's outcome");
+        Err(error) => tracing::warn!(job = job.id, %error, "could not record the job's outcome"),
     }
     outcome
 }
 
 /// Runs `handler` in a task of its own, so that a panic or the attempt's timeout ends the
-/// attempt (as a failure worth retrying) and not the worker.
-async fn run_handler(state: &AppState, handler: super::JobHandler, job: Job) -> Result<(), JobError> {
+/// attempt (as a failure worth retrying) and not the worker; `None` when the lease ended first
+/// (the handler is stopped).
+async fn run_handler(
+    state: &AppState,
+    handler: super::JobHandler,
+    job: Job,
+    held_until: watch::Receiver<Instant>,
+) -> Option<Result<(), JobError>> {
     let timeout = state.jobs.settings.timeout;
     let mut task = tokio::spawn(handler(state.clone(), job));
-    // A stopped worker (shutdown, a lost lease) stops its handler too.
+    // However the attempt ends, its handler ends with it.
     let _abort = AbortOnDrop(task.abort_handle());
-    match tokio::time::timeout(timeout, &mut task).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(error)) if error.is_panic() => Err(JobError::retry("the handler panicked")),
-        Ok(Err(_)) => Err(JobError::retry("the handler was cancelled")),
-        Err(_) => Err(JobError::retry(format!("timed out after {} s", timeout.as_secs()))),
+    tokio::select! {
+        joined = &mut task => Some(match joined {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => Err(JobError::retry("the handler panicked")),
+            Err(_) => Err(JobError::retry("the handler was cancelled")),
+        }),
+        () = tokio::time::sleep(timeout) => Some(Err(JobError::retry(format!("timed out after {} s", timeout.as_secs())))),
+        () = lease_ends(held_until) => None,
+    }
+}
+
+/// Resolves when the instant in `held_until` has passed, following the renewals that move it.
+async fn lease_ends(mut held_until: watch::Receiver<Instant>) {
+    loop {
+        let until = tokio::time::Instant::from_std(*held_until.borrow_and_update());
+        tokio::select! {
+            () = tokio::time::sleep_until(until) => {
+                if *held_until.borrow() <= Instant::now() {
+                    return;
+                }
+            }
+            changed = held_until.changed() => {
+                if changed.is_err() {
+                    // No more renewals: the lease ends at the last instant.
+                    tokio::time::sleep_until(until).await;
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -97,7 +140,9 @@ pub async fn run_due(state: &AppState) -> Result<Vec<(String, Outcome)>, crate::
     let mut outcomes = Vec::new();
     while let Some(job) = state.jobs.claim(1).await?.pop() {
         let kind = job.kind.clone();
-        outcomes.push((kind, attempt(state.clone(), job).await));
+        // Each attempt ends before its lease: nothing renews it here.
+        let (_renewals, held_until) = watch::channel(Instant::now() + state.jobs.settings.lease * 2 / 3);
+        outcomes.push((kind, attempt(state.clone(), job, held_until).await));
         if outcomes.len() >= 10_000 {
             break;
         }
@@ -105,73 +150,58 @@ pub async fn run_due(state: &AppState) -> Result<Vec<(String, Outcome)>, crate::
     Ok(outcomes)
 }
 
-/// A running attempt, as its worker tracks it.
+/// How long after a lease was taken or renewed (measured from before the statement) the
+/// worker may still rely on it: two thirds of `JOB_LEASE_SECS`, so that an attempt stops
+/// before anyone else may take its job, whatever the database's delay or the rounding of its
+/// times to the second.
+fn held_for(jobs: &Jobs) -> Duration {
+    jobs.settings.lease * 2 / 3
+}
+
+/// A running attempt: its job, and where its renewals go.
 struct Running {
     job: Job,
-    task: AbortHandle,
+    held_until: watch::Sender<Instant>,
 }
 
-/// The attempts this instance runs, and when each lease was last known to be held.
+/// The attempts this instance runs, by task.
 #[derive(Default)]
-struct Leases {
+struct Attempts {
     running: HashMap<tokio::task::Id, Running>,
-    renewed: HashMap<String, Instant>,
 }
 
-impl Leases {
-    fn start(&mut self, tasks: &mut JoinSet<Outcome>, state: &AppState, job: Job) {
-        self.renewed.entry(job.lease_id.clone()).or_insert_with(Instant::now);
-        let task = tasks.spawn(attempt(state.clone(), job.clone()));
-        self.running.insert(task.id(), Running { job, task });
+impl Attempts {
+    fn start(&mut self, tasks: &mut JoinSet<Outcome>, state: &AppState, job: Job, held_until: Instant) {
+        let (sender, receiver) = watch::channel(held_until);
+        let task = tasks.spawn(attempt(state.clone(), job.clone(), receiver));
+        self.running.insert(task.id(), Running { job, held_until: sender });
     }
 
-    /// Forgets an attempt that ended by itself (it settled its job). One that was stopped
-    /// stays, to be put back.
+    /// Forgets an attempt that ended by itself (it settled its job, or stopped when its lease
+    /// ended). One that was aborted (shutdown) stays, to be put back.
     fn finished(&mut self, finished: Result<(tokio::task::Id, Outcome), tokio::task::JoinError>) {
         let id = match finished {
             Ok((id, _)) => id,
             Err(error) if error.is_panic() => error.id(),
             Err(_) => return,
         };
-        if let Some(Running { job, .. }) = self.running.remove(&id) {
-            self.forget_lease_if_unused(&job.lease_id);
-        }
+        self.running.remove(&id);
     }
 
-    fn forget_lease_if_unused(&mut self, lease: &str) {
-        if !self.running.values().any(|running| running.job.lease_id == lease) {
-            self.renewed.remove(lease);
-        }
-    }
-
-    /// Renews every lease held. An attempt whose lease was taken over (the row is leased to
-    /// another worker now), or could not be renewed for two thirds of its length (it may run
-    /// out before the next try), is stopped: another worker may run the job, never two at
-    /// once. The job is not settled by the stopped attempt; its new holder settles it.
-    async fn renew(&mut self, jobs: &Jobs) {
-        let leases: Vec<String> = self.renewed.keys().cloned().collect();
-        for lease in leases {
-            let lost = match jobs.renew(&lease).await {
+    /// Renews every running attempt's lease. When the row no longer holds it (taken over),
+    /// the attempt is told at once; when the database fails, its deadline stays, and the
+    /// attempt stops when it passes.
+    async fn renew(&self, jobs: &Jobs) {
+        for Running { job, held_until } in self.running.values() {
+            let asked_at = Instant::now();
+            match jobs.renew(job).await {
                 Ok(true) => {
-                    self.renewed.insert(lease, Instant::now());
-                    continue;
+                    held_until.send_replace(asked_at + held_for(jobs));
                 }
-                Ok(false) => true,
-                Err(error) => {
-                    tracing::warn!(%error, "could not renew a running job's lease");
-                    self.renewed.get(&lease).is_some_and(|at| at.elapsed() > jobs.settings.lease * 2 / 3)
+                Ok(false) => {
+                    held_until.send_replace(Instant::now());
                 }
-            };
-            if lost {
-                self.running.retain(|_, running| {
-                    if running.job.lease_id != lease {
-                        return true;
-                    }
-                    tracing::warn!(job = running.job.id, kind = %running.job.kind, "lease lost: attempt stopped");
-                    running.task.abort();
-                    false
-                });
-                self.renewed.remove(&lease);
+                Err(error) => tracing::warn!(job = job.id, %error, "could not renew a running job's lease"),
             }
         }
     }
@@ -185,29 +215,34 @@ pub async fn run_workers(state: AppState, mut stop: watch::Receiver<bool>) {
     let jobs = state.jobs.clone();
     let workers = jobs.settings.workers;
     let mut tasks = JoinSet::new();
-    let mut leases = Leases::default();
+    let mut attempts = Attempts::default();
     let stopping = async move {
         let _ = stop.wait_for(|stop| *stop).await;
     };
     let mut stopping = std::pin::pin!(stopping);
-    let mut renew = tokio::time::interval(jobs.settings.lease / 3);
+    let mut renew = tokio::time::interval((jobs.settings.lease / 3).max(Duration::from_millis(100)));
     renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if let Err(error) = jobs.schedule_due().await {
             tracing::warn!(%error, "could not enqueue periodic jobs");
         }
-        if leases.running.len() < workers {
-            match jobs.claim(workers - leases.running.len()).await {
-                Ok(claimed) => claimed.into_iter().for_each(|job| leases.start(&mut tasks, &state, job)),
+        if attempts.running.len() < workers {
+            let asked_at = Instant::now();
+            match jobs.claim(workers - attempts.running.len()).await {
+                Ok(claimed) => {
+                    for job in claimed {
+                        attempts.start(&mut tasks, &state, job, asked_at + held_for(&jobs));
+                    }
+                }
                 Err(error) => tracing::warn!(%error, "could not claim jobs"),
             }
         }
         tokio::select! {
             () = &mut stopping => break,
             () = jobs.wake.notified() => {}
-            Some(finished) = tasks.join_next_with_id(), if !tasks.is_empty() => leases.finished(finished),
+            Some(finished) = tasks.join_next_with_id(), if !tasks.is_empty() => attempts.finished(finished),
             () = tokio::time::sleep(POLL_EVERY) => {}
-            _ = renew.tick() => leases.renew(&jobs).await,
+            _ = renew.tick() => attempts.renew(&jobs).await,
         }
     }
     if !tasks.is_empty() {
@@ -218,20 +253,20 @@ pub async fn run_workers(state: AppState, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             finished = tasks.join_next_with_id() => match finished {
-                Some(finished) => leases.finished(finished),
+                Some(finished) => attempts.finished(finished),
                 None => break,
             },
-            _ = renew.tick() => leases.renew(&jobs).await,
+            _ = renew.tick() => attempts.renew(&jobs).await,
             () = &mut grace => {
                 tasks.abort_all();
                 while let Some(finished) = tasks.join_next_with_id().await {
-                    leases.finished(finished);
+                    attempts.finished(finished);
                 }
                 break;
             }
         }
     }
-    for Running { job, .. } in leases.running.into_values() {
+    for Running { job, .. } in attempts.running.into_values() {
         tracing::warn!(job = job.id, kind = %job.kind, "stopped before the job finished: put back");
         if let Err(error) = jobs.put_back(&job, Duration::ZERO, None).await {
             tracing::warn!(job = job.id, %error, "could not put the job back; it runs again once its lease runs out");

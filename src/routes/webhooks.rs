@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::deliveries::Once;
 use crate::error::AppError;
 use crate::jobs::NewJob;
-use crate::shop_data::Forgotten;
+use crate::shop_data::{Forget, Forgotten};
 use crate::state::AppState;
 use crate::web::extract::Webhook;
 
@@ -55,7 +55,8 @@ pub async fn app_uninstalled(State(state): State<AppState>, webhook: Webhook) ->
         return Ok(StatusCode::BAD_REQUEST);
     }
     let now = state.shopify.clock().now();
-    let once = state.shop_data.forget(webhook.delivery(), now, &webhook.shop, webhook.triggered_at).await?;
+    let forget = Forget::Uninstall { triggered_at: webhook.triggered_at };
+    let once = state.shop_data.forget(webhook.delivery(), now, &webhook.shop, forget).await?;
     match &once {
         Once::Ran(Some(Forgotten { tokens, connections })) => {
             tracing::info!(shop = %webhook.shop, deleted = tokens, connections, "app uninstalled");

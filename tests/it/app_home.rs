@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::support::*;
 use axum::http::StatusCode;
 use serde_json::json;
+use shopify_app_rust::shop_data::Forget;
 use shopify_app_rust::shopify::model::{AccessMode, AccessToken};
 use shopify_app_rust::tokens::TokenKey;
 use time::OffsetDateTime;
@@ -468,7 +469,11 @@ async fn an_uninstall_during_a_refresh_sends_the_client_to_start_over() {
     let (state, uri) = (app.state.clone(), format!("/?{}", document_query(&session_token(app.now()))));
     let request = tokio::spawn(async move { send(&state, get(&uri)).await });
     gate.arrived().await;
-    app.state.shop_data.forget(None, app.state.shopify.clock().now(), SHOP, None).await.unwrap();
+    app.state
+        .shop_data
+        .forget(None, app.state.shopify.clock().now(), SHOP, Forget::Uninstall { triggered_at: None })
+        .await
+        .unwrap();
     gate.release();
     let response = request.await.unwrap();
     assert_eq!(response.status, StatusCode::FOUND, "{}", response.body);
@@ -503,7 +508,11 @@ async fn a_write_through_the_repository_is_seen_at_once() {
     assert_eq!(stored(&app).await.unwrap().token, "shpat_replaced");
     app.state.tokens.repository().update_scopes(SHOP, "read_orders").await.unwrap();
     assert_eq!(stored(&app).await.unwrap().scope, "read_orders");
-    app.state.shop_data.forget(None, app.state.shopify.clock().now(), SHOP, None).await.unwrap();
+    app.state
+        .shop_data
+        .forget(None, app.state.shopify.clock().now(), SHOP, Forget::Uninstall { triggered_at: None })
+        .await
+        .unwrap();
     assert!(stored(&app).await.is_none());
 
     // The uninstall webhook goes through the repository too: the next fetch exchanges anew.

@@ -291,12 +291,27 @@ async fn shop_redact_deletes_the_shops_waiting_jobs_and_payload_errors_quote_not
         NewJob::new("products/update").shop(SHOP).raw_payload(product_update(2)).after(Duration::from_secs(60));
     app.state.jobs.enqueue(waiting).await.unwrap();
     let redact = r#"{"shop_id":1,"shop_domain":"s1.myshopify.com"}"#;
+    app.clock.0.advance(Duration::from_secs(1)); // the redaction comes after the token was obtained
     assert_eq!(app.send(webhook("/webhooks/compliance", "shop/redact", "r-1", redact)).await.status, StatusCode::OK);
     assert_eq!(run_due(&app).await, [Outcome::Done], "the redaction ran; the waiting job is gone with the shop");
     assert_eq!(count_rows(&app.state, "jobs").await, 0, "the failed job and its payload are gone too");
     app.clock.0.advance(Duration::from_secs(60));
     assert_eq!(run_due(&app).await, []);
     assert!(app.shopify.graphql_requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_redaction_run_after_the_shop_installed_again_deletes_nothing() {
+    let app = TestApp::start().await;
+    let redact = r#"{"shop_id":1,"shop_domain":"s1.myshopify.com"}"#;
+    assert_eq!(app.send(webhook("/webhooks/compliance", "shop/redact", "r-late", redact)).await.status, StatusCode::OK);
+    // The merchant installs the app again before the job runs (a backlog, retries, an
+    // operator's retry days later).
+    app.clock.0.advance(Duration::from_secs(3600));
+    store_token(&app, SHOP).await;
+    assert_eq!(run_due(&app).await, [Outcome::Done]);
+    let token = app.state.tokens.repository().load(&shopify_app_rust::tokens::TokenKey::offline(SHOP)).await.unwrap();
+    assert!(token.is_some(), "the new install's token is kept");
 }
 
 #[tokio::test]
@@ -363,7 +378,7 @@ async fn enqueueing_an_unknown_kind_is_refused_and_a_known_one_runs() {
     let id = app
         .state
         .jobs
-        .enqueue(NewJob::new("customers/redact").shop(SHOP).payload(json!({"customer": {"id": 1}})))
+        .enqueue(NewJob::new("customers/redact").shop(SHOP).payload(json!({"customer": {"id": 1}})).unwrap())
         .await
         .unwrap();
     assert!(id > 0);

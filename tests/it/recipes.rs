@@ -27,7 +27,7 @@ pub async fn log_order(_state: AppState, job: Job) -> Result<(), JobError> {
 
 // recipe: enqueue a job
 pub async fn start_sync(State(state): State<AppState>, admin: Admin) -> Result<StatusCode, AppError> {
-    let job = NewJob::new("sync_products").shop(&admin.session.shop).payload(serde_json::json!({ "full": true }));
+    let job = NewJob::new("sync_products").shop(&admin.session.shop).payload(serde_json::json!({ "full": true }))?;
     state.jobs.enqueue(job).await?;
     Ok(StatusCode::ACCEPTED)
 }
