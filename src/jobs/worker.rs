@@ -1,11 +1,11 @@
 //! The workers: claim due jobs, run their handlers, settle the outcome, one log line per
 //! attempt.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use super::{Job, JobError, Jobs};
 use crate::state::AppState;
@@ -28,10 +28,11 @@ pub enum Outcome {
     Stopped,
 }
 
-/// Runs one attempt of `job` and settles it, unless the lease ends first (`held_until`, moved
-/// on by each renewal); logs one line with its kind, shop, attempt and outcome (never the
-/// payload: it may hold personal data).
-async fn attempt(state: AppState, job: Job, held_until: watch::Receiver<Instant>) -> Outcome {
+/// Runs one attempt of `job` and settles it, keeping its lease meanwhile; logs one line with
+/// its kind, shop, attempt and outcome (never the payload: it may hold personal data). Asked
+/// to `stop` (shutdown), it stops the handler, waits for it, and puts the job back. `held_until`
+/// is when the lease taken by the claim may no longer be relied on.
+async fn attempt(state: AppState, job: Job, held_until: Instant, stop: watch::Receiver<bool>) -> Outcome {
     let jobs = &state.jobs;
     let result = if job.attempt > job.max_attempts {
         Err(JobError::fail("the worker running its last attempt stopped (a crash or a lost machine)"))
@@ -41,11 +42,19 @@ async fn attempt(state: AppState, job: Job, held_until: watch::Receiver<Instant>
             // a kind removed from the registry): retried with backoff, so a newer instance can
             // take it, and kept as failed in the end.
             None => Err(JobError::retry(format!("no handler for job kind {:?} in this instance", job.kind))),
-            Some(handler) => match run_handler(&state, handler, job.clone(), held_until).await {
-                Some(result) => result,
-                None => {
+            Some(handler) => match run_handler(&state, handler, &job, held_until, stop).await {
+                Ended::Ran(result) => result,
+                Ended::LeaseLost => {
                     tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempt, outcome = "stopped",
                         "job attempt: lease lost, stopped; its new holder settles the job");
+                    return Outcome::Stopped;
+                }
+                Ended::ShutDown => {
+                    tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempt, outcome = "put back",
+                        "job attempt: stopped by the shutdown, put back");
+                    if let Err(error) = jobs.put_back(&job, Duration::ZERO, None).await {
+                        tracing::warn!(job = job.id, %error, "could not put the job back; it runs again once its lease runs out");
+                    }
                     return Outcome::Stopped;
                 }
             },
@@ -78,34 +87,75 @@ async fn attempt(state: AppState, job: Job, held_until: watch::Receiver<Instant>
     outcome
 }
 
+/// How a handler's run ended.
+enum Ended {
+    /// It returned (or panicked, or timed out: a failure worth retrying).
+    Ran(Result<(), JobError>),
+    /// The lease ended first: the handler was stopped.
+    LeaseLost,
+    /// The worker is stopping: the handler was stopped.
+    ShutDown,
+}
+
 /// Runs `handler` in a task of its own, so that a panic or the attempt's timeout ends the
-/// attempt (as a failure worth retrying) and not the worker; `None` when the lease ended first
-/// (the handler is stopped).
+/// attempt and not the worker, while renewing the job's lease every third of it. When the
+/// lease ends (not renewed in time, or taken over), the timeout passes, or `stop` turns true,
+/// the handler is aborted and waited for: when this returns, the handler has stopped (a
+/// handler in blocking code stops at its next `.await`, and this waits until then).
 async fn run_handler(
     state: &AppState,
     handler: super::JobHandler,
-    job: Job,
-    held_until: watch::Receiver<Instant>,
-) -> Option<Result<(), JobError>> {
-    let timeout = state.jobs.settings.timeout;
-    let mut task = tokio::spawn(handler(state.clone(), job));
-    // However the attempt ends, its handler ends with it.
-    let _abort = AbortOnDrop(task.abort_handle());
-    tokio::select! {
-        joined = &mut task => Some(match joined {
-            Ok(result) => result,
-            Err(error) if error.is_panic() => Err(JobError::retry("the handler panicked")),
-            Err(_) => Err(JobError::retry("the handler was cancelled")),
-        }),
-        () = tokio::time::sleep(timeout) => Some(Err(JobError::retry(format!("timed out after {} s", timeout.as_secs())))),
-        () = lease_ends(held_until) => None,
+    job: &Job,
+    held_until: Instant,
+    mut stop: watch::Receiver<bool>,
+) -> Ended {
+    if held_until <= Instant::now() {
+        return Ended::LeaseLost;
+    }
+    let jobs = &state.jobs;
+    let timeout = jobs.settings.timeout;
+    let (renewed, lease) = watch::channel(held_until);
+    let mut task = tokio::spawn(handler(state.clone(), job.clone()));
+    let ended = tokio::select! {
+        joined = &mut task => {
+            return Ended::Ran(match joined {
+                Ok(result) => result,
+                Err(error) if error.is_panic() => Err(JobError::retry("the handler panicked")),
+                Err(_) => Err(JobError::retry("the handler was cancelled")),
+            });
+        }
+        () = tokio::time::sleep(timeout) => Ended::Ran(Err(JobError::retry(format!("timed out after {} s", timeout.as_secs())))),
+        () = lease_ends(lease) => Ended::LeaseLost,
+        () = keep_lease(jobs, job, &renewed) => Ended::LeaseLost,
+        _ = stop.wait_for(|stop| *stop) => Ended::ShutDown,
+    };
+    task.abort();
+    let _ = (&mut task).await;
+    ended
+}
+
+/// Renews `job`'s lease every third of `JOB_LEASE_SECS`, moving `held_until` on; sets it to
+/// now when the row no longer holds the lease. Never returns.
+async fn keep_lease(jobs: &Jobs, job: &Job, held_until: &watch::Sender<Instant>) {
+    loop {
+        tokio::time::sleep(jobs.settings.lease / 3).await;
+        let asked_at = Instant::now();
+        match jobs.renew(job).await {
+            Ok(true) => {
+                held_until.send_replace(asked_at + held_for(jobs));
+            }
+            Ok(false) => {
+                held_until.send_replace(Instant::now());
+            }
+            Err(error) => tracing::warn!(job = job.id, %error, "could not renew a running job's lease"),
+        }
     }
 }
 
 /// Resolves when the instant in `held_until` has passed, following the renewals that move it.
 async fn lease_ends(mut held_until: watch::Receiver<Instant>) {
     loop {
-        let until = tokio::time::Instant::from_std(*held_until.borrow_and_update());
+        let until = *held_until.borrow_and_update();
         tokio::select! {
             () = tokio::time::sleep_until(until) => {
                 if *held_until.borrow() <= Instant::now() {
@@ -123,13 +173,12 @@ async fn lease_ends(mut held_until: watch::Receiver<Instant>) {
     }
 }
 
-/// Aborts a task when dropped.
-struct AbortOnDrop(AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+/// How long after a lease was taken or renewed (measured from before the statement was sent)
+/// the worker may still rely on it: two thirds of `JOB_LEASE_SECS`, less the second that the
+/// database's whole-second times may cut off, so that an attempt stops before anyone else may
+/// take its job.
+fn held_for(jobs: &Jobs) -> Duration {
+    (jobs.settings.lease * 2 / 3).saturating_sub(Duration::from_secs(1))
 }
 
 /// Enqueues the periodic jobs that are due, then runs every due job here, one after the
@@ -137,12 +186,15 @@ impl Drop for AbortOnDrop {
 /// Returns each attempt's job kind and outcome, in order.
 pub async fn run_due(state: &AppState) -> Result<Vec<(String, Outcome)>, crate::tokens::StoreError> {
     state.jobs.schedule_due().await?;
+    let (_running, stop) = watch::channel(false);
     let mut outcomes = Vec::new();
-    while let Some(job) = state.jobs.claim(1).await?.pop() {
+    loop {
+        let asked_at = Instant::now();
+        let Some(job) = state.jobs.claim(1).await?.pop() else {
+            break;
+        };
         let kind = job.kind.clone();
-        // Each attempt ends before its lease: nothing renews it here.
-        let (_renewals, held_until) = watch::channel(Instant::now() + state.jobs.settings.lease * 2 / 3);
-        outcomes.push((kind, attempt(state.clone(), job, held_until).await));
+        outcomes.push((kind, attempt(state.clone(), job, asked_at + held_for(&state.jobs), stop.clone()).await));
         if outcomes.len() >= 10_000 {
             break;
         }
@@ -150,62 +202,9 @@ pub async fn run_due(state: &AppState) -> Result<Vec<(String, Outcome)>, crate::
     Ok(outcomes)
 }
 
-/// How long after a lease was taken or renewed (measured from before the statement) the
-/// worker may still rely on it: two thirds of `JOB_LEASE_SECS`, so that an attempt stops
-/// before anyone else may take its job, whatever the database's delay or the rounding of its
-/// times to the second.
-fn held_for(jobs: &Jobs) -> Duration {
-    jobs.settings.lease * 2 / 3
-}
-
-/// A running attempt: its job, and where its renewals go.
-struct Running {
-    job: Job,
-    held_until: watch::Sender<Instant>,
-}
-
-/// The attempts this instance runs, by task.
-#[derive(Default)]
-struct Attempts {
-    running: HashMap<tokio::task::Id, Running>,
-}
-
-impl Attempts {
-    fn start(&mut self, tasks: &mut JoinSet<Outcome>, state: &AppState, job: Job, held_until: Instant) {
-        let (sender, receiver) = watch::channel(held_until);
-        let task = tasks.spawn(attempt(state.clone(), job.clone(), receiver));
-        self.running.insert(task.id(), Running { job, held_until: sender });
-    }
-
-    /// Forgets an attempt that ended by itself (it settled its job, or stopped when its lease
-    /// ended). One that was aborted (shutdown) stays, to be put back.
-    fn finished(&mut self, finished: Result<(tokio::task::Id, Outcome), tokio::task::JoinError>) {
-        let id = match finished {
-            Ok((id, _)) => id,
-            Err(error) if error.is_panic() => error.id(),
-            Err(_) => return,
-        };
-        self.running.remove(&id);
-    }
-
-    /// Renews every running attempt's lease. When the row no longer holds it (taken over),
-    /// the attempt is told at once; when the database fails, its deadline stays, and the
-    /// attempt stops when it passes.
-    async fn renew(&self, jobs: &Jobs) {
-        for Running { job, held_until } in self.running.values() {
-            let asked_at = Instant::now();
-            match jobs.renew(job).await {
-                Ok(true) => {
-                    held_until.send_replace(asked_at + held_for(jobs));
-                }
-                Ok(false) => {
-                    held_until.send_replace(Instant::now());
-                }
-                Err(error) => tracing::warn!(job = job.id, %error, "could not renew a running job's lease"),
-            }
-        }
-    }
-}
+/// How long, after the grace, stopped attempts have to put their jobs back before the workers
+/// give up on them (their leases then run out).
+const PUT_BACK_WAIT: Duration = Duration::from_secs(1);
 
 /// The workers of this instance: up to `JOB_WORKERS` jobs at once, until `stop` turns true
 /// (or its sender is dropped). Then no job is claimed any more, running ones get
@@ -214,24 +213,23 @@ impl Attempts {
 pub async fn run_workers(state: AppState, mut stop: watch::Receiver<bool>) {
     let jobs = state.jobs.clone();
     let workers = jobs.settings.workers;
+    let (stop_attempts, attempts_stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    let mut attempts = Attempts::default();
     let stopping = async move {
         let _ = stop.wait_for(|stop| *stop).await;
     };
     let mut stopping = std::pin::pin!(stopping);
-    let mut renew = tokio::time::interval((jobs.settings.lease / 3).max(Duration::from_millis(100)));
-    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if let Err(error) = jobs.schedule_due().await {
             tracing::warn!(%error, "could not enqueue periodic jobs");
         }
-        if attempts.running.len() < workers {
+        if tasks.len() < workers {
             let asked_at = Instant::now();
-            match jobs.claim(workers - attempts.running.len()).await {
+            match jobs.claim(workers - tasks.len()).await {
                 Ok(claimed) => {
                     for job in claimed {
-                        attempts.start(&mut tasks, &state, job, asked_at + held_for(&jobs));
+                        let held_until = asked_at + held_for(&jobs);
+                        tasks.spawn(attempt(state.clone(), job, held_until, attempts_stop.clone()));
                     }
                 }
                 Err(error) => tracing::warn!(%error, "could not claim jobs"),
@@ -240,36 +238,24 @@ pub async fn run_workers(state: AppState, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             () = &mut stopping => break,
             () = jobs.wake.notified() => {}
-            Some(finished) = tasks.join_next_with_id(), if !tasks.is_empty() => attempts.finished(finished),
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             () = tokio::time::sleep(POLL_EVERY) => {}
-            _ = renew.tick() => attempts.renew(&jobs).await,
         }
     }
-    if !tasks.is_empty() {
-        tracing::info!(running = tasks.len(), "stopping: letting running jobs finish");
+    if tasks.is_empty() {
+        return;
     }
-    let grace = tokio::time::sleep(jobs.settings.shutdown_grace);
-    let mut grace = std::pin::pin!(grace);
-    loop {
-        tokio::select! {
-            finished = tasks.join_next_with_id() => match finished {
-                Some(finished) => attempts.finished(finished),
-                None => break,
-            },
-            _ = renew.tick() => attempts.renew(&jobs).await,
-            () = &mut grace => {
-                tasks.abort_all();
-                while let Some(finished) = tasks.join_next_with_id().await {
-                    attempts.finished(finished);
-                }
-                break;
-            }
-        }
+    tracing::info!(running = tasks.len(), "stopping: letting running jobs finish");
+    let finished = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(jobs.settings.shutdown_grace, finished).await.is_ok() {
+        return;
     }
-    for Running { job, .. } in attempts.running.into_values() {
-        tracing::warn!(job = job.id, kind = %job.kind, "stopped before the job finished: put back");
-        if let Err(error) = jobs.put_back(&job, Duration::ZERO, None).await {
-            tracing::warn!(job = job.id, %error, "could not put the job back; it runs again once its lease runs out");
-        }
+    stop_attempts.send_replace(true);
+    let put_back = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(PUT_BACK_WAIT, put_back).await.is_err() {
+        tracing::warn!(
+            running = tasks.len(),
+            "job handlers still running after the shutdown grace: their jobs run again once their leases run out"
+        );
     }
 }

@@ -315,6 +315,19 @@ async fn a_redaction_run_after_the_shop_installed_again_deletes_nothing() {
 }
 
 #[tokio::test]
+async fn an_attempt_past_its_timeout_is_stopped_and_retried() {
+    let app = TestApp::start_with(&[("JOB_TIMEOUT_SECS", "1")]).await;
+    store_token(&app, SHOP).await;
+    let _held = app.shopify.hold_graphql();
+    assert_eq!(send_product_update(&app, "p-slow-call", 3).await, StatusCode::OK);
+    assert_eq!(run_due(&app).await, [Outcome::Retry]);
+    let (error,): (Option<String>,) = shopify_app_rust::on_pool!(&app.state.db, pool =>
+        sqlx::query_as("SELECT last_error FROM jobs WHERE kind = 'products/update'").fetch_one(pool).await)
+    .unwrap();
+    assert_eq!(error.as_deref(), Some("timed out after 1 s"));
+}
+
+#[tokio::test]
 async fn stopping_lets_running_jobs_finish_within_the_grace_then_puts_the_rest_back() {
     let app = TestApp::start_with(&[("JOB_SHUTDOWN_GRACE_SECS", "1")]).await;
     store_token(&app, SHOP).await;
