@@ -47,8 +47,23 @@ pub struct Config {
     pub limits: Limits,
     /// How this instance runs background jobs.
     pub jobs: JobSettings,
+    /// Billing: whether App Home requires a plan, test charges, where plans live.
+    pub billing: BillingSettings,
     /// The bearer token of the operators' routes (`OPS_TOKEN`); `None`: those routes answer 404.
     pub ops_token: Option<Secret>,
+}
+
+/// How the app bills (`src/billing`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BillingSettings {
+    /// The billing gate guards App Home's pages and `/api/products` (`BILLING_REQUIRED`).
+    pub required: bool,
+    /// Charges are test charges (`SHOPIFY_BILLING_TEST`, true unless set false: set it false in
+    /// production).
+    pub test: bool,
+    /// Plans in code, or Shopify's managed pricing (`BILLING_MODE=managed` with
+    /// `SHOPIFY_APP_HANDLE`).
+    pub mode: crate::billing::Mode,
 }
 
 /// How background jobs run (`src/jobs`).
@@ -252,6 +267,7 @@ impl Config {
             limits: limits(&get)?,
             jobs: job_settings(&get)?,
             ops_token: ops_token(get("OPS_TOKEN"))?,
+            billing: billing_settings(&get)?,
         })
     }
 }
@@ -297,6 +313,45 @@ fn limits(get: &dyn Fn(&str) -> Option<String>) -> Result<Limits, ConfigError> {
         max_connections: count("MAX_CONNECTIONS", defaults.max_connections)?,
         send_timeout: seconds("SEND_TIMEOUT_SECS", defaults.send_timeout)?,
         database_connections: number("DATABASE_MAX_CONNECTIONS", defaults.database_connections.into(), 10_000)? as u32,
+    })
+}
+
+/// `true`/`1` or `false`/`0` in variable `name`; `default` when unset.
+fn flag(get: &dyn Fn(&str) -> Option<String>, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match get(name).as_deref() {
+        None => Ok(default),
+        Some("true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(other) => Err(ConfigError::Invalid { name, reason: format!("{other:?} is not true or false") }),
+    }
+}
+
+/// `BILLING_REQUIRED`, `SHOPIFY_BILLING_TEST`, `BILLING_MODE` (`plans` or `managed`) and, for
+/// managed pricing, `SHOPIFY_APP_HANDLE`.
+fn billing_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<BillingSettings, ConfigError> {
+    let mode = match get("BILLING_MODE").as_deref() {
+        None | Some("plans") => crate::billing::Mode::Plans,
+        Some("managed") => {
+            let handle = get("SHOPIFY_APP_HANDLE").ok_or(ConfigError::Missing("SHOPIFY_APP_HANDLE"))?;
+            if !handle.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                return Err(ConfigError::Invalid {
+                    name: "SHOPIFY_APP_HANDLE",
+                    reason: "an app handle is letters, digits and -".to_owned(),
+                });
+            }
+            crate::billing::Mode::Managed { handle }
+        }
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                name: "BILLING_MODE",
+                reason: format!("{other:?} is not plans or managed"),
+            });
+        }
+    };
+    Ok(BillingSettings {
+        required: flag(get, "BILLING_REQUIRED", false)?,
+        test: flag(get, "SHOPIFY_BILLING_TEST", true)?,
+        mode,
     })
 }
 

@@ -4,7 +4,9 @@
 //! stores access tokens, [`oauth`] connects third-party providers, [`sessions`] keeps the
 //! state of top-level flows, and [`routes`] holds the handlers, grouped by surface.
 
+pub mod app_billing;
 pub mod app_jobs;
+pub mod billing;
 pub mod config;
 pub mod db;
 pub mod deliveries;
@@ -60,10 +62,16 @@ pub fn app(state: AppState) -> Router {
         .route("/api/flow/action", any(routes::flow::action))
         .route_layer(limits.clone())
         .route_layer(from_fn_with_state(state.clone(), web::extract::precheck_flow_action));
-    Router::new()
+    // App Home's pages and their fetches: behind the billing gate when BILLING_REQUIRED.
+    let mut app_home = Router::new()
         .route("/", get(routes::app_home::home))
         .route("/api/products", post(routes::app_home::create_product))
-        .route("/settings", get(routes::app_home::settings))
+        .route("/settings", get(routes::app_home::settings));
+    if state.config.billing.required {
+        app_home = app_home.route_layer(billing::gate::require(&state, &[]));
+    }
+    Router::new()
+        .merge(app_home)
         .route("/settings/back-home", get(routes::app_home::back_home))
         .route("/settings/open-products", get(routes::app_home::open_products))
         .route(web::extract::PATCH_ID_TOKEN_PATH, get(routes::auth::patch_id_token))

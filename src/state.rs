@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::billing::Billing;
 use crate::config::Config;
 use crate::db::Db;
 use crate::deliveries::WebhookDeliveries;
@@ -50,6 +51,8 @@ pub struct Shared {
     pub jobs: Jobs,
     /// The `products/update` example's records.
     pub products: Products,
+    /// Plans, the shops' billing answers, the Billing API.
+    pub billing: Arc<Billing>,
     /// Client-credentials tokens, when `SHOPIFY_CLIENT_CREDENTIALS_SHOPS` names shops (`main`
     /// spawns their renewal).
     pub client_credentials: Option<Arc<ClientCredentialsTokens>>,
@@ -100,7 +103,9 @@ impl AppState {
             cipher,
         )?;
         let jobs = Jobs::new(db.clone(), crate::app_jobs::registry(), config.jobs, clock.clone());
-        let products = Products::new(db.clone(), clock);
+        let products = Products::new(db.clone(), clock.clone());
+        let billing =
+            Arc::new(Billing::new(crate::app_billing::PLANS, config.billing.mode.clone(), config.billing.test, clock));
         let client_credentials = (!config.client_credentials_shops.is_empty())
             .then(|| Arc::new(ClientCredentialsTokens::new(shopify.clone(), config.client_credentials_shops.clone())));
         let deliveries = WebhookDeliveries::new(db.clone(), config.limits.request_timeout);
@@ -115,6 +120,7 @@ impl AppState {
             oauth: Arc::new(oauth),
             jobs,
             products,
+            billing,
             client_credentials,
         })))
     }

@@ -3,6 +3,7 @@
 //! `state.jobs.enqueue(NewJob::new(kind))`, or a periodic job. The machinery is in
 //! [`crate::jobs`].
 
+pub mod billing;
 pub mod compliance;
 pub mod housekeeping;
 pub mod products;
@@ -18,6 +19,7 @@ pub const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(10 * 60);
 pub fn registry() -> JobRegistry {
     JobRegistry::new()
         .webhook("products/update", products::record_update)
+        .webhook("app_subscriptions/update", billing::subscription_updated)
         .webhook("customers/data_request", compliance::customers_data_request)
         .webhook("customers/redact", compliance::customers_redact)
         .webhook("shop/redact", compliance::shop_redact)

@@ -5,6 +5,7 @@
 mod support;
 
 mod app_home;
+mod billing;
 mod black_box;
 mod conformance;
 mod database;

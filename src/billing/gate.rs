@@ -1,0 +1,122 @@
+//! The billing gate: `.route_layer(billing::gate::require(&state, &["Pro"]))` lets a request
+//! through only when its shop pays for one of the named plans. Otherwise it sends the merchant
+//! to the confirmation page of a new charge (or to managed pricing's plan page): a document
+//! load leaves the iframe (the parent-redirect page), a fetch gets 401 with
+//! `X-Shopify-API-Request-Failure-Reauthorize-Url`. A merchant who comes back without paying
+//! (`charge_id` in the URL, no active plan) gets a page that says so, never another redirect.
+
+use askama::Template;
+use axum::Json;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{FromFnLayer, Next, from_fn_with_state};
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::json;
+
+use super::{BillingError, Mode};
+use crate::shopify::http::BoxFuture;
+use crate::state::AppState;
+use crate::web::core_request;
+use crate::web::extract::Admin;
+
+/// The gate's state: the app's and the plans it requires.
+#[derive(Clone)]
+pub struct Required {
+    state: AppState,
+    plans: &'static [&'static str],
+}
+
+/// The gate as a function axum's middleware can hold.
+type GateFn = fn(State<Required>, Request, Next) -> BoxFuture<'static, Response>;
+
+/// The layer that requires one of `plans` (any plan of `app_billing::PLANS` when empty).
+pub fn require(
+    state: &AppState,
+    plans: &'static [&'static str],
+) -> FromFnLayer<GateFn, Required, (State<Required>, Request)> {
+    let gate: GateFn = |state, request, next| Box::pin(gate(state, request, next));
+    from_fn_with_state(Required { state: state.clone(), plans }, gate)
+}
+
+/// The page shown to a merchant who came back without paying (`templates/billing_declined.html`).
+#[derive(Template)]
+#[template(path = "billing_declined.html")]
+struct DeclinedPage<'a> {
+    api_key: &'a str,
+    plans: &'a [&'a str],
+}
+
+/// The page or JSON shown when billing could not be checked or requested.
+#[derive(Template)]
+#[template(path = "billing_error.html")]
+struct ErrorPage<'a> {
+    api_key: &'a str,
+    message: &'a str,
+}
+
+async fn gate(State(Required { state, plans }): State<Required>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let admin = match Admin::from_request_parts(&mut parts, &state).await {
+        Ok(admin) => admin,
+        Err(error) => return error.into_response(),
+    };
+    let fetch = parts.headers.contains_key(axum::http::header::AUTHORIZATION);
+    let returned = parts.uri.query().is_some_and(|query| query.split('&').any(|pair| pair.starts_with("charge_id=")));
+    let shop = admin.api.shop.clone();
+    if returned {
+        state.billing.forget(&shop);
+    }
+    match state.billing.check(&admin.api).await {
+        Ok(status) if status.active(plans).is_some() => return next.run(Request::from_parts(parts, body)).await,
+        Ok(_) => {}
+        Err(error) => return failure(&state, &admin, fetch, error),
+    }
+    let names: Vec<&str> =
+        if plans.is_empty() { state.billing.plans().iter().map(|plan| plan.name).collect() } else { plans.to_vec() };
+    if returned {
+        tracing::info!(%shop, "the merchant came back without an active plan");
+        if fetch {
+            return (StatusCode::PAYMENT_REQUIRED, Json(json!({ "errors": [{ "message": "no active plan" }] })))
+                .into_response();
+        }
+        return match (DeclinedPage { api_key: &state.config.api_key, plans: &names }).render() {
+            Ok(html) => (StatusCode::PAYMENT_REQUIRED, admin.page(html)).into_response(),
+            Err(error) => crate::error::AppError::from(error).into_response(),
+        };
+    }
+    let target = match state.billing.mode() {
+        Mode::Managed { handle } => format!("https://admin.shopify.com/store/{shop}/charges/{handle}/pricing_plans"),
+        Mode::Plans => {
+            let Some(plan) = names.first() else {
+                return failure(&state, &admin, fetch, BillingError::UnknownPlan(String::new()));
+            };
+            let return_url = format!("https://admin.shopify.com/store/{shop}/apps/{}", state.config.api_key);
+            match state.billing.request(&admin.api, plan, &return_url).await {
+                Ok(confirmation_url) => confirmation_url,
+                Err(error) => return failure(&state, &admin, fetch, error),
+            }
+        }
+    };
+    let core = core_request(&parts, &state.config.app_url, Vec::new());
+    state.shopify.app_home_parent_redirect(&core, &target, &shop, None).response.into_response()
+}
+
+/// A billing failure as the merchant sees it: the app's errors as they answer (a token to
+/// refresh, a busy database), Shopify's refusals and failures as a page or JSON (422, 502).
+fn failure(state: &AppState, admin: &Admin, fetch: bool, error: BillingError) -> Response {
+    let status = match error {
+        // Answered as the app's errors are (401 with the retry header, 503...).
+        BillingError::App(error) => return error.into_response(),
+        BillingError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        BillingError::UnknownPlan(_) | BillingError::Failed(_) => StatusCode::BAD_GATEWAY,
+    };
+    tracing::warn!(shop = %admin.api.shop, %error, "billing failed");
+    let message = error.to_string();
+    if fetch {
+        return (status, Json(json!({ "errors": [{ "message": message }] }))).into_response();
+    }
+    match (ErrorPage { api_key: &state.config.api_key, message: &message }).render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(error) => crate::error::AppError::from(error).into_response(),
+    }
+}

@@ -1,0 +1,194 @@
+//! Billing against the fake Shopify: the gate in front of App Home (`BILLING_REQUIRED=true`),
+//! charges created as test charges, the cached answer and what drops it, managed pricing, a
+//! merchant who declined, `userErrors`, cancel and usage records.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use shopify_app_rust::shopify::model::{AccessMode, AccessToken};
+use shopify_app_rust::web::admin_api::AdminApi;
+
+use crate::support::*;
+
+const CONFIRMATION: &str = "https://s1.myshopify.com/admin/charges/1/confirm_recurring_application_charge?signature=x";
+
+async fn billed_app(extra: &[(&str, &str)]) -> TestApp {
+    let mut settings = vec![("BILLING_REQUIRED", "true")];
+    settings.extend_from_slice(extra);
+    let app = TestApp::start_with(&settings).await;
+    let token = AccessToken {
+        shop: SHOP.into(),
+        token: "shpat_billing".into(),
+        expires: None,
+        scope: "write_products".into(),
+        access_mode: AccessMode::Offline,
+        refresh_token: None,
+        refresh_token_expires: None,
+        user: None,
+    };
+    app.state.tokens.repository().save(&token).await.unwrap();
+    app
+}
+
+fn status_answer(subscriptions: Value) -> Scripted {
+    Scripted::json(
+        200,
+        json!({"data": {"currentAppInstallation": {
+            "activeSubscriptions": subscriptions,
+            "oneTimePurchases": {"nodes": []}
+        }}}),
+    )
+}
+
+fn active_pro() -> Value {
+    json!([{"id": "gid://shopify/AppSubscription/7", "name": "Pro", "status": "ACTIVE", "test": true,
+    "lineItems": [
+        {"id": "gid://shopify/AppSubscriptionLineItem/1", "plan": {"pricingDetails": {"__typename": "AppRecurringPricing"}}},
+        {"id": "gid://shopify/AppSubscriptionLineItem/2", "plan": {"pricingDetails": {"__typename": "AppUsagePricing"}}}
+    ]}])
+}
+
+fn created(field: &str) -> Scripted {
+    Scripted::json(200, json!({"data": {field: {"confirmationUrl": CONFIRMATION, "userErrors": []}}}))
+}
+
+fn queries(app: &TestApp) -> Vec<Value> {
+    app.shopify.graphql_requests().into_iter().map(|request| request.body).collect()
+}
+
+fn is_mutation(body: &Value, name: &str) -> bool {
+    body["query"].as_str().is_some_and(|query| query.contains(name))
+}
+
+#[tokio::test]
+async fn a_shop_without_a_plan_is_sent_to_a_new_test_charge_for_both_request_kinds() {
+    let app = billed_app(&[]).await;
+    app.shopify.script(Endpoint::Graphql, [status_answer(json!([])), created("appSubscriptionCreate")]);
+    let page = app.load_home().await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.ends_with(&format!(r#"<script>window.open("{CONFIRMATION}", "_top");</script>"#)),
+        "{}",
+        page.body
+    );
+    let sent = queries(&app);
+    assert_eq!(sent.len(), 2);
+    assert!(is_mutation(&sent[1], "appSubscriptionCreate"));
+    let variables = &sent[1]["variables"];
+    assert_eq!(variables["name"], "Pro");
+    assert_eq!(variables["test"], true, "test charges unless SHOPIFY_BILLING_TEST=false");
+    assert_eq!(variables["trialDays"], 7);
+    assert_eq!(variables["returnUrl"], format!("https://admin.shopify.com/store/{SHOP}/apps/{API_KEY}"));
+    assert_eq!(variables["lineItems"][0]["plan"]["appRecurringPricingDetails"]["price"]["amount"], "10.00");
+    assert_eq!(variables["lineItems"][1]["plan"]["appUsagePricingDetails"]["cappedAmount"]["amount"], "100.00");
+
+    // A fetch from the page: the answer is cached (no status query), a new charge, and a 401.
+    app.shopify.script(Endpoint::Graphql, [created("appSubscriptionCreate")]);
+    let token = session_token(app.now());
+    let response = app.send(fetch_json("POST", "/api/products", &token, &json!({}))).await;
+    assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(response.header("x-shopify-api-request-failure-reauthorize-url"), Some(CONFIRMATION));
+    let sent = queries(&app);
+    assert_eq!(sent.len(), 3);
+    assert!(is_mutation(&sent[2], "appSubscriptionCreate"), "no productCreate ran");
+}
+
+#[tokio::test]
+async fn an_active_plan_serves_the_page_and_the_answer_is_cached_until_the_webhook_drops_it() {
+    let app = billed_app(&[]).await;
+    app.shopify.script(Endpoint::Graphql, [status_answer(active_pro())]);
+    let page = app.load_home().await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Latest updated products"), "the App Home page itself");
+    assert_eq!(app.load_home().await.status, StatusCode::OK);
+    assert_eq!(queries(&app).len(), 1, "one status query, then the cache; no charge created");
+
+    let body =
+        r#"{"app_subscription":{"admin_graphql_api_id":"gid://shopify/AppSubscription/7","status":"CANCELLED"}}"#;
+    let response =
+        app.send(webhook("/webhooks/app_subscriptions/update", "app_subscriptions/update", "sub-1", body)).await;
+    assert_eq!(response.status, StatusCode::OK);
+    shopify_app_rust::jobs::run_due(&app.state).await.unwrap();
+    app.shopify.script(Endpoint::Graphql, [status_answer(json!([])), created("appSubscriptionCreate")]);
+    let page = app.load_home().await;
+    assert!(page.body.contains(CONFIRMATION), "asked again after the webhook: no plan now");
+    assert_eq!(queries(&app).len(), 3);
+}
+
+#[tokio::test]
+async fn managed_pricing_sends_the_merchant_to_the_apps_plan_page() {
+    let app = billed_app(&[("BILLING_MODE", "managed"), ("SHOPIFY_APP_HANDLE", "rust-app")]).await;
+    app.shopify.script(Endpoint::Graphql, [status_answer(json!([]))]);
+    let page = app.load_home().await;
+    let target = "https://admin.shopify.com/store/s1/charges/rust-app/pricing_plans";
+    assert!(page.body.ends_with(&format!(r#"<script>window.open("{target}", "_top");</script>"#)), "{}", page.body);
+    assert_eq!(queries(&app).len(), 1, "no charge is created: the plans live in the Partner Dashboard");
+}
+
+#[tokio::test]
+async fn a_merchant_who_declined_comes_back_to_a_page_that_says_so() {
+    let app = billed_app(&[]).await;
+    app.shopify.script(Endpoint::Graphql, [status_answer(json!([]))]);
+    let uri = format!("/?{}&charge_id=123", document_query(&session_token(app.now())));
+    let page = app.send(get(&uri)).await;
+    assert_eq!(page.status, StatusCode::PAYMENT_REQUIRED);
+    assert!(page.body.contains("No active plan"));
+    assert!(!page.body.contains("window.open"), "no redirect loop");
+    assert_eq!(queries(&app).len(), 1, "no new charge");
+}
+
+#[tokio::test]
+async fn user_errors_and_failures_become_a_clear_page_or_json() {
+    let app = billed_app(&[]).await;
+    let refused = Scripted::json(
+        200,
+        json!({"data": {"appSubscriptionCreate": {"confirmationUrl": null,
+            "userErrors": [{"field": ["returnUrl"], "message": "Return URL <must> be valid"}]}}}),
+    );
+    app.shopify.script(Endpoint::Graphql, [status_answer(json!([])), refused.clone()]);
+    let page = app.load_home().await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("Return URL &#60;must&#62; be valid"), "{}", page.body);
+
+    app.shopify.script(Endpoint::Graphql, [refused]);
+    let response = app.send(fetch_json("POST", "/api/products", &session_token(app.now()), &json!({}))).await;
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(response.json()["errors"][0]["message"], "Shopify refused: Return URL <must> be valid");
+
+    app.state.billing.forget(SHOP);
+    app.shopify.script(Endpoint::Graphql, [Scripted::status(500)]);
+    let page = app.load_home().await;
+    assert_eq!(page.status, StatusCode::BAD_GATEWAY, "a failed status query is a page, not a 500");
+}
+
+#[tokio::test]
+async fn cancel_and_usage_records_reach_the_billing_api() {
+    let app = billed_app(&[]).await;
+    let api = AdminApi::for_shop(&app.state, SHOP).await.unwrap();
+    app.shopify.script(
+        Endpoint::Graphql,
+        [
+            Scripted::json(200, json!({"data": {"appSubscriptionCancel": {"appSubscription": {"id": "x", "status": "CANCELLED"}, "userErrors": []}}})),
+            Scripted::json(200, json!({"data": {"appUsageRecordCreate": {"appUsageRecord": {"id": "gid://shopify/AppUsageRecord/9"}, "userErrors": []}}})),
+        ],
+    );
+    app.state.billing.cancel(&api, "gid://shopify/AppSubscription/7", true).await.unwrap();
+    let record = app
+        .state
+        .billing
+        .create_usage_record(
+            &api,
+            "gid://shopify/AppSubscriptionLineItem/2",
+            "100 products synced",
+            ("1.00", "USD"),
+            "sync-2026-11-30",
+        )
+        .await
+        .unwrap();
+    assert_eq!(record, "gid://shopify/AppUsageRecord/9");
+    let sent = queries(&app);
+    assert!(is_mutation(&sent[0], "appSubscriptionCancel"));
+    assert_eq!(sent[0]["variables"]["prorate"], true);
+    assert!(is_mutation(&sent[1], "appUsageRecordCreate"));
+    assert_eq!(sent[1]["variables"]["idempotencyKey"], "sync-2026-11-30");
+    assert_eq!(sent[1]["variables"]["price"]["amount"], "1.00");
+}
