@@ -72,6 +72,9 @@ pub fn app(state: AppState) -> Router {
     }
     Router::new()
         .merge(app_home)
+        .route("/plans", get(routes::plans::page))
+        .route("/plans/subscribe", get(routes::plans::subscribe))
+        .route("/api/plans/cancel", post(routes::plans::cancel))
         .route("/settings/back-home", get(routes::app_home::back_home))
         .route("/settings/open-products", get(routes::app_home::open_products))
         .route(web::extract::PATCH_ID_TOKEN_PATH, get(routes::auth::patch_id_token))

@@ -60,8 +60,7 @@ async fn gate(State(Required { state, plans }): State<Required>, request: Reques
         Ok(admin) => admin,
         Err(error) => return error.into_response(),
     };
-    let fetch = parts.headers.contains_key(axum::http::header::AUTHORIZATION);
-    let returned = parts.uri.query().is_some_and(|query| query.split('&').any(|pair| pair.starts_with("charge_id=")));
+    let (fetch, returned) = (is_fetch(&parts), returned_from_confirmation(&parts));
     let shop = admin.api.shop.clone();
     if returned {
         state.billing.forget(&shop);
@@ -69,7 +68,7 @@ async fn gate(State(Required { state, plans }): State<Required>, request: Reques
     match state.billing.check(&admin.api).await {
         Ok(status) if status.active(plans).is_some() => return next.run(Request::from_parts(parts, body)).await,
         Ok(_) => {}
-        Err(error) => return failure(&state, &admin, fetch, error),
+        Err(error) => return error.answer(&state, &admin.api.shop, fetch),
     }
     let names: Vec<&str> =
         if plans.is_empty() { state.billing.plans().iter().map(|plan| plan.name).collect() } else { plans.to_vec() };
@@ -84,39 +83,67 @@ async fn gate(State(Required { state, plans }): State<Required>, request: Reques
             Err(error) => crate::error::AppError::from(error).into_response(),
         };
     }
-    let target = match state.billing.mode() {
-        Mode::Managed { handle } => format!("https://admin.shopify.com/store/{shop}/charges/{handle}/pricing_plans"),
-        Mode::Plans => {
-            let Some(plan) = names.first() else {
-                return failure(&state, &admin, fetch, BillingError::UnknownPlan(String::new()));
-            };
-            let return_url = format!("https://admin.shopify.com/store/{shop}/apps/{}", state.config.api_key);
-            match state.billing.request(&admin.api, plan, &return_url).await {
-                Ok(confirmation_url) => confirmation_url,
-                Err(error) => return failure(&state, &admin, fetch, error),
-            }
-        }
+    let Some(plan) = names.first() else {
+        return BillingError::UnknownPlan(String::new()).answer(&state, &shop, fetch);
+    };
+    let target = match payment_page(&state, &admin, plan, "").await {
+        Ok(target) => target,
+        Err(error) => return error.answer(&state, &shop, fetch),
     };
     let core = core_request(&parts, &state.config.app_url, Vec::new());
     state.shopify.app_home_parent_redirect(&core, &target, &shop, None).response.into_response()
 }
 
-/// A billing failure as the merchant sees it: the app's errors as they answer (a token to
-/// refresh, a busy database), Shopify's refusals and failures as a page or JSON (422, 502).
-fn failure(state: &AppState, admin: &Admin, fetch: bool, error: BillingError) -> Response {
-    let status = match error {
-        // Answered as the app's errors are (401 with the retry header, 503...).
-        BillingError::App(error) => return error.into_response(),
-        BillingError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        BillingError::UnknownPlan(_) | BillingError::Failed(_) => StatusCode::BAD_GATEWAY,
-    };
-    tracing::warn!(shop = %admin.api.shop, %error, "billing failed");
-    let message = error.to_string();
-    if fetch {
-        return (status, Json(json!({ "errors": [{ "message": message }] }))).into_response();
+impl BillingError {
+    /// The failure as the merchant sees it: the app's errors as they answer (a token to
+    /// refresh, a busy database), Shopify's refusals and failures as a page or, for a `fetch`,
+    /// JSON (422, 502): never a 500.
+    pub fn answer(self, state: &AppState, shop: &str, fetch: bool) -> Response {
+        let status = match self {
+            BillingError::App(error) => return error.into_response(),
+            BillingError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            BillingError::UnknownPlan(_) => StatusCode::NOT_FOUND,
+            BillingError::Failed(_) => StatusCode::BAD_GATEWAY,
+        };
+        tracing::warn!(shop, error = %self, "billing failed");
+        let message = self.to_string();
+        if fetch {
+            return (status, Json(json!({ "errors": [{ "message": message }] }))).into_response();
+        }
+        match (ErrorPage { api_key: &state.config.api_key, message: &message }).render() {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(error) => crate::error::AppError::from(error).into_response(),
+        }
     }
-    match (ErrorPage { api_key: &state.config.api_key, message: &message }).render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(error) => crate::error::AppError::from(error).into_response(),
+}
+
+/// Whether a request is a fetch from the page (it carries its session token in a header).
+pub fn is_fetch(parts: &axum::http::request::Parts) -> bool {
+    parts.headers.contains_key(axum::http::header::AUTHORIZATION)
+}
+
+/// Whether the merchant comes back from a confirmation page (`charge_id` in the URL).
+pub fn returned_from_confirmation(parts: &axum::http::request::Parts) -> bool {
+    parts.uri.query().is_some_and(|query| query.split('&').any(|pair| pair.starts_with("charge_id=")))
+}
+
+/// Where the merchant goes to pay for `plan`: the confirmation page of a new charge (created
+/// with `return_path` of the app as its return URL), or managed pricing's plan page.
+pub async fn payment_page(
+    state: &AppState,
+    admin: &Admin,
+    plan: &str,
+    return_path: &str,
+) -> Result<String, BillingError> {
+    let shop = &admin.api.shop;
+    match state.billing.mode() {
+        Mode::Managed { handle } => {
+            Ok(format!("https://admin.shopify.com/store/{shop}/charges/{handle}/pricing_plans"))
+        }
+        Mode::Plans => {
+            let return_url =
+                format!("https://admin.shopify.com/store/{shop}/apps/{}{return_path}", state.config.api_key);
+            state.billing.request(&admin.api, plan, &return_url).await
+        }
     }
 }

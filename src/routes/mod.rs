@@ -7,5 +7,6 @@ pub mod extensions;
 pub mod flow;
 pub mod health;
 pub mod ops;
+pub mod plans;
 pub mod proxy;
 pub mod webhooks;

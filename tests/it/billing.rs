@@ -15,6 +15,11 @@ async fn billed_app(extra: &[(&str, &str)]) -> TestApp {
     let mut settings = vec![("BILLING_REQUIRED", "true")];
     settings.extend_from_slice(extra);
     let app = TestApp::start_with(&settings).await;
+    store_offline_token(&app).await;
+    app
+}
+
+async fn store_offline_token(app: &TestApp) {
     let token = AccessToken {
         shop: SHOP.into(),
         token: "shpat_billing".into(),
@@ -26,7 +31,6 @@ async fn billed_app(extra: &[(&str, &str)]) -> TestApp {
         user: None,
     };
     app.state.tokens.repository().save(&token).await.unwrap();
-    app
 }
 
 fn status_answer(subscriptions: Value) -> Scripted {
@@ -168,10 +172,23 @@ async fn cancel_and_usage_records_reach_the_billing_api() {
         Endpoint::Graphql,
         [
             Scripted::json(200, json!({"data": {"appSubscriptionCancel": {"appSubscription": {"id": "x", "status": "CANCELLED"}, "userErrors": []}}})),
-            Scripted::json(200, json!({"data": {"appUsageRecordCreate": {"appUsageRecord": {"id": "gid://shopify/AppUsageRecord/9"}, "userErrors": []}}})),
         ],
     );
     app.state.billing.cancel(&api, "gid://shopify/AppSubscription/7", true).await.unwrap();
+    app.shopify.script(
+        Endpoint::Graphql,
+        [Scripted::json(
+            200,
+            json!({"data": {"appSubscriptionLineItemUpdate": {"confirmationUrl": CONFIRMATION, "userErrors": []}}}),
+        )],
+    );
+    let raise =
+        app.state.billing.update_capped_amount(&api, "gid://shopify/AppSubscriptionLineItem/2", ("200.00", "USD"));
+    assert_eq!(raise.await.unwrap(), CONFIRMATION);
+    app.shopify.script(
+        Endpoint::Graphql,
+        [Scripted::json(200, json!({"data": {"appUsageRecordCreate": {"appUsageRecord": {"id": "gid://shopify/AppUsageRecord/9"}, "userErrors": []}}}))],
+    );
     let record = app
         .state
         .billing
@@ -188,7 +205,54 @@ async fn cancel_and_usage_records_reach_the_billing_api() {
     let sent = queries(&app);
     assert!(is_mutation(&sent[0], "appSubscriptionCancel"));
     assert_eq!(sent[0]["variables"]["prorate"], true);
-    assert!(is_mutation(&sent[1], "appUsageRecordCreate"));
-    assert_eq!(sent[1]["variables"]["idempotencyKey"], "sync-2026-11-30");
-    assert_eq!(sent[1]["variables"]["price"]["amount"], "1.00");
+    assert!(is_mutation(&sent[1], "appSubscriptionLineItemUpdate"));
+    assert_eq!(sent[1]["variables"]["cappedAmount"]["amount"], "200.00");
+    assert!(is_mutation(&sent[2], "appUsageRecordCreate"));
+    assert_eq!(sent[2]["variables"]["idempotencyKey"], "sync-2026-11-30");
+    assert_eq!(sent[2]["variables"]["price"]["amount"], "1.00");
+}
+
+#[tokio::test]
+async fn the_plans_page_shows_the_plan_starts_a_charge_and_cancels() {
+    let app = TestApp::start().await; // no BILLING_REQUIRED: the page works without the gate
+    store_offline_token(&app).await;
+    let id_token = session_token(app.now());
+    app.shopify.script(Endpoint::Graphql, [status_answer(active_pro())]);
+    let page = app.send(get(&format!("/plans?{}", document_query(&id_token)))).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("<s-text type=\"strong\">Pro</s-text> · ACTIVE · test charge"), "{}", page.body);
+    assert!(page.body.contains("10.00 USD every 30 days, 7-day trial, plus usage up to 100.00 USD"));
+    assert!(page.body.contains("data-subscription-id=\"gid://shopify/AppSubscription/7\""));
+
+    // Back from a confirmation page: asked again.
+    app.shopify.script(Endpoint::Graphql, [status_answer(active_pro())]);
+    let back = app.send(get(&format!("/plans?{}&charge_id=5", document_query(&id_token)))).await;
+    assert_eq!(back.status, StatusCode::OK);
+    assert_eq!(queries(&app).len(), 2);
+
+    app.shopify.script(Endpoint::Graphql, [created("appSubscriptionCreate")]);
+    let chosen = app.send(get(&format!("/plans/subscribe?plan=Pro&{}", document_query(&id_token)))).await;
+    assert!(chosen.body.contains(CONFIRMATION), "{}", chosen.body);
+    let sent = queries(&app);
+    assert_eq!(
+        sent[2]["variables"]["returnUrl"],
+        format!("https://admin.shopify.com/store/{SHOP}/apps/{API_KEY}/plans")
+    );
+
+    let unknown = app.send(get(&format!("/plans/subscribe?plan=%3Cscript%3E&{}", document_query(&id_token)))).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(unknown.body.contains("&#60;script&#62;") && !unknown.body.contains("<script>alert"));
+
+    let not_ours = json!({"subscription_id": "gid://shopify/AppSubscription/999"});
+    let refused = app.send(fetch_json("POST", "/api/plans/cancel", &id_token, &not_ours)).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    app.shopify.script(
+        Endpoint::Graphql,
+        [Scripted::json(200, json!({"data": {"appSubscriptionCancel": {"appSubscription": {"id": "x", "status": "CANCELLED"}, "userErrors": []}}}))],
+    );
+    let ours = json!({"subscription_id": "gid://shopify/AppSubscription/7"});
+    let cancelled = app.send(fetch_json("POST", "/api/plans/cancel", &id_token, &ours)).await;
+    assert_eq!(cancelled.status, StatusCode::OK);
+    assert_eq!(cancelled.json(), json!({"cancelled": "gid://shopify/AppSubscription/7"}));
+    assert!(is_mutation(queries(&app).last().unwrap(), "appSubscriptionCancel"));
 }

@@ -1,0 +1,120 @@
+//! The Plans page (`templates/plans.html`): the shop's current plan, the plans to choose, and
+//! cancelling. Not behind the billing gate: it is where a merchant without a plan picks one.
+
+use askama::Template;
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::billing::gate::{is_fetch, payment_page, returned_from_confirmation};
+use crate::billing::{ActivePayment, BillingError, Charge, Interval, Mode};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::web::core_request;
+use crate::web::extract::Admin;
+
+/// A plan as the page lists it.
+struct PlanRow {
+    name: &'static str,
+    price: String,
+}
+
+/// `templates/plans.html`.
+#[derive(Template)]
+#[template(path = "plans.html")]
+struct PlansPage<'a> {
+    api_key: &'a str,
+    current: Option<&'a ActivePayment>,
+    plans: Vec<PlanRow>,
+    managed: bool,
+}
+
+/// The price of a plan as a merchant reads it (`10.00 USD every 30 days, 7-day trial`).
+fn price(charge: &Charge) -> String {
+    match *charge {
+        Charge::Recurring { amount, currency_code, interval, trial_days, usage, .. } => {
+            let every = match interval {
+                Interval::Every30Days => "every 30 days",
+                Interval::Annual => "every year",
+            };
+            let trial = if trial_days > 0 { format!(", {trial_days}-day trial") } else { String::new() };
+            let usage = usage.map(|usage| format!(", plus usage up to {} {currency_code}", usage.capped_amount));
+            format!("{amount} {currency_code} {every}{trial}{}", usage.unwrap_or_default())
+        }
+        Charge::OneTime { amount, currency_code } => format!("{amount} {currency_code} once"),
+    }
+}
+
+/// `GET /plans`: the current plan and the plans to choose. Back from a confirmation page
+/// (`charge_id`), the cached answer is dropped first.
+pub async fn page(State(state): State<AppState>, admin: Admin, parts: Parts) -> Result<Response, AppError> {
+    if returned_from_confirmation(&parts) {
+        state.billing.forget(&admin.api.shop);
+    }
+    let status = match state.billing.check(&admin.api).await {
+        Ok(status) => status,
+        Err(error) => return Ok(error.answer(&state, &admin.api.shop, false)),
+    };
+    let plans =
+        state.billing.plans().iter().map(|plan| PlanRow { name: plan.name, price: price(&plan.charge) }).collect();
+    let page = PlansPage {
+        api_key: &state.config.api_key,
+        current: status.active(&[]),
+        plans,
+        managed: matches!(state.billing.mode(), Mode::Managed { .. }),
+    };
+    Ok(admin.page(page.render()?))
+}
+
+/// The plan asked for.
+#[derive(Deserialize)]
+pub struct Choice {
+    plan: String,
+}
+
+/// `GET /plans/subscribe?plan=Pro`: creates the plan's charge (or, with managed pricing, goes
+/// to Shopify's plan page) and leaves the iframe for its confirmation page, which returns to
+/// `/plans`.
+pub async fn subscribe(
+    State(state): State<AppState>,
+    admin: Admin,
+    parts: Parts,
+    Query(Choice { plan }): Query<Choice>,
+) -> Response {
+    let shop = admin.api.shop.clone();
+    match payment_page(&state, &admin, &plan, "/plans").await {
+        Ok(target) => {
+            let request = core_request(&parts, &state.config.app_url, Vec::new());
+            state.shopify.app_home_parent_redirect(&request, &target, &shop, None).response.into_response()
+        }
+        Err(error) => error.answer(&state, &shop, is_fetch(&parts)),
+    }
+}
+
+/// What `POST /api/plans/cancel` reads.
+#[derive(Deserialize)]
+pub struct Cancel {
+    subscription_id: String,
+    #[serde(default)]
+    prorate: bool,
+}
+
+/// `POST /api/plans/cancel` (`{"subscription_id": "gid://...", "prorate": true}`): cancels one
+/// of the shop's active subscriptions; `{"cancelled": id}`, or `{"errors": [...]}`.
+pub async fn cancel(State(state): State<AppState>, admin: Admin, Json(request): Json<Cancel>) -> Response {
+    let shop = admin.api.shop.clone();
+    let owned = match state.billing.check(&admin.api).await {
+        Ok(status) => status.subscriptions.iter().any(|subscription| subscription.id == request.subscription_id),
+        Err(error) => return error.answer(&state, &shop, true),
+    };
+    if !owned {
+        return BillingError::Refused("no such active subscription".to_owned()).answer(&state, &shop, true);
+    }
+    match state.billing.cancel(&admin.api, &request.subscription_id, request.prorate).await {
+        Ok(()) => Json(json!({ "cancelled": request.subscription_id })).into_response(),
+        Err(error) => error.answer(&state, &shop, true),
+    }
+}
