@@ -578,6 +578,32 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_billing_settings_and_names_a_bad_one() {
+        let base = [("SHOPIFY_API_KEY", "k"), ("SHOPIFY_API_SECRET", "s")];
+        let config = Config::from_vars(vars(&base)).unwrap();
+        let expected = BillingSettings { required: false, test: true, mode: crate::billing::Mode::Plans };
+        assert_eq!(config.billing, expected);
+        let set = [
+            ("BILLING_REQUIRED", "true"),
+            ("SHOPIFY_BILLING_TEST", "false"),
+            ("BILLING_MODE", "managed"),
+            ("SHOPIFY_APP_HANDLE", "rust-app"),
+        ];
+        let config = Config::from_vars(vars(&[&base[..], &set[..]].concat())).unwrap();
+        let managed = crate::billing::Mode::Managed { handle: "rust-app".to_owned() };
+        assert_eq!(config.billing, BillingSettings { required: true, test: false, mode: managed });
+        for (name, pairs) in [
+            ("SHOPIFY_APP_HANDLE", vec![("BILLING_MODE", "managed")]),
+            ("SHOPIFY_APP_HANDLE", vec![("BILLING_MODE", "managed"), ("SHOPIFY_APP_HANDLE", "a/b")]),
+            ("BILLING_MODE", vec![("BILLING_MODE", "free")]),
+            ("SHOPIFY_BILLING_TEST", vec![("SHOPIFY_BILLING_TEST", "yes")]),
+        ] {
+            let error = Config::from_vars(vars(&[&base[..], &pairs[..]].concat())).unwrap_err();
+            assert!(error.to_string().contains(name), "{error}");
+        }
+    }
+
+    #[test]
     fn names_the_missing_variable() {
         let error = Config::from_vars(vars(&[("SHOPIFY_API_KEY", "k")])).unwrap_err();
         assert_eq!(error.to_string(), "missing required environment variable SHOPIFY_API_SECRET");

@@ -5,11 +5,15 @@
 
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::routing::get;
 use shopify_app_rust::AppState;
+use shopify_app_rust::billing::{self, BillingError};
 use shopify_app_rust::error::AppError;
 use shopify_app_rust::jobs::{Job, JobError, JobRegistry, NewJob, Scope};
+use shopify_app_rust::web::admin_api::AdminApi;
 use shopify_app_rust::web::extract::Admin;
 
 // recipe: a webhook topic
@@ -53,6 +57,30 @@ pub fn registry() -> JobRegistry {
 }
 // end of recipe
 
+async fn reports() -> &'static str {
+    "reports"
+}
+
+// recipe: gate a route
+pub fn paid_routes(state: &AppState) -> Router<AppState> {
+    Router::new().route("/reports", get(reports)).route_layer(billing::gate::require(state, &["Pro"]))
+}
+// end of recipe
+
+// recipe: charge usage
+pub async fn charge_sync(state: &AppState, shop: &str, synced: u64) -> Result<(), BillingError> {
+    let api = AdminApi::for_shop(state, shop).await?;
+    let status = state.billing.check(&api).await?;
+    let usage = status.active(&["Pro"]).and_then(|plan| plan.line_items.iter().find(|item| item.usage));
+    let Some(line_item) = usage else {
+        return Ok(());
+    };
+    let key = format!("sync-{shop}-{synced}");
+    state.billing.create_usage_record(&api, &line_item.id, "Products synced", ("1.00", "USD"), &key).await?;
+    Ok(())
+}
+// end of recipe
+
 /// `text`'s lines without their indentation, blank lines dropped.
 fn unindented(text: &str) -> Vec<&str> {
     text.lines().map(str::trim).filter(|line| !line.is_empty()).collect()
@@ -77,7 +105,7 @@ fn the_readme_shows_the_compiled_recipes() {
         recipes += 1;
         rest = &body[end..];
     }
-    assert_eq!(recipes, 3);
+    assert_eq!(recipes, 5);
 }
 
 #[test]
