@@ -51,6 +51,11 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         ),
         Some(keys) => tracing::info!(key = keys.current_id(), "stored tokens are encrypted"),
     }
+    if state.config.billing.test {
+        tracing::warn!(
+            "SHOPIFY_BILLING_TEST is true: charges are test charges and no merchant pays (set it false in production)"
+        );
+    }
     let rewritten = state.reencrypt_tokens().await.map_err(|error| format!("re-encrypting stored tokens: {error}"))?;
     if rewritten > 0 {
         tracing::info!(rewritten, "stored tokens rewritten under the current encryption key");

@@ -2,15 +2,16 @@
 //! through only when its shop pays for one of the named plans. Otherwise it sends the merchant
 //! to the confirmation page of a new charge (or to managed pricing's plan page): a document
 //! load leaves the iframe (the parent-redirect page), a fetch gets 401 with
-//! `X-Shopify-API-Request-Failure-Reauthorize-Url`. A merchant who comes back without paying
-//! (`charge_id` in the URL, no active plan) gets a page that says so, never another redirect.
+//! `X-Shopify-API-Request-Failure-Reauthorize-Url`. A merchant back from the confirmation page
+//! (`charge_id` in the URL) before the charge is active gets a page asking for a reload, never
+//! another redirect (Shopify sends a merchant who declines to the admin's apps page).
 
 use askama::Template;
 use axum::Json;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{FromFnLayer, Next, from_fn_with_state};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::{BillingError, Mode};
@@ -38,12 +39,12 @@ pub fn require(
     from_fn_with_state(Required { state: state.clone(), plans }, gate)
 }
 
-/// The page shown to a merchant who came back without paying (`templates/billing_declined.html`).
+/// The page shown to a merchant back from a confirmation page before the charge is active
+/// (`templates/billing_pending.html`).
 #[derive(Template)]
-#[template(path = "billing_declined.html")]
-struct DeclinedPage<'a> {
+#[template(path = "billing_pending.html")]
+struct PendingPage<'a> {
     api_key: &'a str,
-    plans: &'a [&'a str],
 }
 
 /// The page or JSON shown when billing could not be checked or requested.
@@ -66,29 +67,39 @@ async fn gate(State(Required { state, plans }): State<Required>, request: Reques
         state.billing.forget(&shop);
     }
     match state.billing.check(&admin.api).await {
-        Ok(status) if status.active(plans).is_some() => return next.run(Request::from_parts(parts, body)).await,
+        Ok(status) if state.billing.paid_for(&status, plans).is_some() => {
+            return next.run(Request::from_parts(parts, body)).await;
+        }
         Ok(_) => {}
-        Err(error) => return error.answer(&state, &admin.api.shop, fetch),
+        Err(error) => return error.answer(&state, &admin, fetch),
     }
-    let names: Vec<&str> =
-        if plans.is_empty() { state.billing.plans().iter().map(|plan| plan.name).collect() } else { plans.to_vec() };
     if returned {
-        tracing::info!(%shop, "the merchant came back without an active plan");
+        // Back from a confirmation page: Shopify sends a merchant who declines to the admin's
+        // apps page, so this one approved, and the charge is not active yet. No new charge
+        // (and no cached "no plan"): a page that asks for a reload.
+        state.billing.forget(&shop);
+        tracing::info!(%shop, "back from a confirmation page before the charge is active");
         if fetch {
-            return (StatusCode::PAYMENT_REQUIRED, Json(json!({ "errors": [{ "message": "no active plan" }] })))
+            return (
+                StatusCode::PAYMENT_REQUIRED,
+                Json(json!({ "errors": [{ "message": "the plan is not active yet" }] })),
+            )
                 .into_response();
         }
-        return match (DeclinedPage { api_key: &state.config.api_key, plans: &names }).render() {
+        return match (PendingPage { api_key: &state.config.api_key }).render() {
             Ok(html) => (StatusCode::PAYMENT_REQUIRED, admin.page(html)).into_response(),
             Err(error) => crate::error::AppError::from(error).into_response(),
         };
     }
-    let Some(plan) = names.first() else {
-        return BillingError::UnknownPlan(String::new()).answer(&state, &shop, fetch);
+    let plan = match (state.billing.mode(), plans.first(), state.billing.plans().first()) {
+        (Mode::Managed { .. }, _, _) => "",
+        (Mode::Plans, Some(plan), _) => plan,
+        (Mode::Plans, None, Some(plan)) => plan.name,
+        (Mode::Plans, None, None) => return BillingError::UnknownPlan(String::new()).answer(&state, &admin, fetch),
     };
     let target = match payment_page(&state, &admin, plan, "").await {
         Ok(target) => target,
-        Err(error) => return error.answer(&state, &shop, fetch),
+        Err(error) => return error.answer(&state, &admin, fetch),
     };
     let core = core_request(&parts, &state.config.app_url, Vec::new());
     state.shopify.app_home_parent_redirect(&core, &target, &shop, None).response.into_response()
@@ -98,7 +109,8 @@ impl BillingError {
     /// The failure as the merchant sees it: the app's errors as they answer (a token to
     /// refresh, a busy database), Shopify's refusals and failures as a page or, for a `fetch`,
     /// JSON (422, 502): never a 500.
-    pub fn answer(self, state: &AppState, shop: &str, fetch: bool) -> Response {
+    pub fn answer(self, state: &AppState, admin: &Admin, fetch: bool) -> Response {
+        let shop = admin.api.shop.as_str();
         let status = match self {
             BillingError::App(error) => return error.into_response(),
             BillingError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -111,7 +123,7 @@ impl BillingError {
             return (status, Json(json!({ "errors": [{ "message": message }] }))).into_response();
         }
         match (ErrorPage { api_key: &state.config.api_key, message: &message }).render() {
-            Ok(html) => (status, Html(html)).into_response(),
+            Ok(html) => (status, admin.page(html)).into_response(),
             Err(error) => crate::error::AppError::from(error).into_response(),
         }
     }

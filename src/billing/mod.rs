@@ -161,12 +161,15 @@ pub struct BillingStatus {
 }
 
 impl BillingStatus {
-    /// The active charge for one of `plans` (any plan when empty), if any.
-    pub fn active<'a>(&'a self, plans: &[&str]) -> Option<&'a ActivePayment> {
-        self.subscriptions
-            .iter()
-            .chain(&self.one_time_purchases)
-            .find(|payment| payment.status == "ACTIVE" && (plans.is_empty() || plans.contains(&payment.name.as_str())))
+    /// The active charge for one of `plans` (any name when `plans` is `None`), if any; a test
+    /// charge counts only when `test_charges` (while `SHOPIFY_BILLING_TEST` is true: a test
+    /// charge taken then is no payment once it is false).
+    pub fn active<'a>(&'a self, plans: Option<&[&str]>, test_charges: bool) -> Option<&'a ActivePayment> {
+        self.subscriptions.iter().chain(&self.one_time_purchases).find(|payment| {
+            payment.status == "ACTIVE"
+                && (test_charges || !payment.test)
+                && plans.is_none_or(|plans| plans.contains(&payment.name.as_str()))
+        })
     }
 }
 
@@ -264,6 +267,18 @@ impl Billing {
     /// The app's plans.
     pub fn plans(&self) -> &'static [Plan] {
         self.plans
+    }
+
+    /// The shop's active payment for one of `plans` (`&[]`: any plan of the app; with
+    /// managed pricing, any subscription), test charges counting only in test mode.
+    pub fn paid_for<'a>(&self, status: &'a BillingStatus, plans: &[&str]) -> Option<&'a ActivePayment> {
+        let names: Vec<&str> = self.plans.iter().map(|plan| plan.name).collect();
+        let plans = match (&self.mode, plans) {
+            (Mode::Managed { .. }, []) => None,
+            (_, []) => Some(names.as_slice()),
+            (_, plans) => Some(plans),
+        };
+        status.active(plans, self.test)
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (OffsetDateTime, Arc<BillingStatus>)>> {
@@ -404,7 +419,18 @@ impl Billing {
 async fn run(api: &AdminApi, request: GraphqlRequest, field: Option<&str>) -> Result<Value, BillingError> {
     let result = api.graphql(request).await?;
     if !result.ok {
-        return Err(BillingError::Failed(result.log.code.into_owned()));
+        let messages = serde_json::from_str::<Value>(&result.response.body)
+            .ok()
+            .and_then(|body| body.get("errors")?.as_array().cloned())
+            .map(|errors| {
+                errors.iter().filter_map(|error| error.get("message")?.as_str().map(str::to_owned)).collect::<Vec<_>>()
+            })
+            .filter(|messages| !messages.is_empty());
+        let reason = match messages {
+            Some(messages) => format!("{}: {}", result.log.code, messages.join("; ")),
+            None => result.log.code.into_owned(),
+        };
+        return Err(BillingError::Failed(reason));
     }
     let data = result.data.unwrap_or(Value::Null);
     let Some(field) = field else {

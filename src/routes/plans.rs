@@ -56,23 +56,23 @@ pub async fn page(State(state): State<AppState>, admin: Admin, parts: Parts) -> 
     }
     let status = match state.billing.check(&admin.api).await {
         Ok(status) => status,
-        Err(error) => return Ok(error.answer(&state, &admin.api.shop, false)),
+        Err(error) => return Ok(error.answer(&state, &admin, false)),
     };
     let plans =
         state.billing.plans().iter().map(|plan| PlanRow { name: plan.name, price: price(&plan.charge) }).collect();
     let page = PlansPage {
         api_key: &state.config.api_key,
-        current: status.active(&[]),
+        current: state.billing.paid_for(&status, &[]),
         plans,
         managed: matches!(state.billing.mode(), Mode::Managed { .. }),
     };
     Ok(admin.page(page.render()?))
 }
 
-/// The plan asked for.
+/// The plan asked for (none with managed pricing).
 #[derive(Deserialize)]
 pub struct Choice {
-    plan: String,
+    plan: Option<String>,
 }
 
 /// `GET /plans/subscribe?plan=Pro`: creates the plan's charge (or, with managed pricing, goes
@@ -85,12 +85,12 @@ pub async fn subscribe(
     Query(Choice { plan }): Query<Choice>,
 ) -> Response {
     let shop = admin.api.shop.clone();
-    match payment_page(&state, &admin, &plan, "/plans").await {
+    match payment_page(&state, &admin, plan.as_deref().unwrap_or_default(), "/plans").await {
         Ok(target) => {
             let request = core_request(&parts, &state.config.app_url, Vec::new());
             state.shopify.app_home_parent_redirect(&request, &target, &shop, None).response.into_response()
         }
-        Err(error) => error.answer(&state, &shop, is_fetch(&parts)),
+        Err(error) => error.answer(&state, &admin, is_fetch(&parts)),
     }
 }
 
@@ -105,16 +105,15 @@ pub struct Cancel {
 /// `POST /api/plans/cancel` (`{"subscription_id": "gid://...", "prorate": true}`): cancels one
 /// of the shop's active subscriptions; `{"cancelled": id}`, or `{"errors": [...]}`.
 pub async fn cancel(State(state): State<AppState>, admin: Admin, Json(request): Json<Cancel>) -> Response {
-    let shop = admin.api.shop.clone();
     let owned = match state.billing.check(&admin.api).await {
         Ok(status) => status.subscriptions.iter().any(|subscription| subscription.id == request.subscription_id),
-        Err(error) => return error.answer(&state, &shop, true),
+        Err(error) => return error.answer(&state, &admin, true),
     };
     if !owned {
-        return BillingError::Refused("no such active subscription".to_owned()).answer(&state, &shop, true);
+        return BillingError::Refused("no such active subscription".to_owned()).answer(&state, &admin, true);
     }
     match state.billing.cancel(&admin.api, &request.subscription_id, request.prorate).await {
         Ok(()) => Json(json!({ "cancelled": request.subscription_id })).into_response(),
-        Err(error) => error.answer(&state, &shop, true),
+        Err(error) => error.answer(&state, &admin, true),
     }
 }

@@ -55,6 +55,8 @@ pub async fn app_uninstalled(State(state): State<AppState>, webhook: Webhook) ->
         return Ok(StatusCode::BAD_REQUEST);
     }
     let now = state.shopify.clock().now();
+    // Its billing answer too (in this instance): a reinstall asks Shopify again.
+    state.billing.forget(&webhook.shop);
     let forget = Forget::Uninstall { triggered_at: webhook.triggered_at };
     let once = state.shop_data.forget(webhook.delivery(), now, &webhook.shop, forget).await?;
     match &once {

@@ -126,18 +126,43 @@ async fn managed_pricing_sends_the_merchant_to_the_apps_plan_page() {
     let target = "https://admin.shopify.com/store/s1/charges/rust-app/pricing_plans";
     assert!(page.body.ends_with(&format!(r#"<script>window.open("{target}", "_top");</script>"#)), "{}", page.body);
     assert_eq!(queries(&app).len(), 1, "no charge is created: the plans live in the Partner Dashboard");
+    // Any subscription of the app counts (its plans are not in the code).
+    app.state.billing.forget(SHOP);
+    let dashboard_plan = json!([{"id": "gid://shopify/AppSubscription/8", "name": "Growth", "status": "ACTIVE", "test": true, "lineItems": []}]);
+    app.shopify.script(Endpoint::Graphql, [status_answer(dashboard_plan)]);
+    assert_eq!(app.load_home().await.status, StatusCode::OK);
 }
 
 #[tokio::test]
-async fn a_merchant_who_declined_comes_back_to_a_page_that_says_so() {
+async fn back_from_the_confirmation_page_before_the_charge_is_active_asks_for_a_reload_not_a_new_charge() {
     let app = billed_app(&[]).await;
     app.shopify.script(Endpoint::Graphql, [status_answer(json!([]))]);
     let uri = format!("/?{}&charge_id=123", document_query(&session_token(app.now())));
     let page = app.send(get(&uri)).await;
     assert_eq!(page.status, StatusCode::PAYMENT_REQUIRED);
-    assert!(page.body.contains("No active plan"));
+    assert!(page.body.contains("not active yet"));
+    assert!(page.header("content-security-policy").is_some(), "an App Home document");
     assert!(!page.body.contains("window.open"), "no redirect loop");
     assert_eq!(queries(&app).len(), 1, "no new charge");
+    // The "no plan" answer is not kept: the reload sees the charge once Shopify activated it.
+    app.shopify.script(Endpoint::Graphql, [status_answer(active_pro())]);
+    assert_eq!(app.load_home().await.status, StatusCode::OK);
+    assert_eq!(queries(&app).len(), 2);
+}
+
+#[tokio::test]
+async fn only_the_apps_plans_count_and_test_charges_only_in_test_mode() {
+    let app = billed_app(&[("SHOPIFY_BILLING_TEST", "false")]).await;
+    let others =
+        json!([{"id": "gid://shopify/AppPurchaseOneTime/3", "name": "Setup fee", "status": "ACTIVE", "test": false}]);
+    let status = Scripted::json(
+        200,
+        json!({"data": {"currentAppInstallation": {"activeSubscriptions": active_pro(), "oneTimePurchases": {"nodes": others}}}}),
+    );
+    app.shopify.script(Endpoint::Graphql, [status, created("appSubscriptionCreate")]);
+    let page = app.load_home().await;
+    assert!(page.body.contains(CONFIRMATION), "a test Pro and another purchase are no payment for the app's plans");
+    assert_eq!(queries(&app)[1]["variables"]["test"], false);
 }
 
 #[tokio::test]
@@ -152,6 +177,7 @@ async fn user_errors_and_failures_become_a_clear_page_or_json() {
     let page = app.load_home().await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.body.contains("Return URL &#60;must&#62; be valid"), "{}", page.body);
+    assert!(page.header("content-security-policy").is_some(), "an App Home document");
 
     app.shopify.script(Endpoint::Graphql, [refused]);
     let response = app.send(fetch_json("POST", "/api/products", &session_token(app.now()), &json!({}))).await;

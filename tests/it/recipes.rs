@@ -71,7 +71,8 @@ pub fn paid_routes(state: &AppState) -> Router<AppState> {
 pub async fn charge_sync(state: &AppState, shop: &str, synced: u64) -> Result<(), BillingError> {
     let api = AdminApi::for_shop(state, shop).await?;
     let status = state.billing.check(&api).await?;
-    let usage = status.active(&["Pro"]).and_then(|plan| plan.line_items.iter().find(|item| item.usage));
+    let usage =
+        state.billing.paid_for(&status, &["Pro"]).and_then(|plan| plan.line_items.iter().find(|item| item.usage));
     let Some(line_item) = usage else {
         return Ok(());
     };
