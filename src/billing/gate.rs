@@ -20,7 +20,7 @@ use crate::state::AppState;
 use crate::web::core_request;
 use crate::web::extract::Admin;
 
-/// The gate's state: the app's and the plans it requires.
+/// The gate's state: the app's state and the plans the gate requires.
 #[derive(Clone)]
 pub struct Required {
     state: AppState,
@@ -30,7 +30,9 @@ pub struct Required {
 /// The gate as a function axum's middleware can hold.
 type GateFn = fn(State<Required>, Request, Next) -> BoxFuture<'static, Response>;
 
-/// The layer that requires one of `plans` (any plan of `app_billing::PLANS` when empty).
+/// The layer that requires one of `plans` (`&[]`: any plan of `app_billing::PLANS`, or with
+/// managed pricing any subscription of the app). Name plans that `PLANS` declares: another
+/// name lets nobody through (a 404 page).
 pub fn require(
     state: &AppState,
     plans: &'static [&'static str],

@@ -3,7 +3,9 @@
 
 use askama::Template;
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -28,6 +30,8 @@ struct PlanRow {
 struct PlansPage<'a> {
     api_key: &'a str,
     current: Option<&'a ActivePayment>,
+    /// Back from a confirmation page, the charge not active yet.
+    pending: bool,
     plans: Vec<PlanRow>,
     managed: bool,
 }
@@ -49,23 +53,31 @@ fn price(charge: &Charge) -> String {
 }
 
 /// `GET /plans`: the current plan and the plans to choose. Back from a confirmation page
-/// (`charge_id`), the cached answer is dropped first.
+/// (`charge_id`), Shopify is asked again, and an answer without the charge is not kept (the
+/// charge becomes active shortly: the page says so).
 pub async fn page(State(state): State<AppState>, admin: Admin, parts: Parts) -> Result<Response, AppError> {
-    if returned_from_confirmation(&parts) {
+    let returned = returned_from_confirmation(&parts);
+    if returned {
         state.billing.forget(&admin.api.shop);
     }
     let status = match state.billing.check(&admin.api).await {
         Ok(status) => status,
         Err(error) => return Ok(error.answer(&state, &admin, false)),
     };
-    let plans =
-        state.billing.plans().iter().map(|plan| PlanRow { name: plan.name, price: price(&plan.charge) }).collect();
-    let page = PlansPage {
-        api_key: &state.config.api_key,
-        current: state.billing.paid_for(&status, &[]),
-        plans,
-        managed: matches!(state.billing.mode(), Mode::Managed { .. }),
-    };
+    let current = state.billing.paid_for(&status, &[]);
+    let pending = returned && current.is_none();
+    if pending {
+        state.billing.forget(&admin.api.shop);
+    }
+    let plans = state
+        .billing
+        .plans()
+        .iter()
+        .filter(|plan| current.is_none_or(|current| current.name != plan.name))
+        .map(|plan| PlanRow { name: plan.name, price: price(&plan.charge) })
+        .collect();
+    let managed = matches!(state.billing.mode(), Mode::Managed { .. });
+    let page = PlansPage { api_key: &state.config.api_key, current, pending, plans, managed };
     Ok(admin.page(page.render()?))
 }
 
@@ -104,7 +116,15 @@ pub struct Cancel {
 
 /// `POST /api/plans/cancel` (`{"subscription_id": "gid://...", "prorate": true}`): cancels one
 /// of the shop's active subscriptions; `{"cancelled": id}`, or `{"errors": [...]}`.
-pub async fn cancel(State(state): State<AppState>, admin: Admin, Json(request): Json<Cancel>) -> Response {
+pub async fn cancel(
+    State(state): State<AppState>,
+    admin: Admin,
+    request: Result<Json<Cancel>, JsonRejection>,
+) -> Response {
+    let Ok(Json(request)) = request else {
+        let errors = json!({ "errors": [{ "message": "expected {\"subscription_id\": \"gid://...\"}" }] });
+        return (StatusCode::BAD_REQUEST, Json(errors)).into_response();
+    };
     let owned = match state.billing.check(&admin.api).await {
         Ok(status) => status.subscriptions.iter().any(|subscription| subscription.id == request.subscription_id),
         Err(error) => return error.answer(&state, &admin, true),

@@ -247,21 +247,28 @@ async fn the_plans_page_shows_the_plan_starts_a_charge_and_cancels() {
     let page = app.send(get(&format!("/plans?{}", document_query(&id_token)))).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("<s-text type=\"strong\">Pro</s-text> · ACTIVE · test charge"), "{}", page.body);
-    assert!(page.body.contains("10.00 USD every 30 days, 7-day trial, plus usage up to 100.00 USD"));
+    assert!(!page.body.contains("plan=Pro"), "the plan the shop has is not offered again");
     assert!(page.body.contains("data-subscription-id=\"gid://shopify/AppSubscription/7\""));
 
-    // Back from a confirmation page: asked again.
-    app.shopify.script(Endpoint::Graphql, [status_answer(active_pro())]);
+    // Back from a confirmation page before the charge is active: asked again, a notice, and
+    // the answer not kept.
+    app.shopify.script(Endpoint::Graphql, [status_answer(json!([]))]);
     let back = app.send(get(&format!("/plans?{}&charge_id=5", document_query(&id_token)))).await;
     assert_eq!(back.status, StatusCode::OK);
+    assert!(back.body.contains("Shopify has not confirmed the charge yet"));
+    assert!(back.body.contains("10.00 USD every 30 days, 7-day trial, plus usage up to 100.00 USD"));
     assert_eq!(queries(&app).len(), 2);
+    app.shopify.script(Endpoint::Graphql, [status_answer(active_pro())]);
+    let again = app.send(get(&format!("/plans?{}", document_query(&id_token)))).await;
+    assert!(again.body.contains("· ACTIVE"));
+    assert_eq!(queries(&app).len(), 3, "the pending answer was not cached");
 
     app.shopify.script(Endpoint::Graphql, [created("appSubscriptionCreate")]);
     let chosen = app.send(get(&format!("/plans/subscribe?plan=Pro&{}", document_query(&id_token)))).await;
     assert!(chosen.body.contains(CONFIRMATION), "{}", chosen.body);
     let sent = queries(&app);
     assert_eq!(
-        sent[2]["variables"]["returnUrl"],
+        sent[3]["variables"]["returnUrl"],
         format!("https://admin.shopify.com/store/{SHOP}/apps/{API_KEY}/plans")
     );
 
@@ -269,6 +276,9 @@ async fn the_plans_page_shows_the_plan_starts_a_charge_and_cancels() {
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert!(unknown.body.contains("&#60;script&#62;") && !unknown.body.contains("<script>alert"));
 
+    let malformed = app.send(fetch_json("POST", "/api/plans/cancel", &id_token, &json!({"id": 7}))).await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert!(malformed.json()["errors"][0]["message"].is_string());
     let not_ours = json!({"subscription_id": "gid://shopify/AppSubscription/999"});
     let refused = app.send(fetch_json("POST", "/api/plans/cancel", &id_token, &not_ours)).await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
