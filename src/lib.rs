@@ -17,6 +17,7 @@ pub mod products;
 pub mod routes;
 pub mod server;
 pub mod sessions;
+pub mod shop_cache;
 pub mod shop_data;
 pub mod shopify;
 pub mod state;

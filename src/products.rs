@@ -5,13 +5,11 @@
 //! while the list is fresh. A product recorded by this instance shows at once; one recorded
 //! by another instance within [`CACHE_FOR`].
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use time::OffsetDateTime;
-
 use crate::db::{Db, on_pool};
+use crate::shop_cache::ShopCache;
 use crate::shopify::clock::Clock;
 use crate::tokens::StoreError;
 
@@ -19,8 +17,6 @@ use crate::tokens::StoreError;
 pub const CACHE_FOR: Duration = Duration::from_secs(5);
 /// How many products App Home shows.
 pub const SHOWN: i64 = 5;
-/// Shops whose list is cached at most; past it, the stale entries are dropped.
-const CACHED_SHOPS: usize = 10_000;
 
 /// A product as the job recorded it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -49,11 +45,8 @@ pub const DELETE_SHOP: &str = "DELETE FROM products WHERE shop = $1";
 pub struct Products {
     db: Db,
     clock: Arc<dyn Clock>,
-    cache: Arc<Mutex<Cache>>,
+    cache: Arc<ShopCache<Vec<RecordedProduct>>>,
 }
-
-/// Per shop: when its list was read, and the list.
-type Cache = HashMap<String, (OffsetDateTime, Arc<Vec<RecordedProduct>>)>;
 
 impl std::fmt::Debug for Products {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -64,11 +57,7 @@ impl std::fmt::Debug for Products {
 impl Products {
     /// The table in `db`.
     pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
-        Self { db, clock, cache: Arc::default() }
-    }
-
-    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
-        self.cache.lock().unwrap_or_else(|poison| poison.into_inner())
+        Self { db, cache: Arc::new(ShopCache::new(CACHE_FOR, clock.clone())), clock }
     }
 
     /// Records `product` of `shop` (replacing what was recorded of it).
@@ -84,29 +73,17 @@ impl Products {
             .execute(pool)
             .await
             .map(drop))?;
-        self.cache().remove(shop);
+        self.cache.forget(shop);
         Ok(())
     }
 
     /// The [`SHOWN`] products of `shop` recorded last, newest first.
     pub async fn latest(&self, shop: &str) -> Result<Arc<Vec<RecordedProduct>>, StoreError> {
-        let now = self.clock.now();
-        if let Some((read_at, products)) = self.cache().get(shop)
-            && now - *read_at < CACHE_FOR
-        {
-            return Ok(products.clone());
+        if let Some(products) = self.cache.fresh(shop) {
+            return Ok(products);
         }
         let products: Vec<RecordedProduct> =
             on_pool!(&self.db, pool => sqlx::query_as(LATEST).bind(shop).bind(SHOWN).fetch_all(pool).await)?;
-        let products = Arc::new(products);
-        let mut cache = self.cache();
-        if cache.len() >= CACHED_SHOPS {
-            cache.retain(|_, (read_at, _)| now - *read_at < CACHE_FOR);
-            if cache.len() >= CACHED_SHOPS {
-                cache.clear();
-            }
-        }
-        cache.insert(shop.to_owned(), (now, products.clone()));
-        Ok(products)
+        Ok(self.cache.insert(shop, products))
     }
 }

@@ -9,15 +9,14 @@
 
 pub mod gate;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 
 use crate::error::AppError;
+use crate::shop_cache::ShopCache;
 use crate::shopify::clock::Clock;
 use crate::shopify::graphql::GraphqlRequest;
 use crate::web::admin_api::AdminApi;
@@ -243,8 +242,7 @@ pub struct Billing {
     plans: &'static [Plan],
     mode: Mode,
     test: bool,
-    clock: Arc<dyn Clock>,
-    cache: Mutex<HashMap<String, (OffsetDateTime, Arc<BillingStatus>)>>,
+    cache: ShopCache<BillingStatus>,
 }
 
 impl std::fmt::Debug for Billing {
@@ -256,7 +254,7 @@ impl std::fmt::Debug for Billing {
 impl Billing {
     /// Billing for `plans` in `mode`; with `test`, every charge is a test charge.
     pub fn new(plans: &'static [Plan], mode: Mode, test: bool, clock: Arc<dyn Clock>) -> Self {
-        Self { plans, mode, test, clock, cache: Mutex::default() }
+        Self { plans, mode, test, cache: ShopCache::new(CACHE_FOR, clock) }
     }
 
     /// Where plans live.
@@ -281,22 +279,15 @@ impl Billing {
         status.active(plans, self.test)
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (OffsetDateTime, Arc<BillingStatus>)>> {
-        self.cache.lock().unwrap_or_else(|poison| poison.into_inner())
-    }
-
     /// Drops `shop`'s cached answer (its subscription changed).
     pub fn forget(&self, shop: &str) {
-        self.cache().remove(shop);
+        self.cache.forget(shop);
     }
 
     /// What `api`'s shop pays for, from the cache when fresh.
     pub async fn check(&self, api: &AdminApi) -> Result<Arc<BillingStatus>, BillingError> {
-        let now = self.clock.now();
-        if let Some((read_at, status)) = self.cache().get(&api.shop)
-            && now - *read_at < CACHE_FOR
-        {
-            return Ok(status.clone());
+        if let Some(status) = self.cache.fresh(&api.shop) {
+            return Ok(status);
         }
         let data = run(api, GraphqlRequest::new(STATUS), None).await?;
         let installation = data.get("currentAppInstallation").cloned().unwrap_or(Value::Null);
@@ -304,12 +295,11 @@ impl Billing {
             serde_json::from_value(value.cloned().unwrap_or(Value::Array(Vec::new())))
                 .map_err(|error| BillingError::Failed(format!("unexpected answer: {error}")))
         };
-        let status = Arc::new(BillingStatus {
+        let status = BillingStatus {
             subscriptions: parse(installation.get("activeSubscriptions"))?,
             one_time_purchases: parse(installation.pointer("/oneTimePurchases/nodes"))?,
-        });
-        self.cache().insert(api.shop.clone(), (now, status.clone()));
-        Ok(status)
+        };
+        Ok(self.cache.insert(&api.shop, status))
     }
 
     /// Creates the charge for plan `name`, returning to `return_url` once the merchant
