@@ -221,22 +221,13 @@ impl Config {
             url::Url::parse(&origin.replace("{shop}", "shop.myshopify.com"))
                 .map_err(|error| ConfigError::Invalid { name: "SHOPIFY_SHOP_ORIGIN", reason: error.to_string() })?;
         }
-        let session_cookie_secure = match get("SESSION_COOKIE_SECURE").as_deref() {
-            None | Some("true" | "1") => true,
-            Some("false" | "0") if is_plain_http_localhost(&app_url) => false,
-            Some("false" | "0") => {
-                return Err(ConfigError::Invalid {
-                    name: "SESSION_COOKIE_SECURE",
-                    reason: "may be false only when the app URL is plain http on localhost".to_owned(),
-                });
-            }
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "SESSION_COOKIE_SECURE",
-                    reason: format!("{other:?} is not true or false"),
-                });
-            }
-        };
+        let session_cookie_secure = flag(&get, "SESSION_COOKIE_SECURE", true)?;
+        if !session_cookie_secure && !is_plain_http_localhost(&app_url) {
+            return Err(ConfigError::Invalid {
+                name: "SESSION_COOKIE_SECURE",
+                reason: "may be false only when the app URL is plain http on localhost".to_owned(),
+            });
+        }
         let mut client_credentials_shops = Vec::new();
         for shop in get("SHOPIFY_CLIENT_CREDENTIALS_SHOPS").unwrap_or_default().split(',').map(str::trim) {
             if shop.is_empty() {

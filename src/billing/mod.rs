@@ -346,11 +346,7 @@ impl Billing {
             }
         };
         let payload = run(api, GraphqlRequest::new(query).variables(variables), Some(field)).await?;
-        payload
-            .get("confirmationUrl")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| BillingError::Failed("no confirmationUrl in the answer".to_owned()))
+        confirmation_url(&payload)
     }
 
     /// Cancels subscription `id` (refunding the unused part when `prorate`).
@@ -397,12 +393,17 @@ impl Billing {
         let payload =
             run(api, GraphqlRequest::new(CAPPED_AMOUNT).variables(variables), Some("appSubscriptionLineItemUpdate"))
                 .await?;
-        payload
-            .get("confirmationUrl")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| BillingError::Failed("no confirmationUrl in the answer".to_owned()))
+        confirmation_url(&payload)
     }
+}
+
+/// The page the merchant approves a charge on, from a mutation's payload.
+fn confirmation_url(payload: &Value) -> Result<String, BillingError> {
+    payload
+        .get("confirmationUrl")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| BillingError::Failed("no confirmationUrl in the answer".to_owned()))
 }
 
 /// Runs `request`; answers `data` (or `data.{field}` once its `userErrors` are empty).
