@@ -91,6 +91,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ops/jobs", get(routes::ops::jobs))
         .route("/ops/jobs/{id}/retry", post(routes::ops::retry))
         .nest_service("/static", ServeDir::new("static"))
+        .fallback(routes::pages::not_found)
         .layer(limits)
         .merge(webhooks)
         .merge(flow_actions)

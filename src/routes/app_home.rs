@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::error::AppError;
 use crate::products::RecordedProduct;
+use crate::routes::pages::OutsideTheAdmin;
 use crate::shopify::graphql::GraphqlRequest;
 use crate::shopify::model::Res;
 use crate::state::AppState;
@@ -29,8 +30,19 @@ struct HomePage<'a> {
 }
 
 /// `GET /`: the App Home page, rendered once the shop has a valid offline token, with the
-/// products the `products/update` job recorded last.
-pub async fn home(State(state): State<AppState>, admin: Admin) -> Result<Response, AppError> {
+/// products the `products/update` job recorded last. A browser outside the admin (no
+/// embedded-app parameter, no session token) gets the landing page instead of the protocol's
+/// redirect.
+pub async fn home(
+    State(state): State<AppState>,
+    OutsideTheAdmin(outside): OutsideTheAdmin,
+    admin: Result<Admin, AppError>,
+) -> Result<Response, AppError> {
+    let admin = match admin {
+        Ok(admin) => admin,
+        Err(_) if outside => return crate::routes::pages::landing(&state),
+        Err(rejection) => return Err(rejection),
+    };
     let products = state.products.latest(&admin.session.shop).await?;
     let page = HomePage { api_key: &state.config.api_key, shop: &admin.session.shop, products: &products };
     Ok(admin.page(page.render()?))
