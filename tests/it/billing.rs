@@ -4,7 +4,6 @@
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use shopify_app_rust::shopify::model::{AccessMode, AccessToken};
 use shopify_app_rust::web::admin_api::AdminApi;
 
 use crate::support::*;
@@ -15,22 +14,8 @@ async fn billed_app(extra: &[(&str, &str)]) -> TestApp {
     let mut settings = vec![("BILLING_REQUIRED", "true")];
     settings.extend_from_slice(extra);
     let app = TestApp::start_with(&settings).await;
-    store_offline_token(&app).await;
+    store_offline_token(&app, SHOP).await;
     app
-}
-
-async fn store_offline_token(app: &TestApp) {
-    let token = AccessToken {
-        shop: SHOP.into(),
-        token: "shpat_billing".into(),
-        expires: None,
-        scope: "write_products".into(),
-        access_mode: AccessMode::Offline,
-        refresh_token: None,
-        refresh_token_expires: None,
-        user: None,
-    };
-    app.state.tokens.repository().save(&token).await.unwrap();
 }
 
 fn status_answer(subscriptions: Value) -> Scripted {
@@ -241,7 +226,7 @@ async fn cancel_and_usage_records_reach_the_billing_api() {
 #[tokio::test]
 async fn the_plans_page_shows_the_plan_starts_a_charge_and_cancels() {
     let app = TestApp::start().await; // no BILLING_REQUIRED: the page works without the gate
-    store_offline_token(&app).await;
+    store_offline_token(&app, SHOP).await;
     let id_token = session_token(app.now());
     app.shopify.script(Endpoint::Graphql, [status_answer(active_pro())]);
     let page = app.send(get(&format!("/plans?{}", document_query(&id_token)))).await;

@@ -8,33 +8,36 @@ use axum::http::StatusCode;
 use serde_json::json;
 use shopify_app_rust::config::JobSettings;
 use shopify_app_rust::jobs::{self, EnqueueError, JobRegistry, Jobs, NewJob, Outcome, Scope};
-use shopify_app_rust::shopify::model::{AccessMode, AccessToken};
 use tokio::sync::watch;
 
 use crate::support::*;
 
 const OPS_TOKEN: &str = "ops-0123456789abcdef0123456789abcdef";
 
-/// Stores an offline token for `shop`, valid for a day.
-async fn store_token(app: &TestApp, shop: &str) {
-    let token = AccessToken {
-        shop: shop.into(),
-        token: format!("shpat_{shop}").into(),
-        expires: None,
-        scope: "write_products".into(),
-        access_mode: AccessMode::Offline,
-        refresh_token: None,
-        refresh_token_expires: None,
-        user: None,
-    };
-    app.state.tokens.repository().save(&token).await.unwrap();
-}
-
 async fn send_product_update(app: &TestApp, webhook_id: &str, number: u32) -> StatusCode {
     app.send(webhook("/webhooks/products/update", "products/update", webhook_id, &product_update(number))).await.status
 }
 
 /// Runs the due jobs here; their outcomes, but the template's housekeeping's.
+/// The app's workers, running in the background until stopped.
+struct Workers {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Workers {
+    fn start(app: &TestApp) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        Self { stop, task: tokio::spawn(jobs::run_workers(app.state.clone(), stopped)) }
+    }
+
+    /// Tells them to stop and waits until they did (their shutdown included).
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        self.task.await.unwrap();
+    }
+}
+
 async fn run_due(app: &TestApp) -> Vec<Outcome> {
     let outcomes = jobs::run_due(&app.state).await.unwrap();
     outcomes.into_iter().filter(|(kind, _)| kind != "housekeeping").map(|(_, outcome)| outcome).collect()
@@ -71,7 +74,7 @@ async fn ops(app: &TestApp, method: &str, uri: &str, token: Option<&str>) -> Tes
 #[tokio::test]
 async fn products_update_reaches_the_admin_api_with_the_offline_token_and_app_home_shows_it() {
     let app = TestApp::start().await;
-    store_token(&app, SHOP).await;
+    store_offline_token(&app, SHOP).await;
     assert_eq!(send_product_update(&app, "p-1", 42).await, StatusCode::OK);
     assert!(app.shopify.graphql_requests().is_empty(), "the answer comes before the job runs");
     assert_eq!(count_rows(&app.state, "jobs").await, 1, "the delivery is stored as a job");
@@ -95,7 +98,7 @@ async fn products_update_reaches_the_admin_api_with_the_offline_token_and_app_ho
 #[tokio::test]
 async fn a_repeated_delivery_does_not_run_its_job_twice() {
     let app = TestApp::start().await;
-    store_token(&app, SHOP).await;
+    store_offline_token(&app, SHOP).await;
     for _ in 0..3 {
         assert_eq!(send_product_update(&app, "p-dup", 7).await, StatusCode::OK);
     }
@@ -108,10 +111,9 @@ async fn a_repeated_delivery_does_not_run_its_job_twice() {
 #[tokio::test]
 async fn a_slow_handler_does_not_delay_the_answer() {
     let app = TestApp::start_with(&[("JOB_WORKERS", "2")]).await;
-    store_token(&app, SHOP).await;
+    store_offline_token(&app, SHOP).await;
     let gate = app.shopify.hold_graphql();
-    let (stop, stopped) = watch::channel(false);
-    let workers = tokio::spawn(jobs::run_workers(app.state.clone(), stopped));
+    let workers = Workers::start(&app);
 
     assert_eq!(send_product_update(&app, "p-slow", 1).await, StatusCode::OK);
     gate.arrived().await; // the job runs, held inside its Admin API call
@@ -121,8 +123,7 @@ async fn a_slow_handler_does_not_delay_the_answer() {
     gate.arrived().await;
     gate.release();
     assert_eq!(titles_once_recorded(&app, 2).await, ["Snowboard <b>1</b>", "Snowboard <b>2</b>"]);
-    stop.send(true).unwrap();
-    workers.await.unwrap();
+    workers.stop().await;
 }
 
 #[tokio::test]
@@ -130,7 +131,7 @@ async fn a_failing_job_is_retried_with_backoff_then_kept_in_the_dead_letter_list
     let app =
         TestApp::start_with(&[("JOB_MAX_ATTEMPTS", "3"), ("JOB_RETRY_BASE_SECS", "10"), ("OPS_TOKEN", OPS_TOKEN)])
             .await;
-    store_token(&app, SHOP).await;
+    store_offline_token(&app, SHOP).await;
     app.shopify.script(Endpoint::Graphql, (0..3).map(|_| Scripted::status(500)));
     assert_eq!(send_product_update(&app, "p-fail", 5).await, StatusCode::OK);
 
@@ -191,7 +192,7 @@ async fn a_shop_without_an_offline_token_fails_its_job_at_once() {
 #[tokio::test]
 async fn a_job_whose_worker_died_runs_again_once_its_lease_runs_out() {
     let app = TestApp::start().await;
-    store_token(&app, SHOP).await;
+    store_offline_token(&app, SHOP).await;
     assert_eq!(send_product_update(&app, "p-dead", 9).await, StatusCode::OK);
     // What a worker killed mid-attempt leaves: the row leased, its lease running out later.
     let lease_end = app.now() + 150;
@@ -211,10 +212,9 @@ async fn a_job_whose_worker_died_runs_again_once_its_lease_runs_out() {
 #[tokio::test]
 async fn a_running_job_keeps_its_lease_while_its_worker_lives() {
     let app = TestApp::start_with(&[("JOB_LEASE_SECS", "6")]).await;
-    store_token(&app, SHOP).await;
+    store_offline_token(&app, SHOP).await;
     let gate = app.shopify.hold_graphql();
-    let (stop, stopped) = watch::channel(false);
-    let workers = tokio::spawn(jobs::run_workers(app.state.clone(), stopped));
+    let workers = Workers::start(&app);
     assert_eq!(send_product_update(&app, "p-long", 8).await, StatusCode::OK);
     gate.arrived().await;
     let lease_end = || async {
@@ -240,17 +240,15 @@ async fn a_running_job_keeps_its_lease_while_its_worker_lives() {
     gate.release();
     assert_eq!(titles_once_recorded(&app, 1).await, ["Snowboard <b>8</b>"]);
     assert_eq!(app.shopify.graphql_requests().len(), 1, "run once");
-    stop.send(true).unwrap();
-    workers.await.unwrap();
+    workers.stop().await;
 }
 
 #[tokio::test]
 async fn a_worker_that_lost_its_lease_stops_its_attempt_and_leaves_the_job_to_the_new_holder() {
     let app = TestApp::start_with(&[("JOB_LEASE_SECS", "6")]).await;
-    store_token(&app, SHOP).await;
+    store_offline_token(&app, SHOP).await;
     let gate = app.shopify.hold_graphql();
-    let (stop, stopped) = watch::channel(false);
-    let workers = tokio::spawn(jobs::run_workers(app.state.clone(), stopped));
+    let workers = Workers::start(&app);
     assert_eq!(send_product_update(&app, "p-lost", 6).await, StatusCode::OK);
     gate.arrived().await;
     // Another worker took the job over (as after a lease that ran out during a stall).
@@ -269,15 +267,14 @@ async fn a_worker_that_lost_its_lease_stops_its_attempt_and_leaves_the_job_to_th
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(recorded_titles(&app).await.is_empty(), "the stopped attempt recorded nothing");
     assert_eq!(holder().await.as_deref(), Some("other-worker"), "the new holder's lease is untouched");
-    stop.send(true).unwrap();
-    workers.await.unwrap();
+    workers.stop().await;
     assert_eq!(holder().await.as_deref(), Some("other-worker"), "a lost job is not put back at shutdown");
 }
 
 #[tokio::test]
 async fn shop_redact_deletes_the_shops_waiting_jobs_and_payload_errors_quote_nothing() {
     let app = TestApp::start().await;
-    store_token(&app, SHOP).await;
+    store_offline_token(&app, SHOP).await;
     let leaky = json!({"admin_graphql_api_id": 5551234567u64, "email": "jane@example.com"}).to_string();
     let response = app.send(webhook("/webhooks/products/update", "products/update", "p-shape", &leaky)).await;
     assert_eq!(response.status, StatusCode::OK);
@@ -308,7 +305,7 @@ async fn a_redaction_run_after_the_shop_installed_again_deletes_nothing() {
     // The merchant installs the app again before the job runs (a backlog, retries, an
     // operator's retry days later).
     app.clock.0.advance(Duration::from_secs(3600));
-    store_token(&app, SHOP).await;
+    store_offline_token(&app, SHOP).await;
     assert_eq!(run_due(&app).await, [Outcome::Done]);
     let token = app.state.tokens.repository().load(&shopify_app_rust::tokens::TokenKey::offline(SHOP)).await.unwrap();
     assert!(token.is_some(), "the new install's token is kept");
@@ -317,7 +314,7 @@ async fn a_redaction_run_after_the_shop_installed_again_deletes_nothing() {
 #[tokio::test]
 async fn an_attempt_past_its_timeout_is_stopped_and_retried() {
     let app = TestApp::start_with(&[("JOB_TIMEOUT_SECS", "1")]).await;
-    store_token(&app, SHOP).await;
+    store_offline_token(&app, SHOP).await;
     let _held = app.shopify.hold_graphql();
     assert_eq!(send_product_update(&app, "p-slow-call", 3).await, StatusCode::OK);
     assert_eq!(run_due(&app).await, [Outcome::Retry]);
@@ -330,14 +327,12 @@ async fn an_attempt_past_its_timeout_is_stopped_and_retried() {
 #[tokio::test]
 async fn stopping_lets_running_jobs_finish_within_the_grace_then_puts_the_rest_back() {
     let app = TestApp::start_with(&[("JOB_SHUTDOWN_GRACE_SECS", "1")]).await;
-    store_token(&app, SHOP).await;
+    store_offline_token(&app, SHOP).await;
     let gate = app.shopify.hold_graphql();
-    let (stop, stopped) = watch::channel(false);
-    let workers = tokio::spawn(jobs::run_workers(app.state.clone(), stopped));
+    let workers = Workers::start(&app);
     assert_eq!(send_product_update(&app, "p-stop", 4).await, StatusCode::OK);
     gate.arrived().await;
-    stop.send(true).unwrap();
-    workers.await.unwrap(); // the held job outlives the grace: stopped and put back
+    workers.stop().await; // the held job outlives the grace: stopped and put back
     let (lease, attempts): (Option<String>, i64) = shopify_app_rust::on_pool!(&app.state.db, pool =>
         sqlx::query_as("SELECT lease_id, attempts FROM jobs WHERE kind = 'products/update'").fetch_one(pool).await)
     .unwrap();
@@ -363,8 +358,8 @@ async fn a_periodic_job_runs_once_per_period_with_two_instances() {
 #[tokio::test]
 async fn a_per_shop_periodic_job_is_enqueued_once_per_shop_and_period() {
     let app = TestApp::start().await;
-    store_token(&app, "s1").await;
-    store_token(&app, "s2").await;
+    store_offline_token(&app, "s1").await;
+    store_offline_token(&app, "s2").await;
     let queue = || {
         let registry =
             JobRegistry::new().every("sync", Duration::from_secs(60), Scope::PerShop, |_, _| async { Ok(()) });

@@ -18,6 +18,7 @@ use shopify_app_rust::db::Db;
 use shopify_app_rust::on_pool;
 use shopify_app_rust::shopify::clock::{Clock, ManualClock};
 use shopify_app_rust::shopify::http::BoxFuture;
+use shopify_app_rust::shopify::model::{AccessMode, AccessToken};
 #[allow(unused_imports)] // not every test binary compares secrets
 pub use shopify_app_rust::shopify::secret::Secret;
 use shopify_app_rust::{AppState, app, db};
@@ -535,6 +536,21 @@ pub fn webhook(path: &str, topic: &str, webhook_id: &str, body: &str) -> Request
         .header("x-shopify-hmac-sha256", body_hmac(API_SECRET, body.as_bytes()))
         .body(Body::from(body.to_owned()))
         .unwrap()
+}
+
+/// Stores an offline token for `shop` (`shpat_{shop}`) that never expires.
+pub async fn store_offline_token(app: &TestApp, shop: &str) {
+    let token = AccessToken {
+        shop: shop.into(),
+        token: format!("shpat_{shop}").into(),
+        expires: None,
+        scope: "write_products".into(),
+        access_mode: AccessMode::Offline,
+        refresh_token: None,
+        refresh_token_expires: None,
+        user: None,
+    };
+    app.state.tokens.repository().save(&token).await.unwrap();
 }
 
 /// A `products/update` payload for product `number` (the part the job reads is its GID).
