@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod deliveries;
 pub mod error;
+pub mod i18n;
 pub mod jobs;
 pub mod oauth;
 pub mod products;

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::AppError;
+use crate::i18n::Texts;
 use crate::products::RecordedProduct;
 use crate::routes::pages::OutsideTheAdmin;
 use crate::shopify::graphql::GraphqlRequest;
@@ -27,6 +28,7 @@ struct HomePage<'a> {
     api_key: &'a str,
     shop: &'a str,
     products: &'a [RecordedProduct],
+    t: Texts,
 }
 
 /// `GET /`: the App Home page, rendered once the shop has a valid offline token, with the
@@ -44,7 +46,12 @@ pub async fn home(
         Err(rejection) => return Err(rejection),
     };
     let products = state.products.latest(&admin.session.shop).await?;
-    let page = HomePage { api_key: &state.config.api_key, shop: &admin.session.shop, products: &products };
+    let page = HomePage {
+        api_key: &state.config.api_key,
+        shop: &admin.session.shop,
+        products: &products,
+        t: admin.session.texts,
+    };
     Ok(admin.page(page.render()?))
 }
 

@@ -43,3 +43,15 @@ async fn an_unknown_path_is_a_page_for_a_browser_and_json_for_a_fetch() {
     assert_eq!(json.status, StatusCode::NOT_FOUND);
     assert_eq!(json.json()["errors"][0]["message"], "not found");
 }
+
+#[tokio::test]
+async fn app_home_speaks_the_admins_language_and_english_otherwise() {
+    let app = TestApp::start().await;
+    let token = session_token(app.now());
+    let french = app.send(get(&format!("/?{}", document_query(&token).replace("locale=en", "locale=fr-CA")))).await;
+    assert_eq!(french.status, StatusCode::OK);
+    assert!(french.body.contains("Derniers produits modifiés"), "{}", french.body);
+    assert!(french.body.contains(r#"<s-page heading="Application Rust">"#));
+    let german = app.send(get(&format!("/?{}", document_query(&token).replace("locale=en", "locale=de")))).await;
+    assert!(german.body.contains("Latest updated products"), "English when the locale is not shipped");
+}
