@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod deliveries;
 pub mod error;
+pub mod i18n;
 pub mod jobs;
 pub mod oauth;
 pub mod products;
@@ -92,6 +93,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ops/jobs", get(routes::ops::jobs))
         .route("/ops/jobs/{id}/retry", post(routes::ops::retry))
         .nest_service("/static", ServeDir::new("static"))
+        .fallback(routes::pages::not_found)
         .layer(limits)
         .merge(webhooks)
         .merge(flow_actions)

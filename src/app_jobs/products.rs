@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::jobs::{Job, JobError, shape_error};
+use crate::jobs::{Job, JobError};
 use crate::products::RecordedProduct;
 use crate::shopify::graphql::GraphqlRequest;
 use crate::state::AppState;
@@ -18,6 +18,12 @@ const PRODUCT: &str = "query product($id: ID!) {
 #[derive(Deserialize)]
 struct ProductUpdate {
     admin_graphql_api_id: String,
+}
+
+/// What the query answers: the product, `null` when it was deleted meanwhile.
+#[derive(Deserialize)]
+struct ProductAnswer {
+    product: Option<Product>,
 }
 
 /// The product as the query answers it.
@@ -37,17 +43,11 @@ pub async fn record_update(state: AppState, job: Job) -> Result<(), JobError> {
     let update: ProductUpdate = job.payload()?;
     let admin = AdminApi::for_shop(&state, shop).await?;
     let request = GraphqlRequest::new(PRODUCT).variables(json!({ "id": update.admin_graphql_api_id }));
-    let result = admin.graphql(request).await?;
-    if !result.ok {
-        return Err(JobError::retry(format!("product query failed: {}", result.log.code)));
-    }
-    let product = result.data.and_then(|mut data| data.get_mut("product").map(serde_json::Value::take));
-    let Some(product) = product.filter(|product| !product.is_null()) else {
+    let ProductAnswer { product } = admin.query(request).await?;
+    let Some(Product { id, title, status, updated_at }) = product else {
         tracing::info!(shop, "the updated product is gone already: nothing to record");
         return Ok(());
     };
-    let Product { id, title, status, updated_at } = serde_json::from_value(product)
-        .map_err(|error| JobError::fail(format!("product query answer: {}", shape_error(&error))))?;
     state.products.record(shop, &RecordedProduct { product_id: id, title, status, updated_at }).await?;
     Ok(())
 }

@@ -87,6 +87,18 @@ impl From<AppError> for JobError {
     }
 }
 
+impl From<crate::web::admin_api::GraphqlError> for JobError {
+    /// A failed call may pass; refused input or an answer of another shape would repeat.
+    fn from(error: crate::web::admin_api::GraphqlError) -> Self {
+        use crate::web::admin_api::GraphqlError;
+        match error {
+            GraphqlError::App(error) => error.into(),
+            GraphqlError::Failed(_) => Self::retry(error),
+            GraphqlError::UserErrors(_) | GraphqlError::Shape(_) => Self::fail(error),
+        }
+    }
+}
+
 impl From<EnqueueError> for JobError {
     fn from(error: EnqueueError) -> Self {
         match error {

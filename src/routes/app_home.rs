@@ -5,17 +5,19 @@ use std::hash::{BuildHasher, RandomState};
 use askama::Template;
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::AppError;
+use crate::i18n::Texts;
 use crate::products::RecordedProduct;
+use crate::routes::pages::OutsideTheAdmin;
 use crate::shopify::graphql::GraphqlRequest;
 use crate::shopify::model::Res;
 use crate::state::AppState;
-use crate::web::admin_api::graphql_failure;
+use crate::web::admin_api::GraphqlError;
 use crate::web::core_request;
 use crate::web::extract::{Admin, AppHome};
 
@@ -26,13 +28,30 @@ struct HomePage<'a> {
     api_key: &'a str,
     shop: &'a str,
     products: &'a [RecordedProduct],
+    t: Texts,
 }
 
 /// `GET /`: the App Home page, rendered once the shop has a valid offline token, with the
-/// products the `products/update` job recorded last.
-pub async fn home(State(state): State<AppState>, admin: Admin) -> Result<Response, AppError> {
+/// products the `products/update` job recorded last. A browser outside the admin (no
+/// embedded-app parameter, no session token) gets the landing page instead of the protocol's
+/// redirect.
+pub async fn home(
+    State(state): State<AppState>,
+    OutsideTheAdmin(outside): OutsideTheAdmin,
+    admin: Result<Admin, AppError>,
+) -> Result<Response, AppError> {
+    let admin = match admin {
+        Ok(admin) => admin,
+        Err(_) if outside => return crate::routes::pages::landing(&state),
+        Err(rejection) => return Err(rejection),
+    };
     let products = state.products.latest(&admin.session.shop).await?;
-    let page = HomePage { api_key: &state.config.api_key, shop: &admin.session.shop, products: &products };
+    let page = HomePage {
+        api_key: &state.config.api_key,
+        shop: &admin.session.shop,
+        products: &products,
+        t: admin.session.texts,
+    };
     Ok(admin.page(page.render()?))
 }
 
@@ -43,24 +62,21 @@ const CREATE_PRODUCT: &str = "mutation createProduct($product: ProductCreateInpu
   }
 }";
 
+/// What `productCreate` answers (its `userErrors` are checked by [`AdminApi::mutate`]).
+#[derive(Deserialize)]
+struct ProductCreated {
+    product: Option<Value>,
+}
+
 /// `POST /api/products`: the GraphQL demo. Creates a product in the shop and answers it as
 /// JSON (`{"product": {...}}`), or `{"errors": [...]}` with a 4xx/5xx status.
-pub async fn create_product(admin: Admin) -> Result<Response, AppError> {
+pub async fn create_product(admin: Admin) -> Result<Json<Value>, GraphqlError> {
     let colors = ["Red", "Orange", "Yellow", "Green", "Blue", "Indigo", "Violet"];
     let color = colors[RandomState::new().hash_one("color") as usize % colors.len()];
     let request =
         GraphqlRequest::new(CREATE_PRODUCT).variables(json!({ "product": { "title": format!("{color} snowboard") } }));
-    let result = admin.graphql(request).await?;
-    if !result.ok {
-        tracing::warn!(code = %result.log.code, "productCreate failed");
-        return Ok(graphql_failure(&result));
-    }
-    let payload = result.data.as_ref().and_then(|data| data.get("productCreate")).cloned().unwrap_or(Value::Null);
-    let user_errors = payload.get("userErrors").and_then(Value::as_array).filter(|errors| !errors.is_empty());
-    if let Some(errors) = user_errors {
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "errors": errors }))).into_response());
-    }
-    Ok(Json(json!({ "product": payload.get("product").cloned().unwrap_or(Value::Null) })).into_response())
+    let created: ProductCreated = admin.api.mutate(request, "productCreate").await?;
+    Ok(Json(json!({ "product": created.product })))
 }
 
 /// The settings page (`templates/settings.html`).

@@ -7,6 +7,7 @@ pub mod extensions;
 pub mod flow;
 pub mod health;
 pub mod ops;
+pub mod pages;
 pub mod plans;
 pub mod proxy;
 pub mod webhooks;

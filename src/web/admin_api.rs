@@ -5,6 +5,8 @@ use std::sync::Arc;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::config::Config;
@@ -82,6 +84,87 @@ impl AdminApi {
             return Err(AppError::Protocol(result.response));
         }
         Ok(result)
+    }
+}
+
+impl AdminApi {
+    /// Runs a query and reads its `data` as `T`. A failed call, or `data` of another shape, is
+    /// a [`GraphqlError`] that `?` turns into the right answer: handlers check no `ok` flag.
+    pub async fn query<T: DeserializeOwned>(&self, request: GraphqlRequest) -> Result<T, GraphqlError> {
+        let data = self.data(request).await?;
+        serde_json::from_value(data).map_err(|error| GraphqlError::Shape(crate::jobs::shape_error(&error)))
+    }
+
+    /// Runs a mutation and reads its payload `data.{field}` as `T`, once its `userErrors` are
+    /// empty (otherwise [`GraphqlError::UserErrors`], answered 422).
+    pub async fn mutate<T: DeserializeOwned>(&self, request: GraphqlRequest, field: &str) -> Result<T, GraphqlError> {
+        let mut data = self.data(request).await?;
+        let payload = data.get_mut(field).map(Value::take).unwrap_or(Value::Null);
+        let errors: Vec<UserError> = payload
+            .get("userErrors")
+            .cloned()
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|error| GraphqlError::Shape(crate::jobs::shape_error(&error)))?
+            .unwrap_or_default();
+        if !errors.is_empty() {
+            return Err(GraphqlError::UserErrors(errors));
+        }
+        serde_json::from_value(payload).map_err(|error| GraphqlError::Shape(crate::jobs::shape_error(&error)))
+    }
+
+    async fn data(&self, request: GraphqlRequest) -> Result<Value, GraphqlError> {
+        let result = self.graphql(request).await?;
+        if !result.ok {
+            tracing::warn!(shop = %self.shop, code = %result.log.code, "Admin API call failed");
+            return Err(GraphqlError::Failed(Box::new(result)));
+        }
+        Ok(result.data.unwrap_or(Value::Null))
+    }
+}
+
+/// One of a mutation's `userErrors`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct UserError {
+    /// The input field it is about, as a path.
+    #[serde(default)]
+    pub field: Option<Vec<String>>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Why a typed Admin API call failed; answers as a route should.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphqlError {
+    /// Shopify answered an error, or could not be reached: its status and `errors` (502 when
+    /// its status was 200).
+    #[error("the Admin API call failed: {}", .0.log.code)]
+    Failed(Box<GQLResult>),
+    /// The mutation's `userErrors`: 422 with them.
+    #[error("Shopify refused: {}", .0.iter().map(|error| error.message.as_str()).collect::<Vec<_>>().join("; "))]
+    UserErrors(Vec<UserError>),
+    /// `data` had another shape than the Rust type: 502.
+    #[error("unexpected answer: {0}")]
+    Shape(String),
+    /// The app's own errors (no token, a token Shopify rejected, the database).
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+impl IntoResponse for GraphqlError {
+    fn into_response(self) -> Response {
+        match self {
+            GraphqlError::Failed(result) => graphql_failure(&result),
+            GraphqlError::UserErrors(errors) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "errors": errors }))).into_response()
+            }
+            GraphqlError::Shape(reason) => {
+                tracing::warn!(%reason, "unexpected Admin API answer");
+                (StatusCode::BAD_GATEWAY, Json(json!({ "errors": [{ "message": "unexpected answer from Shopify" }] })))
+                    .into_response()
+            }
+            GraphqlError::App(error) => error.into_response(),
+        }
     }
 }
 

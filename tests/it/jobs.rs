@@ -141,7 +141,7 @@ async fn a_failing_job_is_retried_with_backoff_then_kept_in_the_dead_letter_list
     .unwrap();
     let wait = run_at - app.now();
     assert!((5..=10).contains(&wait), "the first retry waits 10 s less up to half of jitter, not {wait}");
-    assert!(error.is_some_and(|error| error.contains("product query failed")));
+    assert!(error.is_some_and(|error| error.contains("the Admin API call failed")));
     assert_eq!(run_due(&app).await, [], "not before its time");
 
     app.clock.0.advance(Duration::from_secs(10));
@@ -167,7 +167,7 @@ async fn a_failing_job_is_retried_with_backoff_then_kept_in_the_dead_letter_list
     assert_eq!(failed["kind"], "products/update");
     assert_eq!(failed["shop"], SHOP);
     assert_eq!(failed["attempts"], 3);
-    assert!(failed["last_error"].as_str().is_some_and(|error| error.contains("product query failed")));
+    assert!(failed["last_error"].as_str().is_some_and(|error| error.contains("the Admin API call failed")));
     assert!(!listed.to_string().contains("shpat_"), "no token in the operators' view");
 
     // An operator retries it once Shopify answers again.

@@ -13,6 +13,7 @@ mod install;
 mod jobs;
 mod limits;
 mod oauth_provider;
+mod pages;
 mod properties;
 mod recipes;
 mod security;

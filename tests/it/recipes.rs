@@ -5,16 +5,56 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
+use serde_json::{Value, json};
 use shopify_app_rust::AppState;
 use shopify_app_rust::billing::{self, BillingError};
 use shopify_app_rust::error::AppError;
 use shopify_app_rust::jobs::{Job, JobError, JobRegistry, NewJob, Scope};
-use shopify_app_rust::web::admin_api::AdminApi;
+use shopify_app_rust::shopify::graphql::GraphqlRequest;
+use shopify_app_rust::web::admin_api::{AdminApi, GraphqlError};
 use shopify_app_rust::web::extract::Admin;
+
+// recipe: a page
+#[derive(askama::Template)]
+#[template(
+    source = r#"{% extends "base.html" %}{% block content %}<s-page heading="Products">{{ count }} products</s-page>{% endblock %}"#,
+    ext = "html"
+)]
+struct ProductsPage<'a> {
+    api_key: &'a str,
+    count: i64,
+}
+
+#[derive(serde::Deserialize)]
+struct ProductsCount {
+    #[serde(rename = "productsCount")]
+    products_count: Count,
+}
+
+#[derive(serde::Deserialize)]
+struct Count {
+    count: i64,
+}
+
+pub async fn products(State(state): State<AppState>, admin: Admin) -> Result<Response, GraphqlError> {
+    let answer: ProductsCount = admin.api.query(GraphqlRequest::new("{ productsCount { count } }")).await?;
+    let page = ProductsPage { api_key: &state.config.api_key, count: answer.products_count.count };
+    Ok(admin.page(askama::Template::render(&page).map_err(AppError::from)?))
+}
+// end of recipe
+
+// recipe: a fetch route
+pub async fn products_count(admin: Admin) -> Result<Json<Value>, GraphqlError> {
+    let answer: ProductsCount = admin.api.query(GraphqlRequest::new("{ productsCount { count } }")).await?;
+    Ok(Json(json!({ "count": answer.products_count.count })))
+}
+// end of recipe
 
 // recipe: a webhook topic
 #[derive(serde::Deserialize)]
@@ -106,7 +146,7 @@ fn the_readme_shows_the_compiled_recipes() {
         recipes += 1;
         rest = &body[end..];
     }
-    assert_eq!(recipes, 5);
+    assert_eq!(recipes, 7);
 }
 
 #[test]

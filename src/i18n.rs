@@ -1,0 +1,83 @@
+//! Translations: the pages' text in `locales/{en,fr}.json`, built into the binary, chosen by
+//! App Home's `locale` parameter (`fr`, `fr-CA`...), English when the locale is not shipped or
+//! a key is missing from it.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+/// The shipped locales: code and file.
+const FILES: [(&str, &str); 2] =
+    [("en", include_str!("../locales/en.json")), ("fr", include_str!("../locales/fr.json"))];
+
+/// Every locale's texts, read once.
+static LOCALES: LazyLock<HashMap<&'static str, HashMap<String, String>>> = LazyLock::new(|| {
+    FILES
+        .iter()
+        .map(|(code, json)| {
+            let texts = serde_json::from_str(json).unwrap_or_else(|error| {
+                tracing::error!(locale = code, %error, "locale file does not parse: English is used");
+                HashMap::new()
+            });
+            (*code, texts)
+        })
+        .collect()
+});
+
+/// The texts of one locale, with English behind it.
+#[derive(Debug, Clone, Copy)]
+pub struct Texts {
+    locale: &'static str,
+}
+
+impl Texts {
+    /// The texts for a `locale` parameter (`fr`, `fr-CA`, `en-US`...): its language when
+    /// shipped, English otherwise.
+    pub fn for_locale(locale: Option<&str>) -> Self {
+        let language = locale.and_then(|locale| locale.split(['-', '_']).next()).unwrap_or("en").to_ascii_lowercase();
+        let locale = FILES.iter().map(|(code, _)| *code).find(|code| *code == language).unwrap_or("en");
+        Self { locale }
+    }
+
+    /// The locale's code (`en`, `fr`), for `<html lang>`.
+    pub fn code(&self) -> &'static str {
+        self.locale
+    }
+
+    /// The text for `key`: the locale's, else English's, else nothing (and a warning).
+    pub fn get(&self, key: &str) -> &'static str {
+        [self.locale, "en"]
+            .iter()
+            .find_map(|code| LOCALES.get(code).and_then(|texts| texts.get(key)))
+            .map(String::as_str)
+            .unwrap_or_else(|| {
+                tracing::warn!(key, "no text for this key");
+                ""
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_locale_parses_and_has_every_english_key() {
+        let english = &LOCALES["en"];
+        assert!(!english.is_empty());
+        for (code, _) in FILES {
+            let texts = &LOCALES[code];
+            let missing: Vec<&String> = english.keys().filter(|key| !texts.contains_key(*key)).collect();
+            assert!(missing.is_empty(), "{code} misses {missing:?}");
+        }
+    }
+
+    #[test]
+    fn picks_the_language_of_the_locale_and_falls_back_to_english() {
+        assert_eq!(Texts::for_locale(Some("fr")).code(), "fr");
+        assert_eq!(Texts::for_locale(Some("fr-CA")).code(), "fr");
+        assert_eq!(Texts::for_locale(Some("de")).code(), "en");
+        assert_eq!(Texts::for_locale(None).code(), "en");
+        assert_eq!(Texts::for_locale(Some("fr")).get("home.heading"), "Application Rust");
+        assert_eq!(Texts::for_locale(Some("de")).get("home.heading"), "Rust app");
+    }
+}

@@ -1,0 +1,57 @@
+//! Pages for people: the landing page outside the admin, the not-found answer by content type,
+//! and the protocol's answers left as they are.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+
+use crate::support::*;
+
+fn browser(uri: &str, accept: &str) -> Request<Body> {
+    Request::get(uri).header("accept", accept).body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn a_browser_outside_the_admin_gets_the_landing_page_with_an_install_form() {
+    let app = TestApp::start().await;
+    let page = app.send(browser("/", "text/html")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("embedded Shopify app"));
+    assert!(page.body.contains(r#"<form action="/auth/login" method="get">"#));
+    assert!(page.body.contains(r#"name="shop""#));
+    // The form's target starts the install for a shop.
+    let install = app.send(get("/auth/login?shop=s1.myshopify.com")).await;
+    assert_eq!(install.status, StatusCode::FOUND);
+}
+
+#[tokio::test]
+async fn the_protocols_answers_at_the_root_are_unchanged() {
+    let app = TestApp::start().await;
+    let embedded = app.send(get(&format!("/?embedded=1&host=YWRtaW4&shop={SHOP_DOMAIN}"))).await;
+    assert_eq!(embedded.status, StatusCode::FOUND, "a load inside the admin without a token bounces");
+    let fetch = app.send(fetch("GET", "/", "not-a-token")).await;
+    assert_eq!(fetch.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(fetch.header("x-shopify-retry-invalid-session-request"), Some("1"));
+}
+
+#[tokio::test]
+async fn an_unknown_path_is_a_page_for_a_browser_and_json_for_a_fetch() {
+    let app = TestApp::start().await;
+    let page = app.send(browser("/no-such-page", "text/html,application/xhtml+xml")).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(page.body.contains("<h1>Not found</h1>"));
+    let json = app.send(browser("/api/no-such-route", "application/json")).await;
+    assert_eq!(json.status, StatusCode::NOT_FOUND);
+    assert_eq!(json.json()["errors"][0]["message"], "not found");
+}
+
+#[tokio::test]
+async fn app_home_speaks_the_admins_language_and_english_otherwise() {
+    let app = TestApp::start().await;
+    let token = session_token(app.now());
+    let french = app.send(get(&format!("/?{}", document_query(&token).replace("locale=en", "locale=fr-CA")))).await;
+    assert_eq!(french.status, StatusCode::OK);
+    assert!(french.body.contains("Derniers produits modifiés"), "{}", french.body);
+    assert!(french.body.contains(r#"<s-page heading="Application Rust">"#));
+    let german = app.send(get(&format!("/?{}", document_query(&token).replace("locale=en", "locale=de")))).await;
+    assert!(german.body.contains("Latest updated products"), "English when the locale is not shipped");
+}
