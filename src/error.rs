@@ -1,6 +1,8 @@
 //! The app's error type: every failure a handler can meet, and the response it becomes.
 
-use axum::http::StatusCode;
+use std::borrow::Cow;
+
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::jobs::EnqueueError;
@@ -51,10 +53,10 @@ impl IntoResponse for AppError {
         match self {
             Self::Protocol(response) | Self::Token(TokenError::Rejected { response, .. }) => response.into_response(),
             Self::Token(TokenError::Busy | TokenError::Store(StoreError::Busy)) | Self::Store(StoreError::Busy) => {
-                (StatusCode::SERVICE_UNAVAILABLE, [("Retry-After", "1")], "Service Unavailable").into_response()
+                ErrorAnswer::retry_soon()
             }
             Self::OAuth(error @ (OAuthError::UnknownProvider(_) | OAuthError::NotConnected(_))) => {
-                (StatusCode::NOT_FOUND, error.to_string()).into_response()
+                ErrorAnswer::new(StatusCode::NOT_FOUND, error.to_string()).into_response()
             }
             Self::OAuth(error @ OAuthError::Reconnect(_)) => (StatusCode::CONFLICT, error.to_string()).into_response(),
             Self::Token(error @ TokenError::NoOfflineToken) => {
@@ -67,7 +69,7 @@ impl IntoResponse for AppError {
             Self::OAuth(error @ OAuthError::Forbidden(_)) => (StatusCode::FORBIDDEN, error.to_string()).into_response(),
             Self::OAuth(error @ OAuthError::Upstream(_)) => {
                 tracing::warn!(%error, "OAuth provider failed");
-                (StatusCode::BAD_GATEWAY, "the provider could not be reached").into_response()
+                ErrorAnswer::new(StatusCode::BAD_GATEWAY, "the provider could not be reached").into_response()
             }
             error @ (Self::Token(TokenError::Store(_))
             | Self::Store(_)
@@ -76,8 +78,42 @@ impl IntoResponse for AppError {
             | Self::Enqueue(_)
             | Self::OAuth(OAuthError::Config { .. } | OAuthError::Store(_))) => {
                 tracing::error!(%error, "request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
+                ErrorAnswer::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
             }
         }
+    }
+}
+
+/// An error answer for people and for fetches alike: its status and a short message that is
+/// safe to show. As a response it is plain text carrying itself as an extension, which
+/// [`routes::pages::error_pages`](crate::routes::pages::error_pages) turns into an HTML page
+/// for a browser or JSON for a fetch.
+#[derive(Debug, Clone)]
+pub struct ErrorAnswer {
+    /// The status.
+    pub status: StatusCode,
+    /// What went wrong, in words a merchant may read (never a detail of the server).
+    pub message: Cow<'static, str>,
+}
+
+impl ErrorAnswer {
+    /// An answer with `status` and `message`.
+    pub fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
+        Self { status, message: message.into() }
+    }
+
+    /// `503` with `Retry-After: 1`: busy for a moment (the database, every request slot).
+    pub fn retry_soon() -> Response {
+        let mut response = Self::new(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable").into_response();
+        response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        response
+    }
+}
+
+impl IntoResponse for ErrorAnswer {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, self.message.to_string()).into_response();
+        response.extensions_mut().insert(self);
+        response
     }
 }

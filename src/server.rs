@@ -31,6 +31,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Limits;
+use crate::error::ErrorAnswer;
 
 /// Serves `router` on `listener` until `shutdown` resolves. A client gets
 /// [`Limits::header_read_timeout`] to send each request's headers (an idle keep-alive
@@ -141,12 +142,12 @@ pub async fn limit_requests(State(limits): State<RequestLimits>, request: Reques
     };
     let Ok(_slot) = limits.in_flight.try_acquire() else {
         tracing::warn!("request shed: every slot is taken (MAX_CONCURRENT_REQUESTS)");
-        return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "Service Unavailable").into_response();
+        return ErrorAnswer::retry_soon();
     };
     let request = Request::from_parts(parts, Body::from(body));
     tokio::time::timeout(limits.request_timeout, next.run(request)).await.unwrap_or_else(|_| {
         tracing::warn!("no answer in time, the request was cut off (REQUEST_TIMEOUT_SECS)");
-        (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable: no answer in time").into_response()
+        ErrorAnswer::new(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable: no answer in time").into_response()
     })
 }
 

@@ -42,6 +42,25 @@ async fn an_unknown_path_is_a_page_for_a_browser_and_json_for_a_fetch() {
     let json = app.send(browser("/api/no-such-route", "application/json")).await;
     assert_eq!(json.status, StatusCode::NOT_FOUND);
     assert_eq!(json.json()["errors"][0]["message"], "not found");
+    assert_eq!(json.header("content-type"), Some("application/json"));
+}
+
+#[tokio::test]
+async fn a_server_error_is_a_page_for_a_browser_and_json_for_a_fetch() {
+    let app = TestApp::start().await;
+    let token = session_token(app.now());
+    // App Home reads the recorded products: without their table, the database fails.
+    execute(&app.state, "DROP TABLE products").await;
+    let mut document = get(&format!("/?{}", document_query(&token)));
+    document.headers_mut().insert("accept", "text/html,application/xhtml+xml".parse().unwrap());
+    let page = app.send(document).await;
+    assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(page.body.contains("<h1>Something went wrong</h1>"), "{}", page.body);
+    assert!(!page.body.contains("products"), "no detail of the server reaches the page: {}", page.body);
+    let json = app.send(fetch("GET", "/", &token)).await;
+    assert_eq!(json.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(json.json()["errors"][0]["message"], "Internal Server Error");
 }
 
 #[tokio::test]
