@@ -17,6 +17,7 @@ use serde_json::json;
 use super::{BillingError, Mode};
 use crate::shopify::http::BoxFuture;
 use crate::state::AppState;
+use crate::web::admin_api::GraphqlError;
 use crate::web::core_request;
 use crate::web::extract::Admin;
 
@@ -115,9 +116,11 @@ impl BillingError {
         let shop = admin.api.shop.as_str();
         let status = match self {
             BillingError::App(error) => return error.into_response(),
-            BillingError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            BillingError::Api(GraphqlError::UserErrors(_)) | BillingError::NotTheShops => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             BillingError::UnknownPlan(_) => StatusCode::NOT_FOUND,
-            BillingError::Failed(_) => StatusCode::BAD_GATEWAY,
+            BillingError::Api(_) => StatusCode::BAD_GATEWAY,
         };
         tracing::warn!(shop, error = %self, "billing failed");
         let message = self.to_string();

@@ -13,13 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::de::IgnoredAny;
+use serde_json::json;
 
 use crate::error::AppError;
 use crate::shop_cache::ShopCache;
 use crate::shopify::clock::Clock;
 use crate::shopify::graphql::GraphqlRequest;
-use crate::web::admin_api::AdminApi;
+use crate::web::admin_api::{AdminApi, GraphqlError};
 
 /// How long a shop's billing answer is reused.
 pub const CACHE_FOR: Duration = Duration::from_secs(5 * 60);
@@ -124,12 +125,13 @@ pub struct ActivePayment {
     /// A test charge (no money moves).
     pub test: bool,
     /// A subscription's line items: the usage one is where usage records go.
-    #[serde(default, deserialize_with = "line_items")]
+    #[serde(default)]
     pub line_items: Vec<LineItem>,
 }
 
 /// A subscription's line item.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "LineItemData")]
 pub struct LineItem {
     /// Its GID.
     pub id: String,
@@ -137,17 +139,29 @@ pub struct LineItem {
     pub usage: bool,
 }
 
-fn line_items<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<LineItem>, D::Error> {
-    let items: Vec<Value> = Deserialize::deserialize(deserializer)?;
-    Ok(items
-        .iter()
-        .filter_map(|item| {
-            let id = item.get("id")?.as_str()?.to_owned();
-            let usage =
-                item.pointer("/plan/pricingDetails/__typename").and_then(Value::as_str) == Some("AppUsagePricing");
-            Some(LineItem { id, usage })
-        })
-        .collect())
+/// A line item as [`STATUS`] asks for it.
+#[derive(Deserialize)]
+struct LineItemData {
+    id: String,
+    plan: LineItemPlan,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LineItemPlan {
+    pricing_details: Typename,
+}
+
+#[derive(Deserialize)]
+struct Typename {
+    #[serde(rename = "__typename")]
+    name: String,
+}
+
+impl From<LineItemData> for LineItem {
+    fn from(item: LineItemData) -> Self {
+        Self { id: item.id, usage: item.plan.pricing_details.name == "AppUsagePricing" }
+    }
 }
 
 /// What a shop pays for.
@@ -178,15 +192,61 @@ pub enum BillingError {
     /// The plan is not in `app_billing::PLANS`.
     #[error("no plan is named {0:?}")]
     UnknownPlan(String),
-    /// Shopify answered `userErrors`.
-    #[error("Shopify refused: {0}")]
-    Refused(String),
-    /// The GraphQL call failed (network, throttling, an unexpected answer).
-    #[error("the Billing API call failed: {0}")]
-    Failed(String),
+    /// The subscription to change is not one the shop has.
+    #[error("no such active subscription")]
+    NotTheShops,
+    /// Shopify refused (`userErrors`), the call failed, or its answer had another shape.
+    #[error(transparent)]
+    Api(GraphqlError),
     /// No offline token, a rejected token, a database failure.
     #[error(transparent)]
     App(#[from] AppError),
+}
+
+impl From<GraphqlError> for BillingError {
+    fn from(error: GraphqlError) -> Self {
+        match error {
+            GraphqlError::App(error) => Self::App(error),
+            error => Self::Api(error),
+        }
+    }
+}
+
+/// `currentAppInstallation`'s payments, as [`STATUS`] asks for them.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusData {
+    current_app_installation: Installation,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Installation {
+    active_subscriptions: Vec<ActivePayment>,
+    one_time_purchases: Nodes<ActivePayment>,
+}
+
+#[derive(Deserialize)]
+struct Nodes<T> {
+    nodes: Vec<T>,
+}
+
+/// A charge mutation's payload: the page the merchant approves it on.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Confirmation {
+    confirmation_url: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageRecordPayload {
+    app_usage_record: Id,
+}
+
+#[derive(Deserialize)]
+struct Id {
+    id: String,
 }
 
 const STATUS: &str = "query billingStatus {
@@ -289,15 +349,11 @@ impl Billing {
         if let Some(status) = self.cache.fresh(&api.shop) {
             return Ok(status);
         }
-        let data = run(api, GraphqlRequest::new(STATUS), None).await?;
-        let installation = data.get("currentAppInstallation").cloned().unwrap_or(Value::Null);
-        let parse = |value: Option<&Value>| -> Result<Vec<ActivePayment>, BillingError> {
-            serde_json::from_value(value.cloned().unwrap_or(Value::Array(Vec::new())))
-                .map_err(|error| BillingError::Failed(format!("unexpected answer: {error}")))
-        };
+        let data: StatusData = api.query(GraphqlRequest::new(STATUS)).await?;
+        let installation = data.current_app_installation;
         let status = BillingStatus {
-            subscriptions: parse(installation.get("activeSubscriptions"))?,
-            one_time_purchases: parse(installation.pointer("/oneTimePurchases/nodes"))?,
+            subscriptions: installation.active_subscriptions,
+            one_time_purchases: installation.one_time_purchases.nodes,
         };
         Ok(self.cache.insert(&api.shop, status))
     }
@@ -345,14 +401,14 @@ impl Billing {
                 (ONE_TIME_CREATE, "appPurchaseOneTimeCreate", variables)
             }
         };
-        let payload = run(api, GraphqlRequest::new(query).variables(variables), Some(field)).await?;
-        confirmation_url(&payload)
+        let payload: Confirmation = api.mutate(GraphqlRequest::new(query).variables(variables), field).await?;
+        Ok(payload.confirmation_url)
     }
 
     /// Cancels subscription `id` (refunding the unused part when `prorate`).
     pub async fn cancel(&self, api: &AdminApi, id: &str, prorate: bool) -> Result<(), BillingError> {
         let request = GraphqlRequest::new(CANCEL).variables(json!({ "id": id, "prorate": prorate }));
-        run(api, request, Some("appSubscriptionCancel")).await?;
+        api.mutate::<IgnoredAny>(request, "appSubscriptionCancel").await?;
         self.forget(&api.shop);
         Ok(())
     }
@@ -371,13 +427,9 @@ impl Billing {
             "lineItemId": line_item_id, "description": description,
             "price": { "amount": amount, "currencyCode": currency_code }, "idempotencyKey": idempotency_key,
         });
-        let payload =
-            run(api, GraphqlRequest::new(USAGE_RECORD).variables(variables), Some("appUsageRecordCreate")).await?;
-        payload
-            .pointer("/appUsageRecord/id")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| BillingError::Failed("no usage record in the answer".to_owned()))
+        let request = GraphqlRequest::new(USAGE_RECORD).variables(variables);
+        let payload: UsageRecordPayload = api.mutate(request, "appUsageRecordCreate").await?;
+        Ok(payload.app_usage_record.id)
     }
 
     /// Asks to raise usage line item `line_item_id`'s cap; answers the confirmation page's URL
@@ -390,51 +442,8 @@ impl Billing {
     ) -> Result<String, BillingError> {
         let variables =
             json!({ "id": line_item_id, "cappedAmount": { "amount": amount, "currencyCode": currency_code } });
-        let payload =
-            run(api, GraphqlRequest::new(CAPPED_AMOUNT).variables(variables), Some("appSubscriptionLineItemUpdate"))
-                .await?;
-        confirmation_url(&payload)
+        let request = GraphqlRequest::new(CAPPED_AMOUNT).variables(variables);
+        let payload: Confirmation = api.mutate(request, "appSubscriptionLineItemUpdate").await?;
+        Ok(payload.confirmation_url)
     }
-}
-
-/// The page the merchant approves a charge on, from a mutation's payload.
-fn confirmation_url(payload: &Value) -> Result<String, BillingError> {
-    payload
-        .get("confirmationUrl")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| BillingError::Failed("no confirmationUrl in the answer".to_owned()))
-}
-
-/// Runs `request`; answers `data` (or `data.{field}` once its `userErrors` are empty).
-async fn run(api: &AdminApi, request: GraphqlRequest, field: Option<&str>) -> Result<Value, BillingError> {
-    let result = api.graphql(request).await?;
-    if !result.ok {
-        let messages = serde_json::from_str::<Value>(&result.response.body)
-            .ok()
-            .and_then(|body| body.get("errors")?.as_array().cloned())
-            .map(|errors| {
-                errors.iter().filter_map(|error| error.get("message")?.as_str().map(str::to_owned)).collect::<Vec<_>>()
-            })
-            .filter(|messages| !messages.is_empty());
-        let reason = match messages {
-            Some(messages) => format!("{}: {}", result.log.code, messages.join("; ")),
-            None => result.log.code.into_owned(),
-        };
-        return Err(BillingError::Failed(reason));
-    }
-    let data = result.data.unwrap_or(Value::Null);
-    let Some(field) = field else {
-        return Ok(data);
-    };
-    let payload = data.get(field).cloned().unwrap_or(Value::Null);
-    let errors: Vec<String> = payload
-        .get("userErrors")
-        .and_then(Value::as_array)
-        .map(|errors| errors.iter().filter_map(|error| error.get("message")?.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default();
-    if !errors.is_empty() {
-        return Err(BillingError::Refused(errors.join("; ")));
-    }
-    Ok(payload)
 }

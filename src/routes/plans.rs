@@ -130,7 +130,7 @@ pub async fn cancel(
         Err(error) => return error.answer(&state, &admin, true),
     };
     if !owned {
-        return BillingError::Refused("no such active subscription".to_owned()).answer(&state, &admin, true);
+        return BillingError::NotTheShops.answer(&state, &admin, true);
     }
     match state.billing.cancel(&admin.api, &request.subscription_id, request.prorate).await {
         Ok(()) => Json(json!({ "cancelled": request.subscription_id })).into_response(),

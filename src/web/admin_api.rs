@@ -138,7 +138,7 @@ pub struct UserError {
 pub enum GraphqlError {
     /// Shopify answered an error, or could not be reached: its status and `errors` (502 when
     /// its status was 200).
-    #[error("the Admin API call failed: {}", .0.log.code)]
+    #[error("the Admin API call failed: {}", failure_reason(.0))]
     Failed(Box<GQLResult>),
     /// The mutation's `userErrors`: 422 with them.
     #[error("Shopify refused: {}", .0.iter().map(|error| error.message.as_str()).collect::<Vec<_>>().join("; "))]
@@ -168,9 +168,24 @@ impl IntoResponse for GraphqlError {
     }
 }
 
+/// A failed call's outcome code, with Shopify's error messages when it sent any.
+fn failure_reason(result: &GQLResult) -> String {
+    let messages: Vec<String> = serde_json::from_str::<Value>(&result.response.body)
+        .ok()
+        .and_then(|body| body.get("errors")?.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|error| error.get("message")?.as_str().map(str::to_owned))
+        .collect();
+    match messages.is_empty() {
+        true => result.log.code.to_string(),
+        false => format!("{}: {}", result.log.code, messages.join("; ")),
+    }
+}
+
 /// A JSON answer for a failed query: Shopify's `errors` (or the outcome code) with a 4xx/5xx
 /// status (502 when Shopify's own status was 200).
-pub fn graphql_failure(result: &GQLResult) -> Response {
+fn graphql_failure(result: &GQLResult) -> Response {
     let status =
         StatusCode::from_u16(result.response.status).ok().filter(|s| s.is_client_error() || s.is_server_error());
     let errors = serde_json::from_str::<Value>(&result.response.body).ok().and_then(|body| body.get("errors").cloned());

@@ -7,8 +7,7 @@ use axum::http::request::Parts;
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::error::AppError;
-use crate::shopify::graphql::GraphqlRequest;
-use crate::shopify::model::{GQLResult, IdTokenDetails, Res};
+use crate::shopify::model::{IdTokenDetails, Res};
 use crate::state::AppState;
 use crate::web::admin_api::AdminApi;
 use crate::web::{append_headers, core_request};
@@ -81,11 +80,6 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// Runs an Admin GraphQL request with the shop's offline token (see [`AdminApi::graphql`]).
-    pub async fn graphql(&self, request: GraphqlRequest) -> Result<GQLResult, AppError> {
-        self.api.graphql(request).await
-    }
-
     /// An HTML page with the App Home document headers.
     pub fn page(&self, html: String) -> Response {
         self.session.page(html)
