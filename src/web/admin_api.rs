@@ -78,6 +78,7 @@ impl AdminApi {
             .shopify
             .admin_graphql_request(&self.shop, self.access_token.token.expose(), &self.config.api_version, &request)
             .await;
+        log_usage(&self.shop, &self.config.api_version, &result);
         if result.log.code == "unauthorized" {
             tracing::warn!(shop = %self.shop, "Shopify rejected the stored offline token; forgetting it");
             self.tokens.forget(&self.shop, self.access_token.token.expose()).await?;
@@ -120,6 +121,55 @@ impl AdminApi {
             return Err(GraphqlError::Failed(Box::new(result)));
         }
         Ok(result.data.unwrap_or(Value::Null))
+    }
+}
+
+/// A query's cost, from the answer's `extensions.cost`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QueryCost {
+    requested_query_cost: Option<f64>,
+    actual_query_cost: Option<f64>,
+    throttle_status: Option<ThrottleStatus>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ThrottleStatus {
+    maximum_available: f64,
+    currently_available: f64,
+    restore_rate: f64,
+}
+
+/// Logs what a call cost (one line per call; a warning when the shop's bucket is under a
+/// tenth full, before Shopify starts throttling) and Shopify's deprecation notice
+/// (`X-Shopify-API-Deprecated-Reason`: the deprecated fields the query used, a warning).
+fn log_usage(shop: &str, api_version: &str, result: &GQLResult) {
+    if let Some(reason) = result.response.header("x-shopify-api-deprecated-reason") {
+        tracing::warn!(shop, api_version, reason, "the Admin API call used something deprecated");
+    }
+    let Some(cost) = result
+        .extensions
+        .as_ref()
+        .and_then(|extensions| extensions.get("cost"))
+        .and_then(|cost| QueryCost::deserialize(cost).ok())
+    else {
+        return;
+    };
+    let (requested, actual) = (cost.requested_query_cost, cost.actual_query_cost);
+    match cost.throttle_status {
+        Some(bucket) if bucket.currently_available < bucket.maximum_available / 10.0 => tracing::warn!(
+            shop,
+            requested,
+            actual,
+            available = bucket.currently_available,
+            restore_rate = bucket.restore_rate,
+            "Admin API query cost: the shop's bucket is nearly empty"
+        ),
+        Some(bucket) => {
+            tracing::info!(shop, requested, actual, available = bucket.currently_available, "Admin API query cost")
+        }
+        None => tracing::info!(shop, requested, actual, "Admin API query cost"),
     }
 }
 

@@ -5,6 +5,8 @@ use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use serde_json::json;
+
 use crate::support::*;
 
 struct Server {
@@ -111,6 +113,21 @@ async fn the_binary_serves_the_embedded_app_against_a_fake_shopify_and_never_log
     assert_eq!(product.status(), 200);
     assert_eq!(shopify.graphql_requests()[0].headers["x-shopify-access-token"], "shpat_fake_1");
 
+    // A query using a deprecated field, with the shop's bucket nearly empty: both are logged.
+    let deprecated = Scripted::json(
+        200,
+        json!({
+            "data": {"productCreate": {"product": {"id": "gid://shopify/Product/2", "title": "t", "handle": "t",
+                "status": "ACTIVE"}, "userErrors": []}},
+            "extensions": {"cost": {"requestedQueryCost": 12, "actualQueryCost": 11,
+                "throttleStatus": {"maximumAvailable": 2000.0, "currentlyAvailable": 150.0, "restoreRate": 100.0}}}
+        }),
+    )
+    .header("X-Shopify-API-Deprecated-Reason", "Product.bodyHtml");
+    shopify.script(Endpoint::Graphql, [deprecated]);
+    let product = client.post(format!("{}/api/products", server.base)).bearer_auth(&id_token).send().await.unwrap();
+    assert_eq!(product.status(), 200);
+
     let refused = client.post(format!("{}/api/products", server.base)).bearer_auth("garbage").send().await.unwrap();
     assert_eq!(refused.status(), 401);
     assert_eq!(refused.headers()["x-shopify-retry-invalid-session-request"], "1");
@@ -121,6 +138,13 @@ async fn the_binary_serves_the_embedded_app_against_a_fake_shopify_and_never_log
     assert!(logs.contains("SHOPIFY_SHOP_ORIGIN is set"), "the fake origin is announced");
     assert_eq!(logs.matches("stored in plaintext").count(), 1, "one warning without TOKEN_ENCRYPTION_KEYS: {logs}");
     assert!(logs.contains("path=/api/products"), "requests are logged: {logs}");
+    let costs: Vec<&str> = logs.lines().filter(|line| line.contains("Admin API query cost")).collect();
+    assert_eq!(costs.len(), 2, "one cost line per Admin API call: {logs}");
+    assert!(costs[0].contains("requested=10.0") && costs[0].contains("available=1990.0") && costs[0].contains("INFO"));
+    assert!(costs[1].contains("requested=12.0") && costs[1].contains("actual=11.0") && costs[1].contains("WARN"));
+    assert!(costs[1].contains("nearly empty"), "{}", costs[1]);
+    let deprecation = logs.lines().find(|line| line.contains("used something deprecated")).unwrap_or_default();
+    assert!(deprecation.contains(r#"reason="Product.bodyHtml""#) && deprecation.contains("WARN"), "{logs}");
     for secret in [API_SECRET, id_token.as_str(), "shpat_fake_1", "shprt_fake_1", id_token.split('.').nth(2).unwrap()] {
         assert!(!logs.contains(secret), "a secret reached the logs: {secret}\n{logs}");
     }
