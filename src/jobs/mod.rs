@@ -93,7 +93,7 @@ impl From<crate::web::admin_api::GraphqlError> for JobError {
         use crate::web::admin_api::GraphqlError;
         match error {
             GraphqlError::App(error) => error.into(),
-            GraphqlError::Failed(_) => Self::retry(error),
+            GraphqlError::Failed(_) | GraphqlError::Download(_) => Self::retry(error),
             GraphqlError::UserErrors(_) | GraphqlError::Shape(_) => Self::fail(error),
         }
     }

@@ -1,4 +1,9 @@
-//! The Admin GraphQL API bound to one shop and its offline token, for handlers.
+//! The Admin GraphQL API bound to one shop and its offline token, for handlers and jobs:
+//! typed queries and mutations, connections page by page ([`pages`]), bulk operations
+//! ([`bulk`]).
+
+pub mod bulk;
+pub mod pages;
 
 use std::sync::Arc;
 
@@ -93,7 +98,7 @@ impl AdminApi {
     /// a [`GraphqlError`] that `?` turns into the right answer: handlers check no `ok` flag.
     pub async fn query<T: DeserializeOwned>(&self, request: GraphqlRequest) -> Result<T, GraphqlError> {
         let data = self.data(request).await?;
-        serde_json::from_value(data).map_err(|error| GraphqlError::Shape(crate::jobs::shape_error(&error)))
+        serde_json::from_value(data).map_err(|error| GraphqlError::shape(&error))
     }
 
     /// Runs a mutation and reads its payload `data.{field}` as `T`, once its `userErrors` are
@@ -106,12 +111,12 @@ impl AdminApi {
             .cloned()
             .map(serde_json::from_value)
             .transpose()
-            .map_err(|error| GraphqlError::Shape(crate::jobs::shape_error(&error)))?
+            .map_err(|error| GraphqlError::shape(&error))?
             .unwrap_or_default();
         if !errors.is_empty() {
             return Err(GraphqlError::UserErrors(errors));
         }
-        serde_json::from_value(payload).map_err(|error| GraphqlError::Shape(crate::jobs::shape_error(&error)))
+        serde_json::from_value(payload).map_err(|error| GraphqlError::shape(&error))
     }
 
     async fn data(&self, request: GraphqlRequest) -> Result<Value, GraphqlError> {
@@ -196,9 +201,19 @@ pub enum GraphqlError {
     /// `data` had another shape than the Rust type: 502.
     #[error("unexpected answer: {0}")]
     Shape(String),
+    /// A bulk operation's result file could not be read: 502.
+    #[error("the bulk operation's result could not be read: {0}")]
+    Download(String),
     /// The app's own errors (no token, a token Shopify rejected, the database).
     #[error(transparent)]
     App(#[from] AppError),
+}
+
+impl GraphqlError {
+    /// An answer of another shape than the Rust type, described without quoting its values.
+    pub fn shape(error: &serde_json::Error) -> Self {
+        Self::Shape(crate::jobs::shape_error(error))
+    }
 }
 
 impl IntoResponse for GraphqlError {
@@ -211,6 +226,11 @@ impl IntoResponse for GraphqlError {
             GraphqlError::Shape(reason) => {
                 tracing::warn!(%reason, "unexpected Admin API answer");
                 (StatusCode::BAD_GATEWAY, Json(json!({ "errors": [{ "message": "unexpected answer from Shopify" }] })))
+                    .into_response()
+            }
+            GraphqlError::Download(reason) => {
+                tracing::warn!(%reason, "bulk operation result unreadable");
+                (StatusCode::BAD_GATEWAY, Json(json!({ "errors": [{ "message": "the result could not be read" }] })))
                     .into_response()
             }
             GraphqlError::App(error) => error.into_response(),

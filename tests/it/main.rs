@@ -4,6 +4,7 @@
 
 mod support;
 
+mod admin_api;
 mod app_home;
 mod billing;
 mod black_box;

@@ -17,6 +17,7 @@ use shopify_app_rust::billing::{self, BillingError};
 use shopify_app_rust::error::AppError;
 use shopify_app_rust::jobs::{Job, JobError, JobRegistry, NewJob, Scope};
 use shopify_app_rust::shopify::graphql::GraphqlRequest;
+use shopify_app_rust::web::admin_api::bulk::BulkOperationFinished;
 use shopify_app_rust::web::admin_api::{AdminApi, GraphqlError};
 use shopify_app_rust::web::extract::Admin;
 
@@ -122,6 +123,42 @@ pub async fn charge_sync(state: &AppState, shop: &str, synced: u64) -> Result<()
 }
 // end of recipe
 
+// recipe: every page of a connection
+#[derive(serde::Deserialize)]
+pub struct ProductId {
+    id: String,
+}
+
+pub async fn all_product_ids(api: &AdminApi) -> Result<Vec<ProductId>, GraphqlError> {
+    let query = "query($after: String) { products(first: 250, after: $after) { nodes { id } pageInfo { hasNextPage endCursor } } }";
+    api.pages(GraphqlRequest::new(query), "/products").collect(10_000).await
+}
+// end of recipe
+
+// recipe: a bulk query
+pub async fn start_export(admin: Admin) -> Result<StatusCode, GraphqlError> {
+    admin.api.run_bulk_query("{ products { edges { node { id title } } } }").await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(serde::Deserialize)]
+struct ExportedProduct {
+    id: String,
+    title: String,
+}
+
+pub async fn export_finished(state: AppState, job: Job) -> Result<(), JobError> {
+    let finished: BulkOperationFinished = job.payload()?;
+    let api = AdminApi::for_shop(&state, job.shop()?).await?;
+    let operation = api.bulk_operation(&finished.admin_graphql_api_id).await?;
+    let mut products = api.bulk_results::<ExportedProduct>(&operation).await?;
+    while let Some(product) = products.next().await? {
+        tracing::info!(id = product.id, title = product.title, "exported");
+    }
+    Ok(())
+}
+// end of recipe
+
 /// `text`'s lines without their indentation, blank lines dropped.
 fn unindented(text: &str) -> Vec<&str> {
     text.lines().map(str::trim).filter(|line| !line.is_empty()).collect()
@@ -146,7 +183,7 @@ fn the_readme_shows_the_compiled_recipes() {
         recipes += 1;
         rest = &body[end..];
     }
-    assert_eq!(recipes, 7);
+    assert_eq!(recipes, 9);
 }
 
 #[test]
