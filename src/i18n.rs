@@ -1,6 +1,6 @@
-//! Translations: the pages' text in `locales/{en,fr}.json`, built into the binary, chosen by
-//! App Home's `locale` parameter (`fr`, `fr-CA`...), English when the locale is not shipped or
-//! a key is missing from it.
+//! Translations: the embedded pages' text in `locales/{en,fr}.json`, built into the binary,
+//! chosen by the `locale` parameter of the admin's page loads (`fr`, `fr-CA`...), English when
+//! the locale is not shipped or a key is missing from it.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -36,6 +36,15 @@ impl Texts {
         let language = locale.and_then(|locale| locale.split(['-', '_']).next()).unwrap_or("en").to_ascii_lowercase();
         let locale = FILES.iter().map(|(code, _)| *code).find(|code| *code == language).unwrap_or("en");
         Self { locale }
+    }
+
+    /// The texts for a request's query string: its `locale` parameter (the admin adds it to
+    /// every embedded page load), English without one.
+    pub fn from_query(query: Option<&str>) -> Self {
+        let locale = query.and_then(|query| {
+            url::form_urlencoded::parse(query.as_bytes()).find_map(|(name, value)| (name == "locale").then_some(value))
+        });
+        Self::for_locale(locale.as_deref())
     }
 
     /// The locale's code (`en`, `fr`), for `<html lang>`.
@@ -79,5 +88,14 @@ mod tests {
         assert_eq!(Texts::for_locale(None).code(), "en");
         assert_eq!(Texts::for_locale(Some("fr")).get("home.heading"), "Application Rust");
         assert_eq!(Texts::for_locale(Some("de")).get("home.heading"), "Rust app");
+    }
+
+    #[test]
+    fn reads_the_locale_parameter_of_a_query() {
+        assert_eq!(Texts::from_query(Some("shop=s1.myshopify.com&locale=fr-CA&host=x")).code(), "fr");
+        assert_eq!(Texts::from_query(Some("locale=fr%2DCA")).code(), "fr", "decoded");
+        assert_eq!(Texts::from_query(Some("shop=s1.myshopify.com&xlocale=fr")).code(), "en");
+        assert_eq!(Texts::from_query(Some("locale=")).code(), "en");
+        assert_eq!(Texts::from_query(None).code(), "en");
     }
 }
