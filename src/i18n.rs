@@ -86,8 +86,8 @@ mod tests {
         assert_eq!(Texts::for_locale(Some("fr-CA")).code(), "fr");
         assert_eq!(Texts::for_locale(Some("de")).code(), "en");
         assert_eq!(Texts::for_locale(None).code(), "en");
-        assert_eq!(Texts::for_locale(Some("fr")).get("home.heading"), "Application Rust");
-        assert_eq!(Texts::for_locale(Some("de")).get("home.heading"), "Rust app");
+        assert_eq!(Texts::for_locale(Some("fr")).get("app.name"), "Application Rust");
+        assert_eq!(Texts::for_locale(Some("de")).get("app.name"), "Rust app");
     }
 
     #[test]

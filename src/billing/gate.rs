@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::{BillingError, Mode};
+use crate::i18n::Texts;
 use crate::shopify::http::BoxFuture;
 use crate::state::AppState;
 use crate::web::core_request;
@@ -47,6 +48,7 @@ pub fn require(
 #[template(path = "billing_pending.html")]
 struct PendingPage<'a> {
     api_key: &'a str,
+    t: Texts,
 }
 
 /// The page or JSON shown when billing could not be checked or requested.
@@ -54,6 +56,7 @@ struct PendingPage<'a> {
 #[template(path = "billing_error.html")]
 struct ErrorPage<'a> {
     api_key: &'a str,
+    t: Texts,
     message: &'a str,
 }
 
@@ -88,7 +91,7 @@ async fn gate(State(Required { state, plans }): State<Required>, request: Reques
             )
                 .into_response();
         }
-        return match (PendingPage { api_key: &state.config.api_key }).render() {
+        return match (PendingPage { api_key: &state.config.api_key, t: admin.session.texts }).render() {
             Ok(html) => (StatusCode::PAYMENT_REQUIRED, admin.page(html)).into_response(),
             Err(error) => crate::error::AppError::from(error).into_response(),
         };
@@ -124,7 +127,7 @@ impl BillingError {
         if fetch {
             return (status, Json(json!({ "errors": [{ "message": message }] }))).into_response();
         }
-        match (ErrorPage { api_key: &state.config.api_key, message: &message }).render() {
+        match (ErrorPage { api_key: &state.config.api_key, t: admin.session.texts, message: &message }).render() {
             Ok(html) => (status, admin.page(html)).into_response(),
             Err(error) => crate::error::AppError::from(error).into_response(),
         }

@@ -14,6 +14,7 @@ use serde_json::json;
 use crate::billing::gate::{is_fetch, payment_page, returned_from_confirmation};
 use crate::billing::{ActivePayment, BillingError, Charge, Interval, Mode};
 use crate::error::AppError;
+use crate::i18n::Texts;
 use crate::state::AppState;
 use crate::web::core_request;
 use crate::web::extract::Admin;
@@ -34,6 +35,7 @@ struct PlansPage<'a> {
     pending: bool,
     plans: Vec<PlanRow>,
     managed: bool,
+    t: Texts,
 }
 
 /// The price of a plan as a merchant reads it (`10.00 USD every 30 days, 7-day trial`).
@@ -77,7 +79,8 @@ pub async fn page(State(state): State<AppState>, admin: Admin, parts: Parts) -> 
         .map(|plan| PlanRow { name: plan.name, price: price(&plan.charge) })
         .collect();
     let managed = matches!(state.billing.mode(), Mode::Managed { .. });
-    let page = PlansPage { api_key: &state.config.api_key, current, pending, plans, managed };
+    let t = admin.session.texts;
+    let page = PlansPage { api_key: &state.config.api_key, current, pending, plans, managed, t };
     Ok(admin.page(page.render()?))
 }
 

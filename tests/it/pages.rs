@@ -55,3 +55,21 @@ async fn app_home_speaks_the_admins_language_and_english_otherwise() {
     let german = app.send(get(&format!("/?{}", document_query(&token).replace("locale=en", "locale=de")))).await;
     assert!(german.body.contains("Latest updated products"), "English when the locale is not shipped");
 }
+
+#[tokio::test]
+async fn the_nav_and_the_page_language_follow_the_admins_locale() {
+    let app = TestApp::start().await;
+    let french = app.load_in("/", Some("fr")).await;
+    assert_eq!(french.status, StatusCode::OK, "{}", french.body);
+    assert!(french.body.contains(r#"<html lang="fr">"#));
+    assert!(french.body.contains("<title>Accueil · Application Rust</title>"));
+    assert!(french.body.contains(r#"<s-link href="/" rel="home">Accueil</s-link>"#));
+    assert!(french.body.contains(r#"<s-link href="/settings">Paramètres</s-link>"#));
+    assert!(french.body.contains(r#"<s-link href="/plans">Forfaits</s-link>"#));
+    for locale in [Some("de"), None] {
+        let english = app.load_in("/", locale).await;
+        assert!(english.body.contains(r#"<html lang="en">"#), "{locale:?}");
+        assert!(english.body.contains(r#"<s-link href="/settings">Settings</s-link>"#), "{locale:?}");
+        assert!(english.body.contains(r#"<s-link href="/plans">Plans</s-link>"#), "{locale:?}");
+    }
+}

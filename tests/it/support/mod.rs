@@ -376,6 +376,14 @@ impl TestApp {
         self.send(get(&format!("/?{}", document_query(&session_token(self.now()))))).await
     }
 
+    /// A document load of `path` (which may hold a query of its own) with a fresh session
+    /// token, the admin in `locale` (`None`: no `locale` parameter).
+    pub async fn load_in(&self, path: &str, locale: Option<&str>) -> TestResponse {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let query = document_query_in(&session_token(self.now()), locale);
+        self.send(get(&format!("{path}{separator}{query}"))).await
+    }
+
     pub fn now(&self) -> i64 {
         self.clock.now().unix_timestamp()
     }
@@ -475,7 +483,13 @@ pub fn session_token_of(shop: &str, sub: &str, now: i64) -> String {
 
 /// The query Shopify adds to an App Home document load.
 pub fn document_query(id_token: &str) -> String {
-    format!("embedded=1&host=YWRtaW4&id_token={id_token}&locale=en&shop={SHOP_DOMAIN}&timestamp={NOW}")
+    document_query_in(id_token, Some("en"))
+}
+
+/// [`document_query`] with the admin in `locale` (`fr`, `fr-CA`), or without the parameter.
+pub fn document_query_in(id_token: &str, locale: Option<&str>) -> String {
+    let locale = locale.map(|locale| format!("&locale={locale}")).unwrap_or_default();
+    format!("embedded=1&host=YWRtaW4&id_token={id_token}{locale}&shop={SHOP_DOMAIN}&timestamp={NOW}")
 }
 
 pub fn get(uri: &str) -> Request<Body> {
