@@ -73,3 +73,21 @@ async fn the_nav_and_the_page_language_follow_the_admins_locale() {
         assert!(english.body.contains(r#"<s-link href="/plans">Plans</s-link>"#), "{locale:?}");
     }
 }
+
+#[tokio::test]
+async fn the_settings_page_speaks_french_and_english_otherwise() {
+    let app = TestApp::start().await;
+    let french = app.load_in("/settings", Some("fr-CA")).await;
+    assert_eq!(french.status, StatusCode::OK, "{}", french.body);
+    assert!(french.body.contains(r#"<html lang="fr">"#));
+    assert!(french.body.contains("<title>Paramètres · Application Rust</title>"));
+    assert!(french.body.contains(r#"<s-page heading="Paramètres">"#));
+    assert!(french.body.contains(">Enregistrer et revenir à l&#39;accueil</s-button>"), "{}", french.body);
+    assert!(french.body.contains(">Ouvrir la page Produits de l&#39;administration</s-button>"));
+    for locale in [Some("de"), None] {
+        let english = app.load_in("/settings", locale).await;
+        assert!(english.body.contains(r#"<html lang="en">"#), "{locale:?}");
+        assert!(english.body.contains(r#"<s-page heading="Settings">"#), "{locale:?}");
+        assert!(english.body.contains(">Save and go back home</s-button>"), "{locale:?}");
+    }
+}
