@@ -1,6 +1,7 @@
 //! Translations: the embedded pages' text in `locales/{en,fr}.json`, built into the binary,
 //! chosen by the `locale` parameter of the admin's page loads (`fr`, `fr-CA`...), English when
-//! the locale is not shipped or a key is missing from it.
+//! the locale is not shipped or a key is missing from it. A text may hold `{name}` placeholders,
+//! filled by [`Texts::fill`].
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -63,6 +64,11 @@ impl Texts {
                 ""
             })
     }
+
+    /// The text for `key` with each `{name}` of `values` replaced by its value.
+    pub fn fill(&self, key: &str, values: &[(&str, &str)]) -> String {
+        values.iter().fold(self.get(key).to_owned(), |text, (name, value)| text.replace(&format!("{{{name}}}"), value))
+    }
 }
 
 #[cfg(test)]
@@ -97,5 +103,12 @@ mod tests {
         assert_eq!(Texts::from_query(Some("shop=s1.myshopify.com&xlocale=fr")).code(), "en");
         assert_eq!(Texts::from_query(Some("locale=")).code(), "en");
         assert_eq!(Texts::from_query(None).code(), "en");
+    }
+
+    #[test]
+    fn fills_placeholders_and_leaves_unknown_ones() {
+        let french = Texts::for_locale(Some("fr"));
+        assert_eq!(french.fill("plans.trial", &[("days", "7")]), "essai de 7 jours");
+        assert_eq!(french.fill("plans.trial", &[]), "essai de {days} jours");
     }
 }

@@ -231,7 +231,7 @@ async fn the_plans_page_shows_the_plan_starts_a_charge_and_cancels() {
     app.shopify.script(Endpoint::Graphql, [status_answer(active_pro())]);
     let page = app.send(get(&format!("/plans?{}", document_query(&id_token)))).await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(page.body.contains("<s-text type=\"strong\">Pro</s-text> · ACTIVE · test charge"), "{}", page.body);
+    assert!(page.body.contains("<s-text type=\"strong\">Pro</s-text> · Active · test charge"), "{}", page.body);
     assert!(!page.body.contains("plan=Pro"), "the plan the shop has is not offered again");
     assert!(page.body.contains("data-subscription-id=\"gid://shopify/AppSubscription/7\""));
 
@@ -245,7 +245,7 @@ async fn the_plans_page_shows_the_plan_starts_a_charge_and_cancels() {
     assert_eq!(queries(&app).len(), 2);
     app.shopify.script(Endpoint::Graphql, [status_answer(active_pro())]);
     let again = app.send(get(&format!("/plans?{}", document_query(&id_token)))).await;
-    assert!(again.body.contains("· ACTIVE"));
+    assert!(again.body.contains("· Active"));
     assert_eq!(queries(&app).len(), 3, "the pending answer was not cached");
 
     app.shopify.script(Endpoint::Graphql, [created("appSubscriptionCreate")]);
@@ -276,4 +276,41 @@ async fn the_plans_page_shows_the_plan_starts_a_charge_and_cancels() {
     assert_eq!(cancelled.status, StatusCode::OK);
     assert_eq!(cancelled.json(), json!({"cancelled": "gid://shopify/AppSubscription/7"}));
     assert!(is_mutation(queries(&app).last().unwrap(), "appSubscriptionCancel"));
+}
+
+#[tokio::test]
+async fn the_plans_page_speaks_french_and_english_otherwise() {
+    let app = TestApp::start().await;
+    store_offline_token(&app, SHOP).await;
+    app.shopify.script(Endpoint::Graphql, [status_answer(json!([]))]);
+    let french = app.load_in("/plans", Some("fr")).await;
+    assert_eq!(french.status, StatusCode::OK, "{}", french.body);
+    assert!(french.body.contains(r#"<html lang="fr">"#));
+    assert!(french.body.contains(r#"<s-page heading="Forfaits">"#));
+    assert!(french.body.contains("<s-paragraph>Aucun forfait actif.</s-paragraph>"));
+    assert!(
+        french.body.contains(
+            "10.00 USD tous les 30 jours, essai de 7 jours, plus les frais d&#39;utilisation jusqu&#39;à 100.00 USD"
+        ),
+        "{}",
+        french.body
+    );
+    assert!(french.body.contains(">Choisir</s-button>"));
+    for locale in [Some("de"), None] {
+        let english = app.load_in("/plans", locale).await;
+        assert!(english.body.contains(r#"<html lang="en">"#), "{locale:?}");
+        assert!(english.body.contains("<s-paragraph>No active plan.</s-paragraph>"), "{locale:?}");
+        assert!(english.body.contains("10.00 USD every 30 days, 7-day trial, plus usage up to 100.00 USD"));
+        assert!(english.body.contains(">Choose</s-button>"), "{locale:?}");
+    }
+
+    app.state.billing.forget(SHOP);
+    app.shopify.script(Endpoint::Graphql, [status_answer(active_pro())]);
+    let subscribed = app.load_in("/plans", Some("fr")).await;
+    assert!(subscribed.body.contains("· Actif · frais de test"), "{}", subscribed.body);
+    assert!(subscribed.body.contains(">Annuler le forfait</s-button>"));
+
+    app.shopify.script(Endpoint::Graphql, [status_answer(json!([]))]);
+    let back = app.load_in("/plans?charge_id=5", Some("fr")).await;
+    assert!(back.body.contains("Shopify n&#39;a pas encore confirmé les frais"), "{}", back.body);
 }
