@@ -51,13 +51,14 @@ struct PendingPage<'a> {
     t: Texts,
 }
 
-/// The page or JSON shown when billing could not be checked or requested.
+/// The page shown when billing could not be checked or requested.
 #[derive(Template)]
 #[template(path = "billing_error.html")]
 struct ErrorPage<'a> {
     api_key: &'a str,
     t: Texts,
-    message: &'a str,
+    /// Why, in the admin's language (Shopify's own words inside).
+    reason: String,
 }
 
 async fn gate(State(Required { state, plans }): State<Required>, request: Request, next: Next) -> Response {
@@ -112,22 +113,23 @@ async fn gate(State(Required { state, plans }): State<Required>, request: Reques
 
 impl BillingError {
     /// The failure as the merchant sees it: the app's errors as they answer (a token to
-    /// refresh, a busy database), Shopify's refusals and failures as a page or, for a `fetch`,
-    /// JSON (422, 502): never a 500.
+    /// refresh, a busy database), Shopify's refusals and failures as a page in the admin's
+    /// language or, for a `fetch`, JSON in English (422, 502): never a 500.
     pub fn answer(self, state: &AppState, admin: &Admin, fetch: bool) -> Response {
         let shop = admin.api.shop.as_str();
-        let status = match self {
+        let (status, key, detail) = match self {
             BillingError::App(error) => return error.into_response(),
-            BillingError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            BillingError::UnknownPlan(_) => StatusCode::NOT_FOUND,
-            BillingError::Failed(_) => StatusCode::BAD_GATEWAY,
+            BillingError::Refused(ref detail) => (StatusCode::UNPROCESSABLE_ENTITY, "billing_error.refused", detail),
+            BillingError::UnknownPlan(ref detail) => (StatusCode::NOT_FOUND, "billing_error.unknown_plan", detail),
+            BillingError::Failed(ref detail) => (StatusCode::BAD_GATEWAY, "billing_error.failed", detail),
         };
         tracing::warn!(shop, error = %self, "billing failed");
-        let message = self.to_string();
         if fetch {
-            return (status, Json(json!({ "errors": [{ "message": message }] }))).into_response();
+            return (status, Json(json!({ "errors": [{ "message": self.to_string() }] }))).into_response();
         }
-        match (ErrorPage { api_key: &state.config.api_key, t: admin.session.texts, message: &message }).render() {
+        let t = admin.session.texts;
+        let reason = t.fill(key, &[("detail", detail)]);
+        match (ErrorPage { api_key: &state.config.api_key, t, reason }).render() {
             Ok(html) => (status, admin.page(html)).into_response(),
             Err(error) => crate::error::AppError::from(error).into_response(),
         }

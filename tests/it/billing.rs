@@ -40,6 +40,15 @@ fn created(field: &str) -> Scripted {
     Scripted::json(200, json!({"data": {field: {"confirmationUrl": CONFIRMATION, "userErrors": []}}}))
 }
 
+/// `appSubscriptionCreate` answering `userErrors` with `message`.
+fn refused(message: &str) -> Scripted {
+    Scripted::json(
+        200,
+        json!({"data": {"appSubscriptionCreate": {"confirmationUrl": null,
+            "userErrors": [{"field": ["returnUrl"], "message": message}]}}}),
+    )
+}
+
 fn queries(app: &TestApp) -> Vec<Value> {
     app.shopify.graphql_requests().into_iter().map(|request| request.body).collect()
 }
@@ -153,11 +162,7 @@ async fn only_the_apps_plans_count_and_test_charges_only_in_test_mode() {
 #[tokio::test]
 async fn user_errors_and_failures_become_a_clear_page_or_json() {
     let app = billed_app(&[]).await;
-    let refused = Scripted::json(
-        200,
-        json!({"data": {"appSubscriptionCreate": {"confirmationUrl": null,
-            "userErrors": [{"field": ["returnUrl"], "message": "Return URL <must> be valid"}]}}}),
-    );
+    let refused = refused("Return URL <must> be valid");
     app.shopify.script(Endpoint::Graphql, [status_answer(json!([])), refused.clone()]);
     let page = app.load_home().await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -313,4 +318,43 @@ async fn the_plans_page_speaks_french_and_english_otherwise() {
     app.shopify.script(Endpoint::Graphql, [status_answer(json!([]))]);
     let back = app.load_in("/plans?charge_id=5", Some("fr")).await;
     assert!(back.body.contains("Shopify n&#39;a pas encore confirmé les frais"), "{}", back.body);
+}
+
+#[tokio::test]
+async fn the_billing_pages_speak_french_and_english_otherwise() {
+    let app = billed_app(&[]).await;
+    app.shopify.script(Endpoint::Graphql, [status_answer(json!([]))]);
+    let pending = app.load_in("/?charge_id=123", Some("fr")).await;
+    assert_eq!(pending.status, StatusCode::PAYMENT_REQUIRED);
+    assert!(pending.body.contains(r#"<html lang="fr">"#));
+    assert!(pending.body.contains("<title>Forfait pas encore actif · Application Rust</title>"));
+    assert!(
+        pending.body.contains(r#"<s-page heading="Votre forfait n&#39;est pas encore actif">"#),
+        "{}",
+        pending.body
+    );
+    assert!(pending.body.contains("actualisez cette page dans un instant"));
+    assert!(pending.body.contains(r#"<s-button href="/plans">Forfaits</s-button>"#));
+    for locale in [Some("de"), None] {
+        app.shopify.script(Endpoint::Graphql, [status_answer(json!([]))]);
+        let english = app.load_in("/?charge_id=123", locale).await;
+        assert_eq!(english.status, StatusCode::PAYMENT_REQUIRED);
+        assert!(english.body.contains(r#"<html lang="en">"#), "{locale:?}");
+        assert!(english.body.contains(r#"<s-page heading="Your plan is not active yet">"#), "{locale:?}");
+        assert!(english.body.contains(r#"<s-button href="/plans">Plans</s-button>"#), "{locale:?}");
+    }
+
+    app.shopify.script(Endpoint::Graphql, [status_answer(json!([])), refused("Return URL must be valid")]);
+    let error = app.load_in("/", Some("fr")).await;
+    assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(error.body.contains(r#"<html lang="fr">"#));
+    assert!(error.body.contains(r#"<s-page heading="Facturation indisponible">"#));
+    let reason = "L&#39;application n&#39;a pas pu vérifier ni créer votre forfait : Shopify a refusé : Return URL must \
+                  be valid. Réessayez dans un instant.";
+    assert!(error.body.contains(reason), "{}", error.body);
+    app.shopify.script(Endpoint::Graphql, [refused("Return URL must be valid")]);
+    let english = app.load_in("/", None).await;
+    assert!(english.body.contains(r#"<s-page heading="Billing unavailable">"#));
+    let reason = "The app could not check or create your plan: Shopify refused: Return URL must be valid. Try again";
+    assert!(english.body.contains(reason), "{}", english.body);
 }
