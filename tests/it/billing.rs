@@ -307,6 +307,7 @@ async fn the_plans_page_speaks_french_and_english_otherwise() {
         assert!(english.body.contains("<s-paragraph>No active plan.</s-paragraph>"), "{locale:?}");
         assert!(english.body.contains("10.00 USD every 30 days, 7-day trial, plus usage up to 100.00 USD"));
         assert!(english.body.contains(">Choose</s-button>"), "{locale:?}");
+        assert!(script_element(&english.body, "plans.js").contains(r#"data-cancelled="Plan cancelled""#));
     }
 
     app.state.billing.forget(SHOP);
@@ -318,6 +319,15 @@ async fn the_plans_page_speaks_french_and_english_otherwise() {
     app.shopify.script(Endpoint::Graphql, [status_answer(json!([]))]);
     let back = app.load_in("/plans?charge_id=5", Some("fr")).await;
     assert!(back.body.contains("Shopify n&#39;a pas encore confirmé les frais"), "{}", back.body);
+
+    let element = script_element(&subscribed.body, "plans.js");
+    let attributes = script_text_attributes("plans.js");
+    assert!(attributes.len() >= 3, "{attributes:?}");
+    for attribute in &attributes {
+        assert!(element.contains(attribute.as_str()), "{attribute} missing from {element}");
+    }
+    assert!(element.contains(r#"data-cancelled="Forfait annulé""#), "{element}");
+    assert!(element.contains(r#"data-not-cancelled="Impossible d&#39;annuler le forfait : {message}""#));
 }
 
 #[tokio::test]

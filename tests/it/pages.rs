@@ -91,3 +91,22 @@ async fn the_settings_page_speaks_french_and_english_otherwise() {
         assert!(english.body.contains(">Save and go back home</s-button>"), "{locale:?}");
     }
 }
+
+#[tokio::test]
+async fn app_homes_script_gets_its_texts_in_the_admins_language() {
+    let app = TestApp::start().await;
+    let french = app.load_in("/", Some("fr")).await;
+    let element = script_element(&french.body, "app_home.js");
+    let attributes = script_text_attributes("app_home.js");
+    assert!(attributes.len() >= 5, "{attributes:?}");
+    for attribute in &attributes {
+        assert!(element.contains(attribute.as_str()), "{attribute} missing from {element}");
+    }
+    assert!(element.contains(r#"data-created="Produit créé""#), "{element}");
+    assert!(element.contains(r#"data-not-created="Impossible de créer le produit : {message}""#));
+    assert!(element.contains(r#"data-network-error="Erreur réseau""#));
+    let english = app.load_in("/", Some("de")).await;
+    let element = script_element(&english.body, "app_home.js");
+    assert!(element.contains(r#"data-created="Product created""#), "{element}");
+    assert!(english.body.contains(r#"<script src="/static/texts.js" defer></script>"#));
+}

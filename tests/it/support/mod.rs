@@ -848,3 +848,28 @@ async fn provider_me(State(state): State<Arc<ProviderState>>, headers: HeaderMap
         _ => provider_json(StatusCode::UNAUTHORIZED, json!({"error": "invalid_token"})),
     }
 }
+
+/// The `data-*` attributes that `static/{script}` reads its texts from: `text("notCreated"`
+/// reads `data-not-created` of its `<script>` element (see `static/texts.js`).
+pub fn script_text_attributes(script: &str) -> Vec<String> {
+    let source = std::fs::read_to_string(format!("static/{script}")).unwrap();
+    source
+        .split("text(\"")
+        .skip(1)
+        .map(|call| {
+            let name = call.split('"').next().unwrap_or_default();
+            let kebab: String = name
+                .chars()
+                .flat_map(|c| if c.is_ascii_uppercase() { vec!['-', c.to_ascii_lowercase()] } else { vec![c] })
+                .collect();
+            format!("data-{kebab}=")
+        })
+        .collect()
+}
+
+/// The opening tag of a page's `<script src="/static/{script}" ...>` element, attributes included.
+pub fn script_element<'a>(body: &'a str, script: &str) -> &'a str {
+    let start = body.find(&format!(r#"<script src="/static/{script}""#)).unwrap_or_else(|| panic!("no {script}"));
+    let tag = &body[start..];
+    &tag[..=tag.find('>').unwrap()]
+}
