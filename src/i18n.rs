@@ -1,13 +1,14 @@
-//! Translations: the pages' text in `locales/{en,fr}.json`, built into the binary, chosen by
-//! App Home's `locale` parameter (`fr`, `fr-CA`...), English when the locale is not shipped or
-//! a key is missing from it.
+//! Translations: the embedded pages' text in `locales/{en,fr}.json`, built into the binary,
+//! chosen by the `locale` parameter of the admin's page loads (`fr`, `fr-CA`...), English when
+//! the locale is not shipped or a key is missing from it. A text may hold `{name}` placeholders,
+//! filled by [`Texts::fill`].
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-/// The shipped locales: code and file.
-const FILES: [(&str, &str); 2] =
-    [("en", include_str!("../locales/en.json")), ("fr", include_str!("../locales/fr.json"))];
+/// The shipped locales: code and file. A new locale is one line here and its file.
+const FILES: &[(&str, &str)] =
+    &[("en", include_str!("../locales/en.json")), ("fr", include_str!("../locales/fr.json"))];
 
 /// Every locale's texts, read once.
 static LOCALES: LazyLock<HashMap<&'static str, HashMap<String, String>>> = LazyLock::new(|| {
@@ -38,6 +39,15 @@ impl Texts {
         Self { locale }
     }
 
+    /// The texts for a request's query string: its `locale` parameter (the admin adds it to
+    /// every embedded page load), English without one.
+    pub fn from_query(query: Option<&str>) -> Self {
+        let locale = query.and_then(|query| {
+            url::form_urlencoded::parse(query.as_bytes()).find_map(|(name, value)| (name == "locale").then_some(value))
+        });
+        Self::for_locale(locale.as_deref())
+    }
+
     /// The locale's code (`en`, `fr`), for `<html lang>`.
     pub fn code(&self) -> &'static str {
         self.locale
@@ -53,6 +63,11 @@ impl Texts {
                 tracing::warn!(key, "no text for this key");
                 ""
             })
+    }
+
+    /// The text for `key` with each `{name}` of `values` replaced by its value.
+    pub fn fill(&self, key: &str, values: &[(&str, &str)]) -> String {
+        values.iter().fold(self.get(key).to_owned(), |text, (name, value)| text.replace(&format!("{{{name}}}"), value))
     }
 }
 
@@ -77,7 +92,23 @@ mod tests {
         assert_eq!(Texts::for_locale(Some("fr-CA")).code(), "fr");
         assert_eq!(Texts::for_locale(Some("de")).code(), "en");
         assert_eq!(Texts::for_locale(None).code(), "en");
-        assert_eq!(Texts::for_locale(Some("fr")).get("home.heading"), "Application Rust");
-        assert_eq!(Texts::for_locale(Some("de")).get("home.heading"), "Rust app");
+        assert_eq!(Texts::for_locale(Some("fr")).get("app.name"), "Application Rust");
+        assert_eq!(Texts::for_locale(Some("de")).get("app.name"), "Rust app");
+    }
+
+    #[test]
+    fn reads_the_locale_parameter_of_a_query() {
+        assert_eq!(Texts::from_query(Some("shop=s1.myshopify.com&locale=fr-CA&host=x")).code(), "fr");
+        assert_eq!(Texts::from_query(Some("locale=fr%2DCA")).code(), "fr", "decoded");
+        assert_eq!(Texts::from_query(Some("shop=s1.myshopify.com&xlocale=fr")).code(), "en");
+        assert_eq!(Texts::from_query(Some("locale=")).code(), "en");
+        assert_eq!(Texts::from_query(None).code(), "en");
+    }
+
+    #[test]
+    fn fills_placeholders_and_leaves_unknown_ones() {
+        let french = Texts::for_locale(Some("fr"));
+        assert_eq!(french.fill("plans.trial", &[("days", "7")]), "essai de 7 jours");
+        assert_eq!(french.fill("plans.trial", &[]), "essai de {days} jours");
     }
 }

@@ -1,6 +1,8 @@
 // App Home: the "Generate a product" button. App Bridge adds the session token
 // (Authorization: Bearer ...) to same-origin fetch requests, and retries them with a
 // fresh token when the server answers 401 with X-Shopify-Retry-Invalid-Session-Request.
+// The toasts' texts come with the page, in the admin's language (static/texts.js).
+const text = pageTexts(document.currentScript);
 const button = document.getElementById("create-product");
 
 button.addEventListener("click", async () => {
@@ -10,7 +12,7 @@ button.addEventListener("click", async () => {
     const body = await response.json();
     if (!response.ok) {
       const message = (body.errors || []).map((e) => e.message).join(", ") || response.statusText;
-      shopify.toast.show(`Could not create the product: ${message}`, { isError: true });
+      shopify.toast.show(text("notCreated", { message }), { isError: true });
       return;
     }
     const product = body.product;
@@ -19,9 +21,9 @@ button.addEventListener("click", async () => {
     document.getElementById("product-link").href = `shopify://admin/products/${id}`;
     document.getElementById("product-json").textContent = JSON.stringify(product, null, 2);
     document.getElementById("product-section").hidden = false;
-    shopify.toast.show("Product created");
+    shopify.toast.show(text("created"));
   } catch (error) {
-    shopify.toast.show("Network error", { isError: true });
+    shopify.toast.show(text("networkError"), { isError: true });
   } finally {
     button.loading = false;
   }
@@ -39,8 +41,7 @@ if (provider && pending) {
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ pending }),
   }).then((response) => {
-    shopify.toast.show(response.ok ? `Connected to ${provider}` : `Could not connect to ${provider}`, {
-      isError: !response.ok,
-    });
+    const message = response.ok ? text("connected", { provider }) : text("notConnected", { provider });
+    shopify.toast.show(message, { isError: !response.ok });
   });
 }

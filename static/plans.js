@@ -1,4 +1,6 @@
-// Plans: the "Cancel the plan" button. App Bridge adds the session token to the fetch.
+// Plans: the "Cancel the plan" button. App Bridge adds the session token to the fetch. The
+// toasts' texts come with the page, in the admin's language (static/texts.js).
+const text = pageTexts(document.currentScript);
 const cancel = document.getElementById("cancel-plan");
 
 if (cancel) {
@@ -13,13 +15,13 @@ if (cancel) {
       const body = await response.json();
       if (!response.ok) {
         const message = (body.errors || []).map((e) => e.message).join(", ") || response.statusText;
-        shopify.toast.show(`Could not cancel: ${message}`, { isError: true });
+        shopify.toast.show(text("notCancelled", { message }), { isError: true });
         return;
       }
-      shopify.toast.show("Plan cancelled");
+      shopify.toast.show(text("cancelled"));
       window.location.reload();
     } catch (error) {
-      shopify.toast.show("Network error", { isError: true });
+      shopify.toast.show(text("networkError"), { isError: true });
     } finally {
       cancel.loading = false;
     }

@@ -15,9 +15,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::{BillingError, Mode};
+use crate::i18n::Texts;
 use crate::shopify::http::BoxFuture;
 use crate::state::AppState;
-use crate::web::admin_api::GraphqlError;
+use crate::web::admin_api::{GraphqlError, failure_reason};
 use crate::web::core_request;
 use crate::web::extract::Admin;
 
@@ -48,14 +49,17 @@ pub fn require(
 #[template(path = "billing_pending.html")]
 struct PendingPage<'a> {
     api_key: &'a str,
+    t: Texts,
 }
 
-/// The page or JSON shown when billing could not be checked or requested.
+/// The page shown when billing could not be checked or requested.
 #[derive(Template)]
 #[template(path = "billing_error.html")]
 struct ErrorPage<'a> {
     api_key: &'a str,
-    message: &'a str,
+    t: Texts,
+    /// Why, in the admin's language (Shopify's own words inside).
+    reason: String,
 }
 
 async fn gate(State(Required { state, plans }): State<Required>, request: Request, next: Next) -> Response {
@@ -89,7 +93,7 @@ async fn gate(State(Required { state, plans }): State<Required>, request: Reques
             )
                 .into_response();
         }
-        return match (PendingPage { api_key: &state.config.api_key }).render() {
+        return match (PendingPage { api_key: &state.config.api_key, t: admin.session.texts }).render() {
             Ok(html) => (StatusCode::PAYMENT_REQUIRED, admin.page(html)).into_response(),
             Err(error) => crate::error::AppError::from(error).into_response(),
         };
@@ -110,24 +114,32 @@ async fn gate(State(Required { state, plans }): State<Required>, request: Reques
 
 impl BillingError {
     /// The failure as the merchant sees it: the app's errors as they answer (a token to
-    /// refresh, a busy database), Shopify's refusals and failures as a page or, for a `fetch`,
-    /// JSON (422, 502): never a 500.
+    /// refresh, a busy database), Shopify's refusals and failures as a page in the admin's
+    /// language or, for a `fetch`, JSON in English (422, 502): never a 500.
     pub fn answer(self, state: &AppState, admin: &Admin, fetch: bool) -> Response {
         let shop = admin.api.shop.as_str();
-        let status = match self {
+        let (status, key, detail) = match self {
             BillingError::App(error) => return error.into_response(),
-            BillingError::Api(GraphqlError::UserErrors(_)) | BillingError::NotTheShops => {
-                StatusCode::UNPROCESSABLE_ENTITY
+            BillingError::Api(GraphqlError::UserErrors(ref errors)) => {
+                let messages: Vec<&str> = errors.iter().map(|error| error.message.as_str()).collect();
+                (StatusCode::UNPROCESSABLE_ENTITY, "billing_error.refused", messages.join("; "))
             }
-            BillingError::UnknownPlan(_) => StatusCode::NOT_FOUND,
-            BillingError::Api(_) => StatusCode::BAD_GATEWAY,
+            BillingError::NotTheShops => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "billing_error.not_the_shops", String::new())
+            }
+            BillingError::UnknownPlan(ref name) => (StatusCode::NOT_FOUND, "billing_error.unknown_plan", name.clone()),
+            BillingError::Api(GraphqlError::Failed(ref result)) => {
+                (StatusCode::BAD_GATEWAY, "billing_error.failed", failure_reason(result))
+            }
+            BillingError::Api(ref error) => (StatusCode::BAD_GATEWAY, "billing_error.failed", error.to_string()),
         };
         tracing::warn!(shop, error = %self, "billing failed");
-        let message = self.to_string();
         if fetch {
-            return (status, Json(json!({ "errors": [{ "message": message }] }))).into_response();
+            return (status, Json(json!({ "errors": [{ "message": self.to_string() }] }))).into_response();
         }
-        match (ErrorPage { api_key: &state.config.api_key, message: &message }).render() {
+        let t = admin.session.texts;
+        let reason = t.fill(key, &[("detail", &detail)]);
+        match (ErrorPage { api_key: &state.config.api_key, t, reason }).render() {
             Ok(html) => (status, admin.page(html)).into_response(),
             Err(error) => crate::error::AppError::from(error).into_response(),
         }

@@ -84,11 +84,12 @@ pub async fn create_product(admin: Admin) -> Result<Json<Value>, GraphqlError> {
 #[template(path = "settings.html")]
 struct SettingsPage<'a> {
     api_key: &'a str,
+    t: Texts,
 }
 
 /// `GET /settings`: a second App Home page, showing both redirect helpers.
 pub async fn settings(State(state): State<AppState>, session: AppHome) -> Result<Response, AppError> {
-    Ok(session.page(SettingsPage { api_key: &state.config.api_key }.render()?))
+    Ok(session.page(SettingsPage { api_key: &state.config.api_key, t: session.texts }.render()?))
 }
 
 /// `GET /settings/back-home`: an in-app redirect to `/?saved=1`, keeping the embedded

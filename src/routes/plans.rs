@@ -14,6 +14,7 @@ use serde_json::json;
 use crate::billing::gate::{is_fetch, payment_page, returned_from_confirmation};
 use crate::billing::{ActivePayment, BillingError, Charge, Interval, Mode};
 use crate::error::AppError;
+use crate::i18n::Texts;
 use crate::state::AppState;
 use crate::web::core_request;
 use crate::web::extract::Admin;
@@ -34,21 +35,30 @@ struct PlansPage<'a> {
     pending: bool,
     plans: Vec<PlanRow>,
     managed: bool,
+    t: Texts,
 }
 
-/// The price of a plan as a merchant reads it (`10.00 USD every 30 days, 7-day trial`).
-fn price(charge: &Charge) -> String {
+/// The price of a plan as a merchant reads it, in the admin's language (`10.00 USD every 30
+/// days, 7-day trial`).
+fn price(charge: &Charge, t: Texts) -> String {
     match *charge {
         Charge::Recurring { amount, currency_code, interval, trial_days, usage, .. } => {
             let every = match interval {
-                Interval::Every30Days => "every 30 days",
-                Interval::Annual => "every year",
+                Interval::Every30Days => "plans.every_30_days",
+                Interval::Annual => "plans.every_year",
             };
-            let trial = if trial_days > 0 { format!(", {trial_days}-day trial") } else { String::new() };
-            let usage = usage.map(|usage| format!(", plus usage up to {} {currency_code}", usage.capped_amount));
-            format!("{amount} {currency_code} {every}{trial}{}", usage.unwrap_or_default())
+            let mut parts = vec![t.fill(every, &[("price", &format!("{amount} {currency_code}"))])];
+            if trial_days > 0 {
+                parts.push(t.fill("plans.trial", &[("days", &trial_days.to_string())]));
+            }
+            if let Some(usage) = usage {
+                parts.push(t.fill("plans.usage", &[("price", &format!("{} {currency_code}", usage.capped_amount))]));
+            }
+            parts.join(", ")
         }
-        Charge::OneTime { amount, currency_code } => format!("{amount} {currency_code} once"),
+        Charge::OneTime { amount, currency_code } => {
+            t.fill("plans.once", &[("price", &format!("{amount} {currency_code}"))])
+        }
     }
 }
 
@@ -69,15 +79,16 @@ pub async fn page(State(state): State<AppState>, admin: Admin, parts: Parts) -> 
     if pending {
         state.billing.forget(&admin.api.shop);
     }
+    let t = admin.session.texts;
     let plans = state
         .billing
         .plans()
         .iter()
         .filter(|plan| current.is_none_or(|current| current.name != plan.name))
-        .map(|plan| PlanRow { name: plan.name, price: price(&plan.charge) })
+        .map(|plan| PlanRow { name: plan.name, price: price(&plan.charge, t) })
         .collect();
     let managed = matches!(state.billing.mode(), Mode::Managed { .. });
-    let page = PlansPage { api_key: &state.config.api_key, current, pending, plans, managed };
+    let page = PlansPage { api_key: &state.config.api_key, current, pending, plans, managed, t };
     Ok(admin.page(page.render()?))
 }
 

@@ -239,7 +239,7 @@ impl IntoResponse for GraphqlError {
 }
 
 /// A failed call's outcome code, with Shopify's error messages when it sent any.
-fn failure_reason(result: &GQLResult) -> String {
+pub(crate) fn failure_reason(result: &GQLResult) -> String {
     let messages: Vec<String> = serde_json::from_str::<Value>(&result.response.body)
         .ok()
         .and_then(|body| body.get("errors")?.as_array().cloned())

@@ -40,6 +40,15 @@ fn created(field: &str) -> Scripted {
     Scripted::json(200, json!({"data": {field: {"confirmationUrl": CONFIRMATION, "userErrors": []}}}))
 }
 
+/// `appSubscriptionCreate` answering `userErrors` with `message`.
+fn refused(message: &str) -> Scripted {
+    Scripted::json(
+        200,
+        json!({"data": {"appSubscriptionCreate": {"confirmationUrl": null,
+            "userErrors": [{"field": ["returnUrl"], "message": message}]}}}),
+    )
+}
+
 fn queries(app: &TestApp) -> Vec<Value> {
     app.shopify.graphql_requests().into_iter().map(|request| request.body).collect()
 }
@@ -153,11 +162,7 @@ async fn only_the_apps_plans_count_and_test_charges_only_in_test_mode() {
 #[tokio::test]
 async fn user_errors_and_failures_become_a_clear_page_or_json() {
     let app = billed_app(&[]).await;
-    let refused = Scripted::json(
-        200,
-        json!({"data": {"appSubscriptionCreate": {"confirmationUrl": null,
-            "userErrors": [{"field": ["returnUrl"], "message": "Return URL <must> be valid"}]}}}),
-    );
+    let refused = refused("Return URL <must> be valid");
     app.shopify.script(Endpoint::Graphql, [status_answer(json!([])), refused.clone()]);
     let page = app.load_home().await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -231,7 +236,7 @@ async fn the_plans_page_shows_the_plan_starts_a_charge_and_cancels() {
     app.shopify.script(Endpoint::Graphql, [status_answer(active_pro())]);
     let page = app.send(get(&format!("/plans?{}", document_query(&id_token)))).await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(page.body.contains("<s-text type=\"strong\">Pro</s-text> · ACTIVE · test charge"), "{}", page.body);
+    assert!(page.body.contains("<s-text type=\"strong\">Pro</s-text> · Active · test charge"), "{}", page.body);
     assert!(!page.body.contains("plan=Pro"), "the plan the shop has is not offered again");
     assert!(page.body.contains("data-subscription-id=\"gid://shopify/AppSubscription/7\""));
 
@@ -245,7 +250,7 @@ async fn the_plans_page_shows_the_plan_starts_a_charge_and_cancels() {
     assert_eq!(queries(&app).len(), 2);
     app.shopify.script(Endpoint::Graphql, [status_answer(active_pro())]);
     let again = app.send(get(&format!("/plans?{}", document_query(&id_token)))).await;
-    assert!(again.body.contains("· ACTIVE"));
+    assert!(again.body.contains("· Active"));
     assert_eq!(queries(&app).len(), 3, "the pending answer was not cached");
 
     app.shopify.script(Endpoint::Graphql, [created("appSubscriptionCreate")]);
@@ -276,4 +281,90 @@ async fn the_plans_page_shows_the_plan_starts_a_charge_and_cancels() {
     assert_eq!(cancelled.status, StatusCode::OK);
     assert_eq!(cancelled.json(), json!({"cancelled": "gid://shopify/AppSubscription/7"}));
     assert!(is_mutation(queries(&app).last().unwrap(), "appSubscriptionCancel"));
+}
+
+#[tokio::test]
+async fn the_plans_page_speaks_french_and_english_otherwise() {
+    let app = TestApp::start().await;
+    store_offline_token(&app, SHOP).await;
+    app.shopify.script(Endpoint::Graphql, [status_answer(json!([]))]);
+    let french = app.load_in("/plans", Some("fr")).await;
+    assert_eq!(french.status, StatusCode::OK, "{}", french.body);
+    assert!(french.body.contains(r#"<html lang="fr">"#));
+    assert!(french.body.contains(r#"<s-page heading="Forfaits">"#));
+    assert!(french.body.contains("<s-paragraph>Aucun forfait actif.</s-paragraph>"));
+    assert!(
+        french.body.contains(
+            "10.00 USD tous les 30 jours, essai de 7 jours, plus les frais d&#39;utilisation jusqu&#39;à 100.00 USD"
+        ),
+        "{}",
+        french.body
+    );
+    assert!(french.body.contains(">Choisir</s-button>"));
+    for locale in [Some("de"), None] {
+        let english = app.load_in("/plans", locale).await;
+        assert!(english.body.contains(r#"<html lang="en">"#), "{locale:?}");
+        assert!(english.body.contains("<s-paragraph>No active plan.</s-paragraph>"), "{locale:?}");
+        assert!(english.body.contains("10.00 USD every 30 days, 7-day trial, plus usage up to 100.00 USD"));
+        assert!(english.body.contains(">Choose</s-button>"), "{locale:?}");
+        assert!(script_element(&english.body, "plans.js").contains(r#"data-cancelled="Plan cancelled""#));
+    }
+
+    app.state.billing.forget(SHOP);
+    app.shopify.script(Endpoint::Graphql, [status_answer(active_pro())]);
+    let subscribed = app.load_in("/plans", Some("fr")).await;
+    assert!(subscribed.body.contains("· Actif · frais de test"), "{}", subscribed.body);
+    assert!(subscribed.body.contains(">Annuler le forfait</s-button>"));
+
+    app.shopify.script(Endpoint::Graphql, [status_answer(json!([]))]);
+    let back = app.load_in("/plans?charge_id=5", Some("fr")).await;
+    assert!(back.body.contains("Shopify n&#39;a pas encore confirmé les frais"), "{}", back.body);
+
+    let element = script_element(&subscribed.body, "plans.js");
+    let attributes = script_text_attributes("plans.js");
+    assert!(attributes.len() >= 3, "{attributes:?}");
+    for attribute in &attributes {
+        assert!(element.contains(attribute.as_str()), "{attribute} missing from {element}");
+    }
+    assert!(element.contains(r#"data-cancelled="Forfait annulé""#), "{element}");
+    assert!(element.contains(r#"data-not-cancelled="Impossible d&#39;annuler le forfait : {message}""#));
+}
+
+#[tokio::test]
+async fn the_billing_pages_speak_french_and_english_otherwise() {
+    let app = billed_app(&[]).await;
+    app.shopify.script(Endpoint::Graphql, [status_answer(json!([]))]);
+    let pending = app.load_in("/?charge_id=123", Some("fr")).await;
+    assert_eq!(pending.status, StatusCode::PAYMENT_REQUIRED);
+    assert!(pending.body.contains(r#"<html lang="fr">"#));
+    assert!(pending.body.contains("<title>Forfait pas encore actif · Application Rust</title>"));
+    assert!(
+        pending.body.contains(r#"<s-page heading="Votre forfait n&#39;est pas encore actif">"#),
+        "{}",
+        pending.body
+    );
+    assert!(pending.body.contains("actualisez cette page dans un instant"));
+    assert!(pending.body.contains(r#"<s-button href="/plans">Forfaits</s-button>"#));
+    for locale in [Some("de"), None] {
+        app.shopify.script(Endpoint::Graphql, [status_answer(json!([]))]);
+        let english = app.load_in("/?charge_id=123", locale).await;
+        assert_eq!(english.status, StatusCode::PAYMENT_REQUIRED);
+        assert!(english.body.contains(r#"<html lang="en">"#), "{locale:?}");
+        assert!(english.body.contains(r#"<s-page heading="Your plan is not active yet">"#), "{locale:?}");
+        assert!(english.body.contains(r#"<s-button href="/plans">Plans</s-button>"#), "{locale:?}");
+    }
+
+    app.shopify.script(Endpoint::Graphql, [status_answer(json!([])), refused("Return URL must be valid")]);
+    let error = app.load_in("/", Some("fr")).await;
+    assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(error.body.contains(r#"<html lang="fr">"#));
+    assert!(error.body.contains(r#"<s-page heading="Facturation indisponible">"#));
+    let reason = "L&#39;application n&#39;a pas pu vérifier ni créer votre forfait : Shopify a refusé : Return URL must \
+                  be valid. Réessayez dans un instant.";
+    assert!(error.body.contains(reason), "{}", error.body);
+    app.shopify.script(Endpoint::Graphql, [refused("Return URL must be valid")]);
+    let english = app.load_in("/", None).await;
+    assert!(english.body.contains(r#"<s-page heading="Billing unavailable">"#));
+    let reason = "The app could not check or create your plan: Shopify refused: Return URL must be valid. Try again";
+    assert!(english.body.contains(reason), "{}", english.body);
 }

@@ -74,3 +74,58 @@ async fn app_home_speaks_the_admins_language_and_english_otherwise() {
     let german = app.send(get(&format!("/?{}", document_query(&token).replace("locale=en", "locale=de")))).await;
     assert!(german.body.contains("Latest updated products"), "English when the locale is not shipped");
 }
+
+#[tokio::test]
+async fn the_nav_and_the_page_language_follow_the_admins_locale() {
+    let app = TestApp::start().await;
+    let french = app.load_in("/", Some("fr")).await;
+    assert_eq!(french.status, StatusCode::OK, "{}", french.body);
+    assert!(french.body.contains(r#"<html lang="fr">"#));
+    assert!(french.body.contains("<title>Accueil · Application Rust</title>"));
+    assert!(french.body.contains(r#"<s-link href="/" rel="home">Accueil</s-link>"#));
+    assert!(french.body.contains(r#"<s-link href="/settings">Paramètres</s-link>"#));
+    assert!(french.body.contains(r#"<s-link href="/plans">Forfaits</s-link>"#));
+    for locale in [Some("de"), None] {
+        let english = app.load_in("/", locale).await;
+        assert!(english.body.contains(r#"<html lang="en">"#), "{locale:?}");
+        assert!(english.body.contains(r#"<s-link href="/settings">Settings</s-link>"#), "{locale:?}");
+        assert!(english.body.contains(r#"<s-link href="/plans">Plans</s-link>"#), "{locale:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_settings_page_speaks_french_and_english_otherwise() {
+    let app = TestApp::start().await;
+    let french = app.load_in("/settings", Some("fr-CA")).await;
+    assert_eq!(french.status, StatusCode::OK, "{}", french.body);
+    assert!(french.body.contains(r#"<html lang="fr">"#));
+    assert!(french.body.contains("<title>Paramètres · Application Rust</title>"));
+    assert!(french.body.contains(r#"<s-page heading="Paramètres">"#));
+    assert!(french.body.contains(">Enregistrer et revenir à l&#39;accueil</s-button>"), "{}", french.body);
+    assert!(french.body.contains(">Ouvrir la page Produits de l&#39;administration</s-button>"));
+    for locale in [Some("de"), None] {
+        let english = app.load_in("/settings", locale).await;
+        assert!(english.body.contains(r#"<html lang="en">"#), "{locale:?}");
+        assert!(english.body.contains(r#"<s-page heading="Settings">"#), "{locale:?}");
+        assert!(english.body.contains(">Save and go back home</s-button>"), "{locale:?}");
+    }
+}
+
+#[tokio::test]
+async fn app_homes_script_gets_its_texts_in_the_admins_language() {
+    let app = TestApp::start().await;
+    let french = app.load_in("/", Some("fr")).await;
+    let element = script_element(&french.body, "app_home.js");
+    let attributes = script_text_attributes("app_home.js");
+    assert!(attributes.len() >= 5, "{attributes:?}");
+    for attribute in &attributes {
+        assert!(element.contains(attribute.as_str()), "{attribute} missing from {element}");
+    }
+    assert!(element.contains(r#"data-created="Produit créé""#), "{element}");
+    assert!(element.contains(r#"data-not-created="Impossible de créer le produit : {message}""#));
+    assert!(element.contains(r#"data-network-error="Erreur réseau""#));
+    let english = app.load_in("/", Some("de")).await;
+    let element = script_element(&english.body, "app_home.js");
+    assert!(element.contains(r#"data-created="Product created""#), "{element}");
+    assert!(english.body.contains(r#"<script src="/static/texts.js" defer></script>"#));
+}

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use shopify_app_rust::AppState;
 use shopify_app_rust::billing::{self, BillingError};
 use shopify_app_rust::error::AppError;
+use shopify_app_rust::i18n::Texts;
 use shopify_app_rust::jobs::{Job, JobError, JobRegistry, NewJob, Scope};
 use shopify_app_rust::shopify::graphql::GraphqlRequest;
 use shopify_app_rust::web::admin_api::bulk::BulkOperationFinished;
@@ -29,6 +30,7 @@ use shopify_app_rust::web::extract::Admin;
 )]
 struct ProductsPage<'a> {
     api_key: &'a str,
+    t: Texts,
     count: i64,
 }
 
@@ -45,7 +47,8 @@ struct Count {
 
 pub async fn products(State(state): State<AppState>, admin: Admin) -> Result<Response, GraphqlError> {
     let answer: ProductsCount = admin.api.query(GraphqlRequest::new("{ productsCount { count } }")).await?;
-    let page = ProductsPage { api_key: &state.config.api_key, count: answer.products_count.count };
+    let count = answer.products_count.count;
+    let page = ProductsPage { api_key: &state.config.api_key, t: admin.session.texts, count };
     Ok(admin.page(askama::Template::render(&page).map_err(AppError::from)?))
 }
 // end of recipe

@@ -29,7 +29,8 @@ pub struct AppHome {
     /// What to answer when Shopify later rejects a token obtained for this request (shared
     /// with the request's [`AdminApi`], not copied).
     pub invalid_token_response: Arc<Res>,
-    /// The admin's language, from a document load's `locale` parameter (English otherwise).
+    /// The admin's language, from a document load's `locale` parameter (English otherwise):
+    /// every embedded page's texts.
     pub texts: crate::i18n::Texts,
     document_headers: Vec<(String, String)>,
 }
@@ -53,7 +54,7 @@ impl FromRequestParts<AppState> for AppHome {
         tracing::debug!(code = %result.log.code, shop = ?result.shop, "app home request");
         match (result.ok, result.shop, result.id_token, result.invalid_token_response) {
             (true, Some(shop), Some(id_token), Some(invalid_token_response)) => Ok(Self {
-                texts: crate::i18n::Texts::for_locale(locale(parts)),
+                texts: crate::i18n::Texts::from_query(parts.uri.query()),
                 shop,
                 user_id: result.user_id,
                 id_token,
@@ -63,11 +64,6 @@ impl FromRequestParts<AppState> for AppHome {
             _ => Err(result.response),
         }
     }
-}
-
-/// The `locale` query parameter of a request, if any.
-fn locale(parts: &Parts) -> Option<&str> {
-    parts.uri.query()?.split('&').find_map(|pair| pair.strip_prefix("locale="))
 }
 
 /// A verified App Home request together with the shop's Admin API, like

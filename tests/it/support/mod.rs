@@ -376,6 +376,14 @@ impl TestApp {
         self.send(get(&format!("/?{}", document_query(&session_token(self.now()))))).await
     }
 
+    /// A document load of `path` (which may hold a query of its own) with a fresh session
+    /// token, the admin in `locale` (`None`: no `locale` parameter).
+    pub async fn load_in(&self, path: &str, locale: Option<&str>) -> TestResponse {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let query = document_query_in(&session_token(self.now()), locale);
+        self.send(get(&format!("{path}{separator}{query}"))).await
+    }
+
     pub fn now(&self) -> i64 {
         self.clock.now().unix_timestamp()
     }
@@ -475,7 +483,13 @@ pub fn session_token_of(shop: &str, sub: &str, now: i64) -> String {
 
 /// The query Shopify adds to an App Home document load.
 pub fn document_query(id_token: &str) -> String {
-    format!("embedded=1&host=YWRtaW4&id_token={id_token}&locale=en&shop={SHOP_DOMAIN}&timestamp={NOW}")
+    document_query_in(id_token, Some("en"))
+}
+
+/// [`document_query`] with the admin in `locale` (`fr`, `fr-CA`), or without the parameter.
+pub fn document_query_in(id_token: &str, locale: Option<&str>) -> String {
+    let locale = locale.map(|locale| format!("&locale={locale}")).unwrap_or_default();
+    format!("embedded=1&host=YWRtaW4&id_token={id_token}{locale}&shop={SHOP_DOMAIN}&timestamp={NOW}")
 }
 
 pub fn get(uri: &str) -> Request<Body> {
@@ -833,4 +847,29 @@ async fn provider_me(State(state): State<Arc<ProviderState>>, headers: HeaderMap
         }
         _ => provider_json(StatusCode::UNAUTHORIZED, json!({"error": "invalid_token"})),
     }
+}
+
+/// The `data-*` attributes that `static/{script}` reads its texts from: `text("notCreated"`
+/// reads `data-not-created` of its `<script>` element (see `static/texts.js`).
+pub fn script_text_attributes(script: &str) -> Vec<String> {
+    let source = std::fs::read_to_string(format!("static/{script}")).unwrap();
+    source
+        .split("text(\"")
+        .skip(1)
+        .map(|call| {
+            let name = call.split('"').next().unwrap_or_default();
+            let kebab: String = name
+                .chars()
+                .flat_map(|c| if c.is_ascii_uppercase() { vec!['-', c.to_ascii_lowercase()] } else { vec![c] })
+                .collect();
+            format!("data-{kebab}=")
+        })
+        .collect()
+}
+
+/// The opening tag of a page's `<script src="/static/{script}" ...>` element, attributes included.
+pub fn script_element<'a>(body: &'a str, script: &str) -> &'a str {
+    let start = body.find(&format!(r#"<script src="/static/{script}""#)).unwrap_or_else(|| panic!("no {script}"));
+    let tag = &body[start..];
+    &tag[..=tag.find('>').unwrap()]
 }
