@@ -10,6 +10,7 @@ mod billing;
 mod black_box;
 mod conformance;
 mod database;
+mod extensions;
 mod install;
 mod jobs;
 mod limits;
