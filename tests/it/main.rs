@@ -7,6 +7,7 @@ mod support;
 mod app_home;
 mod billing;
 mod black_box;
+mod browser;
 mod conformance;
 mod database;
 mod install;

@@ -2,6 +2,8 @@
 //! and the app wired to both over a temporary SQLite file.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod browser;
+
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
