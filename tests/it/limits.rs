@@ -1,40 +1,16 @@
 //! The server's limits, from the outside: the app served by `server::serve` on 127.0.0.1 and
 //! driven over raw TCP, so a test can be the slow or stuck client the limits are for.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
-use shopify_app_rust::{app, server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tokio::net::TcpStream;
 
 /// How long a test waits for something a limit of one second must cause.
 const GENEROUS: Duration = Duration::from_secs(10);
 
-/// The app served on a free port of 127.0.0.1 until `stop`.
-struct Served {
-    app: TestApp,
-    address: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    server: JoinHandle<()>,
-}
-
 impl Served {
-    async fn start(settings: &[(&str, &str)]) -> Self {
-        let test_app = TestApp::start_with(settings).await;
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let (router, limits) = (app(test_app.state.clone()), test_app.state.config.limits);
-        let server = tokio::spawn(server::serve(listener, router, limits, async {
-            let _ = stopped.await;
-        }));
-        Self { app: test_app, address, stop: Some(stop), server }
-    }
-
     async fn connect(&self) -> TcpStream {
         TcpStream::connect(self.address).await.unwrap()
     }

@@ -8,6 +8,7 @@ mod admin_api;
 mod app_home;
 mod billing;
 mod black_box;
+mod browser;
 mod conformance;
 mod database;
 mod extensions;

@@ -2,7 +2,10 @@
 //! and the app wired to both over a temporary SQLite file.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod browser;
+
 use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,8 +24,11 @@ use shopify_app_rust::shopify::http::BoxFuture;
 use shopify_app_rust::shopify::model::{AccessMode, AccessToken};
 #[allow(unused_imports)] // not every test binary compares secrets
 pub use shopify_app_rust::shopify::secret::Secret;
-use shopify_app_rust::{AppState, app, db};
+use shopify_app_rust::{AppState, app, db, server};
 use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
 pub const API_KEY: &str = "test-api-key";
@@ -413,6 +419,39 @@ impl TestApp {
     /// Whether `text` appears anywhere in [`TestApp::database_bytes`].
     pub async fn database_contains(&self, text: &str) -> bool {
         self.database_bytes().await.windows(text.len()).any(|window| window == text.as_bytes())
+    }
+}
+
+/// The app served over HTTP on a free port of 127.0.0.1 by `server::serve`, as `main` serves
+/// it, with that address as its public URL (`SHOPIFY_APP_URL`), so its redirects come back to
+/// it. Serves until `stop` is sent (or the test ends).
+pub struct Served {
+    pub app: TestApp,
+    pub address: SocketAddr,
+    pub stop: Option<oneshot::Sender<()>>,
+    pub server: JoinHandle<()>,
+}
+
+impl Served {
+    /// Serves a new [`TestApp`] with `settings` (which may name another `SHOPIFY_APP_URL`).
+    pub async fn start(settings: &[(&str, &str)]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let own_url = format!("http://{address}");
+        let settings: Vec<_> =
+            [("SHOPIFY_APP_URL", own_url.as_str())].into_iter().chain(settings.iter().copied()).collect();
+        let test_app = TestApp::start_with(&settings).await;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (router, limits) = (app(test_app.state.clone()), test_app.state.config.limits);
+        let server = tokio::spawn(server::serve(listener, router, limits, async {
+            let _ = stopped.await;
+        }));
+        Self { app: test_app, address, stop: Some(stop), server }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
     }
 }
 
