@@ -91,3 +91,54 @@ async fn app_home_in_chromium_creates_a_product_and_comes_back_from_the_patch_pa
     assert_eq!(browser.errors(), Vec::<String>::new(), "errors on the pages (screenshots in {})", shots.display());
     assert_eq!(browser.refused_requests(), Vec::<String>::new(), "requests that would leave the machine");
 }
+
+#[tokio::test]
+async fn a_browser_outside_the_admin_installs_from_the_landing_page_and_app_home_speaks_french() {
+    let Some(browser) = Browser::launch().await else { return };
+    let served = Served::start(&[]).await;
+
+    // `cargo run`, then http://localhost:8080/ in a browser: the landing page, whose form starts
+    // the install on the shop typed in (Shopify's authorize page is out of reach: the request
+    // is refused, and recorded).
+    browser.goto(&format!("{}/", served.url())).await;
+    let heading = browser
+        .wait_for("landing page", "document.readyState === 'complete' && document.querySelector('h1')?.textContent")
+        .await;
+    assert_eq!(heading, "Rust app for Shopify");
+    browser.screenshot("4-landing-page").await;
+    browser.eval("document.getElementById('shop').value = 's1.myshopify.com'").await;
+    browser.click("button[type=submit]").await;
+    let authorize = browser.wait_for_refused("https://s1.myshopify.com/admin/oauth/authorize?").await;
+    assert!(authorize.contains(&format!("client_id={API_KEY}")), "{authorize}");
+
+    // A path the app does not serve: the not-found page.
+    browser.goto(&format!("{}/no-such-page", served.url())).await;
+    let heading = browser
+        .wait_for("not-found page", "document.readyState === 'complete' && document.querySelector('h1')?.textContent")
+        .await;
+    assert_eq!(heading, "Not found");
+
+    // App Home in the admin's language.
+    let token = session_token(served.app.now());
+    browser.serve_script(APP_BRIDGE_URL, &app_bridge_stand_in(&token));
+    browser.serve_script(POLARIS_URL, POLARIS_STAND_IN);
+    browser.goto(&format!("{}/?{}", served.url(), document_query(&token).replace("locale=en", "locale=fr"))).await;
+    let button = browser
+        .wait_for(
+            "App Home in French",
+            "document.readyState === 'complete' && document.getElementById('create-product')?.textContent.trim()",
+        )
+        .await;
+    assert_eq!(button, "Créer un produit");
+    assert_eq!(browser.eval("document.documentElement.lang").await, "fr");
+    browser.screenshot("5-app-home-in-french").await;
+
+    // The one error: the browser reports the not-found page's own 404 status.
+    let errors = browser.errors();
+    assert!(errors.len() == 1 && errors[0].contains("404") && errors[0].contains("/no-such-page"), "{errors:?}");
+    let refused = browser.refused_requests();
+    assert!(
+        refused.iter().all(|url| url.starts_with("https://s1.myshopify.com/admin/oauth/authorize?")),
+        "{refused:?}"
+    );
+}

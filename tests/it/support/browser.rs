@@ -252,6 +252,23 @@ impl Browser {
         self.log.lock().unwrap().errors.clone()
     }
 
+    /// Waits until the page asked another host for a URL starting with `prefix` (refused, as
+    /// every such request), and returns it; panics past [`DEADLINE`].
+    pub async fn wait_for_refused(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(url) = self.refused_requests().into_iter().find(|url| url.starts_with(prefix)) {
+                return url;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no request for {prefix}... within {DEADLINE:?}: {:?}",
+                self.refused_requests()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// Requests of the page to other hosts that no stand-in answers (all refused).
     pub fn refused_requests(&self) -> Vec<String> {
         self.log.lock().unwrap().refused.clone()
