@@ -27,6 +27,7 @@ pub mod web;
 
 use axum::Router;
 use axum::body::Body;
+use axum::handler::HandlerWithoutStateExt;
 use axum::http::{HeaderValue, Request, header};
 use axum::middleware::from_fn_with_state;
 use axum::routing::{any, get, post};
@@ -65,6 +66,20 @@ pub fn app(state: AppState) -> Router {
         .route("/api/flow/action", any(routes::flow::action))
         .route_layer(limits.clone())
         .route_layer(from_fn_with_state(state.clone(), web::extract::precheck_flow_action));
+    // UI-extension endpoints, called cross-origin from Shopify's extension sandboxes: every
+    // answer allows any origin and exposes the protocol's headers, the limits' own answers (503,
+    // 408, 413) included, so the CORS headers go outside them.
+    let expose = HeaderValue::from_static(
+        "X-Shopify-Retry-Invalid-Session-Request, X-Shopify-API-Request-Failure-Reauthorize-Url",
+    );
+    let extensions = Router::new()
+        .route("/api/extensions/{surface}", post(routes::extensions::extension).options(routes::extensions::extension))
+        .route_layer(limits.clone())
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::ACCESS_CONTROL_EXPOSE_HEADERS, expose));
     // App Home's pages and their fetches: behind the billing gate when BILLING_REQUIRED.
     let mut app_home = Router::new()
         .route("/", get(routes::app_home::home))
@@ -87,15 +102,15 @@ pub fn app(state: AppState) -> Router {
         .route("/proxy/{*path}", get(routes::proxy::page))
         .route("/api/connections/{provider}", get(routes::connect::status))
         .route("/api/connections/{provider}/confirm", post(routes::connect::confirm))
-        .merge(extension_routes())
         .merge(session_routes(&state))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/ops/jobs", get(routes::ops::jobs))
         .route("/ops/jobs/{id}/retry", post(routes::ops::retry))
-        .nest_service("/static", ServeDir::new("static"))
+        .nest_service("/static", ServeDir::new("static").not_found_service(routes::pages::not_found.into_service()))
         .fallback(routes::pages::not_found)
-        .layer(limits)
+        .layer(limits.clone())
+        .merge(extensions)
         .merge(webhooks)
         .merge(flow_actions)
         .with_state(state)
@@ -105,21 +120,6 @@ pub fn app(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(routes::pages::panicked))
         .layer(axum::middleware::from_fn(routes::pages::error_pages))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
-}
-
-/// UI-extension endpoints: called cross-origin from Shopify's extension sandboxes, so every
-/// answer allows any origin and exposes the protocol's headers.
-fn extension_routes() -> Router<AppState> {
-    let expose = HeaderValue::from_static(
-        "X-Shopify-Retry-Invalid-Session-Request, X-Shopify-API-Request-Failure-Reauthorize-Url",
-    );
-    Router::new()
-        .route("/api/extensions/{surface}", post(routes::extensions::extension).options(routes::extensions::extension))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(header::ACCESS_CONTROL_EXPOSE_HEADERS, expose))
 }
 
 /// Top-level flows that keep state in a server-side session: the third-party provider

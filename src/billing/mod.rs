@@ -143,7 +143,8 @@ pub struct LineItem {
 #[derive(Deserialize)]
 struct LineItemData {
     id: String,
-    plan: LineItemPlan,
+    #[serde(default)]
+    plan: Option<LineItemPlan>,
 }
 
 #[derive(Deserialize)]
@@ -160,7 +161,8 @@ struct Typename {
 
 impl From<LineItemData> for LineItem {
     fn from(item: LineItemData) -> Self {
-        Self { id: item.id, usage: item.plan.pricing_details.name == "AppUsagePricing" }
+        let usage = item.plan.is_some_and(|plan| plan.pricing_details.name == "AppUsagePricing");
+        Self { id: item.id, usage }
     }
 }
 
@@ -223,7 +225,8 @@ struct StatusData {
 #[serde(rename_all = "camelCase")]
 struct Installation {
     active_subscriptions: Vec<ActivePayment>,
-    one_time_purchases: Nodes<ActivePayment>,
+    #[serde(default)]
+    one_time_purchases: Option<Nodes<ActivePayment>>,
 }
 
 #[derive(Deserialize)]
@@ -353,7 +356,7 @@ impl Billing {
         let installation = data.current_app_installation;
         let status = BillingStatus {
             subscriptions: installation.active_subscriptions,
-            one_time_purchases: installation.one_time_purchases.nodes,
+            one_time_purchases: installation.one_time_purchases.map(|purchases| purchases.nodes).unwrap_or_default(),
         };
         Ok(self.cache.insert(&api.shop, status))
     }

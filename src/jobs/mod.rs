@@ -194,7 +194,15 @@ pub fn shape_error(error: &serde_json::Error) -> String {
         serde_json::error::Category::Data => "not of the expected shape",
         serde_json::error::Category::Eof => "cut short",
     };
-    format!("{category} (line {}, column {})", error.line(), error.column())
+    // A missing field is named (a field name is no personal data); any other message may quote a value.
+    let text = error.to_string();
+    let missing = text.strip_prefix("missing field `").and_then(|rest| rest.split('`').next());
+    let detail = missing.map(|field| format!(": missing field `{field}`")).unwrap_or_default();
+    match error.line() {
+        // From a `Value` rather than text: no position to give.
+        0 => format!("{category}{detail}"),
+        line => format!("{category}{detail} (line {line}, column {})", error.column()),
+    }
 }
 
 /// A job to enqueue: `NewJob::new("sync_orders").shop(shop).payload(json!({...}))?`.
@@ -807,6 +815,22 @@ impl Jobs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shape_error_names_a_missing_field_and_quotes_no_value() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Order {
+            id: u64,
+            email: String,
+        }
+        let missing = serde_json::from_str::<Order>(r#"{"id": 1}"#).unwrap_err();
+        assert_eq!(shape_error(&missing), "not of the expected shape: missing field `email` (line 1, column 9)");
+        let quoted = serde_json::from_str::<Order>(r#"{"id": "jane@example.com", "email": "x"}"#).unwrap_err();
+        assert_eq!(shape_error(&quoted), "not of the expected shape (line 1, column 25)");
+        let from_value = serde_json::from_value::<Order>(serde_json::json!({"id": 1})).unwrap_err();
+        assert_eq!(shape_error(&from_value), "not of the expected shape: missing field `email`");
+    }
 
     /// The numbers of the `$N` parameters of `sql`, in order of appearance.
     fn parameters(sql: &str) -> Vec<u32> {

@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::error::AppError;
+use crate::error::{AppError, ErrorAnswer};
 use crate::state::AppState;
 
 /// How many failed jobs `GET /ops/jobs` lists.
@@ -22,7 +22,8 @@ impl FromRequestParts<AppState> for Operator {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let Some(token) = &state.config.ops_token else {
-            return Err(StatusCode::NOT_FOUND.into_response());
+            // Like a path the app does not serve.
+            return Err(ErrorAnswer::new(StatusCode::NOT_FOUND, "not found").into_response());
         };
         let presented = parts
             .headers
@@ -60,6 +61,6 @@ pub async fn retry(_: Operator, State(state): State<AppState>, Path(id): Path<i6
     if state.jobs.retry_failed(id).await? {
         Ok(Json(json!({ "retried": id })).into_response())
     } else {
-        Ok((StatusCode::NOT_FOUND, "no failed job with this id").into_response())
+        Ok(ErrorAnswer::new(StatusCode::NOT_FOUND, "no failed job with this id").into_response())
     }
 }

@@ -56,7 +56,7 @@ pub fn landing(state: &AppState) -> Result<Response, AppError> {
     Ok(Html(LandingPage { app_url: &state.config.app_url }.render()?).into_response())
 }
 
-/// The fallback: 404, as a page or JSON (see [`error_pages`]).
+/// The fallback (and a missing static file): 404, as a page or JSON (see [`error_pages`]).
 pub async fn not_found() -> ErrorAnswer {
     ErrorAnswer::new(StatusCode::NOT_FOUND, "not found")
 }
@@ -82,6 +82,7 @@ pub async fn error_pages(request: Request, next: Next) -> Response {
         None => ("application/json", json!({ "errors": [{ "message": answer.message }] }).to_string()),
     };
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    parts.headers.append(header::VARY, HeaderValue::from_static("accept"));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
 }
@@ -93,6 +94,8 @@ pub fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .copied()
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("(no message)");
+    // A panic message may be long (a formatted value): its start says enough.
+    let reason = reason.char_indices().nth(500).map_or(reason, |(end, _)| &reason[..end]);
     tracing::error!(reason, "a handler panicked");
     ErrorAnswer::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
 }

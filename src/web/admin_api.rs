@@ -193,7 +193,7 @@ pub struct UserError {
 pub enum GraphqlError {
     /// Shopify answered an error, or could not be reached: its status and `errors` (502 when
     /// its status was 200).
-    #[error("the Admin API call failed: {}", failure_reason(.0))]
+    #[error("the Admin API call failed: {}", .0.log.code)]
     Failed(Box<GQLResult>),
     /// The mutation's `userErrors`: 422 with them.
     #[error("Shopify refused: {}", .0.iter().map(|error| error.message.as_str()).collect::<Vec<_>>().join("; "))]
@@ -238,7 +238,8 @@ impl IntoResponse for GraphqlError {
     }
 }
 
-/// A failed call's outcome code, with Shopify's error messages when it sent any.
+/// A failed call's outcome code, with Shopify's error messages when it sent any (for the
+/// merchant's page: they may quote the query's input, so they stay out of logs and jobs).
 pub(crate) fn failure_reason(result: &GQLResult) -> String {
     let messages: Vec<String> = serde_json::from_str::<Value>(&result.response.body)
         .ok()

@@ -73,11 +73,19 @@ async fn collect_stops_at_its_limit_and_a_stuck_cursor_ends_the_pages() {
     assert_eq!(two, [Product { id: "p1".into() }, Product { id: "p2".into() }]);
     assert_eq!(app.shopify.graphql_requests().len(), 1, "no page past the limit is fetched");
 
-    // A connection that answers the same cursor again would loop for ever: it ends instead.
-    app.shopify.script(Endpoint::Graphql, [page(&["p1"], Some("c1")), page(&["p1"], Some("c1"))]);
-    let all = api.pages::<Product>(request.clone(), "/shop/products").collect(100).await.unwrap();
-    assert_eq!(all.len(), 2);
-    assert_eq!(app.shopify.graphql_requests().len(), 3);
+    // A cursor that comes back (a query without `after: $after`, a cycle) would read the same
+    // pages for ever: an error that says why.
+    app.shopify
+        .script(Endpoint::Graphql, [page(&["p1"], Some("c1")), page(&["p2"], Some("c2")), page(&["p1"], Some("c1"))]);
+    let cycle = api.pages::<Product>(request.clone(), "/shop/products").collect(100).await;
+    assert!(matches!(&cycle, Err(GraphqlError::Shape(reason)) if reason.contains("after: $after")), "{cycle:?}");
+    assert_eq!(app.shopify.graphql_requests().len(), 4);
+
+    // Empty pages that keep saying another follows: it stops after ten.
+    app.shopify.script(Endpoint::Graphql, (0..10).map(|n| page(&[], Some(&format!("e{n}")))));
+    let empty = api.pages::<Product>(request.clone(), "/shop/products").collect(100).await;
+    assert!(matches!(&empty, Err(GraphqlError::Shape(reason)) if reason.contains("empty pages")), "{empty:?}");
+    assert_eq!(app.shopify.graphql_requests().len(), 14);
 
     // No connection where the pointer says: a clear error, not an empty list.
     app.shopify.script(Endpoint::Graphql, [Scripted::json(200, json!({ "data": { "shop": null } }))]);
@@ -85,21 +93,24 @@ async fn collect_stops_at_its_limit_and_a_stuck_cursor_ends_the_pages() {
     assert!(matches!(missing, Err(GraphqlError::Shape(reason)) if reason.contains("/shop/products")));
 }
 
-/// Serves `chunks` as one streamed body at `/result.jsonl`; answers its URL.
+/// Serves `chunks` as one streamed body at `/result.jsonl` (and a redirect to it at `/moved`);
+/// answers its URL.
 async fn result_file(chunks: Vec<&'static str>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let router = Router::new().route(
-        "/result.jsonl",
-        get(move || {
-            let chunks = chunks.clone();
-            async move {
-                Body::from_stream(futures_util::stream::iter(
-                    chunks.into_iter().map(|chunk| Ok::<_, Infallible>(Bytes::from_static(chunk.as_bytes()))),
-                ))
-            }
-        }),
-    );
+    let router = Router::new()
+        .route(
+            "/result.jsonl",
+            get(move || {
+                let chunks = chunks.clone();
+                async move {
+                    Body::from_stream(futures_util::stream::iter(
+                        chunks.into_iter().map(|chunk| Ok::<_, Infallible>(Bytes::from_static(chunk.as_bytes()))),
+                    ))
+                }
+            }),
+        )
+        .route("/moved", get(|| async { axum::response::Redirect::temporary("/result.jsonl") }));
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     format!("http://{address}/result.jsonl")
 }
@@ -209,4 +220,11 @@ async fn bulk_failures_are_clear_errors() {
     assert!(matches!(&error, GraphqlError::Download(reason) if reason.contains("404") && !reason.contains("missing")));
     let response = axum::response::IntoResponse::into_response(error);
     assert_eq!(response.status(), axum::http::StatusCode::BAD_GATEWAY);
+
+    // A redirect is not the file (an empty body would read as no rows): an error too.
+    let moved = operation("COMPLETED", Some(&url.replace("/result.jsonl", "/moved")));
+    let moved: shopify_app_rust::web::admin_api::bulk::BulkOperation = serde_json::from_value(moved).unwrap();
+    let error = api.bulk_results::<Value>(&moved).await.err().unwrap();
+    assert!(matches!(&error, GraphqlError::Download(reason) if reason.contains("307")), "{error:?}");
+    assert!(!format!("{moved:?}").contains("127.0.0.1"), "Debug leaves the signed URL out");
 }

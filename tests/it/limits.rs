@@ -154,6 +154,12 @@ async fn requests_over_the_concurrency_limit_are_shed_with_503_until_a_slot_free
     let shed = served.exchange(HEALTHZ).await;
     assert!(shed.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{shed:?}");
     assert!(shed.contains("\r\nretry-after: 1\r\n"), "{shed:?}");
+    // An extension's request shed the same way still carries its CORS headers, so the
+    // extension can read the 503 and its Retry-After.
+    let extension = "OPTIONS /api/extensions/admin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let shed = served.exchange(extension).await;
+    assert!(shed.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{shed:?}");
+    assert!(shed.contains("\r\naccess-control-allow-origin: *\r\n"), "{shed:?}");
 
     gate.release();
     assert!(read_head(&mut held).await.starts_with("HTTP/1.1 200 OK\r\n"));

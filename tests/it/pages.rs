@@ -43,6 +43,13 @@ async fn an_unknown_path_is_a_page_for_a_browser_and_json_for_a_fetch() {
     assert_eq!(json.status, StatusCode::NOT_FOUND);
     assert_eq!(json.json()["errors"][0]["message"], "not found");
     assert_eq!(json.header("content-type"), Some("application/json"));
+    assert_eq!(json.header("vary"), Some("accept"), "caches keep the page and the JSON apart");
+    // A missing static file, and the operators' routes without OPS_TOKEN, answer alike.
+    let asset = app.send(browser("/static/no-such-file.js", "text/html")).await;
+    assert_eq!(asset.status, StatusCode::NOT_FOUND);
+    assert!(asset.body.contains("<h1>Not found</h1>"), "{}", asset.body);
+    let ops = app.send(browser("/ops/jobs", "text/html")).await;
+    assert_eq!((ops.status, ops.body == page.body), (StatusCode::NOT_FOUND, true), "no sign of the route");
 }
 
 #[tokio::test]

@@ -29,8 +29,9 @@ const OPERATION: &str = "query bulkOperation($id: ID!) {
   node(id: $id) { ... on BulkOperation { id status errorCode objectCount url partialDataUrl } }
 }";
 
-/// A bulk operation, as `BulkOperation` in the Admin API.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// A bulk operation, as `BulkOperation` in the Admin API. Its `Debug` leaves out the result
+/// URLs: they are signed, anyone holding one can read the shop's data.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BulkOperation {
     /// Its GID (`gid://shopify/BulkOperation/1`).
@@ -49,6 +50,19 @@ pub struct BulkOperation {
     /// What was written before it failed, if anything.
     #[serde(default)]
     pub partial_data_url: Option<String>,
+}
+
+impl std::fmt::Debug for BulkOperation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BulkOperation")
+            .field("id", &self.id)
+            .field("status", &self.status)
+            .field("error_code", &self.error_code)
+            .field("object_count", &self.object_count)
+            .field("url", &self.url.as_ref().map(|_| "(signed URL)"))
+            .field("partial_data_url", &self.partial_data_url.as_ref().map(|_| "(signed URL)"))
+            .finish()
+    }
 }
 
 /// A bulk operation's status (`BulkOperationStatus`; the webhook sends it in lowercase).
@@ -157,9 +171,7 @@ impl AdminApi {
     ) -> Result<BulkResults<T>, GraphqlError> {
         let url = match (&operation.status, &operation.url) {
             (BulkStatus::Completed, Some(url)) => url,
-            _ => {
-                return Ok(BulkResults { response: None, buffer: Vec::new(), line: 0, rows: std::marker::PhantomData });
-            }
+            _ => return Ok(BulkResults::new(None)),
         };
         // The file is on Shopify's storage over HTTPS; plain HTTP only with a local fake.
         if !url.starts_with("https://") && self.config.shop_origin.is_none() {
@@ -169,32 +181,47 @@ impl AdminApi {
             .get(url)
             .send()
             .await
-            .and_then(reqwest::Response::error_for_status)
             .map_err(|error| GraphqlError::Download(download_failure(&error)))?;
-        Ok(BulkResults { response: Some(response), buffer: Vec::new(), line: 0, rows: std::marker::PhantomData })
+        // Anything but the file itself (a redirect, an empty 204) would read as no rows.
+        if response.status() != reqwest::StatusCode::OK {
+            return Err(GraphqlError::Download(format!("the result file answered {}", response.status())));
+        }
+        Ok(BulkResults::new(Some(response)))
     }
 }
 
 /// A bulk operation's result lines, read as they arrive (see [`AdminApi::bulk_results`]).
 pub struct BulkResults<T> {
     response: Option<reqwest::Response>,
+    /// Received bytes; those before `start` are read already.
     buffer: Vec<u8>,
+    start: usize,
+    /// Where the search for the next newline resumes (bytes before it hold none).
+    scanned: usize,
     line: usize,
     rows: std::marker::PhantomData<T>,
 }
 
 impl<T: DeserializeOwned> BulkResults<T> {
+    fn new(response: Option<reqwest::Response>) -> Self {
+        Self { response, buffer: Vec::new(), start: 0, scanned: 0, line: 0, rows: std::marker::PhantomData }
+    }
+
     /// The next line's object, or `None` at the end of the file.
     pub async fn next(&mut self) -> Result<Option<T>, GraphqlError> {
         loop {
-            if let Some(end) = self.buffer.iter().position(|&byte| byte == b'\n') {
-                let line: Vec<u8> = self.buffer.drain(..=end).collect();
-                if let Some(row) = self.parse(&line[..end])? {
-                    return Ok(Some(row));
+            if let Some(offset) = self.buffer[self.scanned..].iter().position(|&byte| byte == b'\n') {
+                let end = self.scanned + offset;
+                self.line += 1;
+                let row = parse_line(self.line, &self.buffer[self.start..end]);
+                (self.start, self.scanned) = (end + 1, end + 1);
+                match row? {
+                    Some(row) => return Ok(Some(row)),
+                    None => continue,
                 }
-                continue;
             }
-            if self.buffer.len() > MAX_LINE {
+            self.scanned = self.buffer.len();
+            if self.scanned - self.start > MAX_LINE {
                 return Err(GraphqlError::Download(format!("line {} is over {MAX_LINE} bytes", self.line + 1)));
             }
             let chunk = match self.response.as_mut() {
@@ -203,27 +230,32 @@ impl<T: DeserializeOwned> BulkResults<T> {
                 }
                 None => None,
             };
+            // Drop the lines read, once per chunk: the rest is at most one partial line.
+            self.buffer.drain(..self.start);
+            self.scanned -= self.start;
+            self.start = 0;
             match chunk {
                 Some(chunk) => self.buffer.extend_from_slice(&chunk),
                 None => {
                     self.response = None;
                     let rest = std::mem::take(&mut self.buffer);
-                    return self.parse(&rest);
+                    self.scanned = 0;
+                    self.line += 1;
+                    return parse_line(self.line, &rest);
                 }
             }
         }
     }
+}
 
-    /// One line as a `T` (`None` for a blank line).
-    fn parse(&mut self, line: &[u8]) -> Result<Option<T>, GraphqlError> {
-        self.line += 1;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            return Ok(None);
-        }
-        serde_json::from_slice(line)
-            .map(Some)
-            .map_err(|error| GraphqlError::Shape(format!("line {}: {}", self.line, crate::jobs::shape_error(&error))))
+/// Line `number` as a `T` (`None` for a blank line).
+fn parse_line<T: DeserializeOwned>(number: usize, line: &[u8]) -> Result<Option<T>, GraphqlError> {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
     }
+    serde_json::from_slice(line)
+        .map(Some)
+        .map_err(|error| GraphqlError::Shape(format!("line {number}: {}", crate::jobs::shape_error(&error))))
 }
 
 /// The client for result files: no overall deadline (a file may be large), a stall is a

@@ -1,5 +1,6 @@
 //! Reading a connection page by page, over its `pageInfo`.
 
+use std::collections::HashSet;
 use std::marker::PhantomData;
 
 use serde::Deserialize;
@@ -31,9 +32,15 @@ pub struct Pages<'a, T> {
     request: GraphqlRequest,
     connection: String,
     after: Option<String>,
+    /// Every cursor answered so far: one answered again would read the same pages for ever.
+    seen: HashSet<String>,
+    empty_pages: u32,
     done: bool,
     nodes: PhantomData<T>,
 }
+
+/// Empty pages in a row that still say another follows, before the reading stops as broken.
+const MAX_EMPTY_PAGES: u32 = 10;
 
 impl AdminApi {
     /// The pages of the connection at `connection` (a JSON pointer into `data`, such as
@@ -46,7 +53,16 @@ impl AdminApi {
     /// while let Some(products) = pages.next().await? { /* ... */ }
     /// ```
     pub fn pages<T: DeserializeOwned>(&self, request: GraphqlRequest, connection: &str) -> Pages<'_, T> {
-        Pages { api: self, request, connection: connection.to_owned(), after: None, done: false, nodes: PhantomData }
+        Pages {
+            api: self,
+            request,
+            connection: connection.to_owned(),
+            after: None,
+            seen: HashSet::new(),
+            empty_pages: 0,
+            done: false,
+            nodes: PhantomData,
+        }
     }
 }
 
@@ -67,13 +83,27 @@ impl<T: DeserializeOwned> Pages<'_, T> {
             .map(Value::take)
             .ok_or_else(|| GraphqlError::Shape(format!("no connection at {}", self.connection)))?;
         let page: Page<T> = serde_json::from_value(page).map_err(|error| GraphqlError::shape(&error))?;
-        // A next page needs a cursor that moves on: anything else would loop for ever.
-        match page.page_info.end_cursor {
-            Some(cursor) if page.page_info.has_next_page && self.after.as_ref() != Some(&cursor) => {
-                self.after = Some(cursor)
-            }
-            _ => self.done = true,
+        let PageInfo { has_next_page, end_cursor } = page.page_info;
+        self.empty_pages = if page.nodes.is_empty() { self.empty_pages + 1 } else { 0 };
+        if !has_next_page {
+            self.done = true;
+            return Ok(Some(page.nodes));
         }
+        // A next page needs a new cursor: none, or one answered before, would read the same
+        // pages again (a query without `after: $after` does exactly that). Done until it has one.
+        self.done = true;
+        let cursor = end_cursor.ok_or_else(|| GraphqlError::Shape("hasNextPage without an endCursor".to_owned()))?;
+        if !self.seen.insert(cursor.clone()) {
+            return Err(GraphqlError::Shape(format!(
+                "the cursor of {} came back: does the query pass `after: $after` to the connection?",
+                self.connection
+            )));
+        }
+        if self.empty_pages >= MAX_EMPTY_PAGES {
+            return Err(GraphqlError::Shape(format!("{MAX_EMPTY_PAGES} empty pages in a row at {}", self.connection)));
+        }
+        self.after = Some(cursor);
+        self.done = false;
         Ok(Some(page.nodes))
     }
 
