@@ -23,8 +23,9 @@ RUN mkdir -p src benches \
     && cargo clean --release --locked -p shopify-app-rust \
     && rm -rf src benches
 
-# The app. templates/ (askama) and migrations/ (sqlx::migrate!) are compiled into the binary;
-# benches/ is listed in Cargo.toml, so cargo wants it present.
+# The app. templates/ (askama) and migrations/ (listed by build.rs) are compiled into the
+# binary; benches/ is listed in Cargo.toml, so cargo wants it present.
+COPY build.rs ./
 COPY src ./src
 COPY templates ./templates
 COPY migrations ./migrations

@@ -174,6 +174,10 @@ for (const folder of ["src", "templates", "migrations", "static"]) {
     fail(`Dockerfile does not copy ${folder}/ (the build or the running app reads it)`);
   }
 }
+// build.rs lists the migrations for the binary: without it the build fails.
+if (existsSync("build.rs") && !instructions.some((line) => /^COPY\s+build\.rs\s/.test(line))) {
+  fail("Dockerfile does not copy build.rs (it lists the migrations compiled into the binary)");
+}
 const exposed = dockerfile.match(/^EXPOSE\s+(\d+)/m)?.[1];
 if (exposed !== dockerEnv.PORT) fail(`Dockerfile: EXPOSE ${exposed} but ENV PORT=${dockerEnv.PORT}`);
 for (const [, body, file] of codeBlocks) {

@@ -18,17 +18,19 @@ pub const CACHE_FOR: Duration = Duration::from_secs(5);
 /// How many products App Home shows.
 pub const SHOWN: i64 = 5;
 
-/// A product as the job recorded it.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct RecordedProduct {
-    /// The product's GID (`gid://shopify/Product/1`).
-    pub product_id: String,
-    /// Its title.
-    pub title: String,
-    /// `ACTIVE`, `DRAFT` or `ARCHIVED`.
-    pub status: String,
-    /// When Shopify last updated it (ISO 8601, as Shopify gives it).
-    pub updated_at: String,
+crate::db::from_row! {
+    /// A product as the job recorded it.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct RecordedProduct {
+        /// The product's GID (`gid://shopify/Product/1`).
+        pub product_id: String,
+        /// Its title.
+        pub title: String,
+        /// `ACTIVE`, `DRAFT` or `ARCHIVED`.
+        pub status: String,
+        /// When Shopify last updated it (ISO 8601, as Shopify gives it).
+        pub updated_at: String,
+    }
 }
 
 const UPSERT: &str = "INSERT INTO products (shop, product_id, title, status, updated_at, recorded_at)

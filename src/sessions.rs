@@ -9,9 +9,10 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion};
 use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore};
-use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
-use crate::db::Db;
+use time::OffsetDateTime;
+
+use crate::db::{Db, on_pool};
 
 pub use tower_sessions::session::Error as SessionError;
 
@@ -21,63 +22,107 @@ pub const COOKIE_NAME: &str = "shopify_app_session";
 pub const LIFETIME: time::Duration = time::Duration::hours(1);
 
 /// The sessions' store: the `tower_sessions` table on SQLite (`migrations/sqlite`), the
-/// `tower_sessions.session` table on PostgreSQL (`migrations/postgres`).
+/// `tower_sessions.session` table on PostgreSQL (`migrations/postgres`). Rows are those of
+/// `tower-sessions-sqlx-store`, which this replaces (its sqlx with default features brought in
+/// sqlx's proc-macro crate and with it a second build of SQLite and both drivers): the record
+/// in MessagePack, its expiry as sqlx writes an `OffsetDateTime`, so sessions written by either
+/// read in the other.
 #[derive(Debug, Clone)]
-pub enum Store {
-    /// On SQLite.
-    Sqlite(SqliteStore),
-    /// On PostgreSQL.
-    Postgres(PostgresStore),
+pub struct Store {
+    db: Db,
 }
 
 impl Store {
     /// The store in `db`.
     pub fn new(db: &Db) -> Self {
-        match db {
-            Db::Sqlite { pool, .. } => Self::Sqlite(SqliteStore::new(pool.clone())),
-            Db::Postgres(pool) => Self::Postgres(PostgresStore::new(pool.clone())),
+        Self { db: db.clone() }
+    }
+
+    /// The table, as each backend names it.
+    fn table(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite { .. } => "tower_sessions",
+            Db::Postgres(_) => r#""tower_sessions"."session""#,
         }
     }
+
+    /// Inserts `record` when its id is free (`on_conflict`: nothing, or an update); returns
+    /// whether a row was written.
+    async fn write(&self, record: &Record, on_conflict: &str) -> session_store::Result<bool> {
+        let query = format!(
+            "INSERT INTO {} (id, data, expiry_date) VALUES ($1, $2, $3) ON CONFLICT (id) {on_conflict}",
+            self.table()
+        );
+        let data = rmp_serde::to_vec(record).map_err(|error| session_store::Error::Encode(error.to_string()))?;
+        let written = on_pool!(&self.db, pool => sqlx::query(&query)
+            .bind(record.id.to_string())
+            .bind(&data)
+            .bind(record.expiry_date)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))
+        .map_err(backend)?;
+        Ok(written > 0)
+    }
+}
+
+fn backend(error: sqlx::Error) -> session_store::Error {
+    session_store::Error::Backend(error.to_string())
 }
 
 #[async_trait::async_trait]
 impl SessionStore for Store {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        match self {
-            Self::Sqlite(store) => store.create(record).await,
-            Self::Postgres(store) => store.create(record).await,
+        // An id already taken (128 random bits: practically never) gets a new one.
+        while !self.write(record, "DO NOTHING").await? {
+            record.id = Id::default();
         }
+        Ok(())
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        match self {
-            Self::Sqlite(store) => store.save(record).await,
-            Self::Postgres(store) => store.save(record).await,
-        }
+        self.write(record, "DO UPDATE SET data = excluded.data, expiry_date = excluded.expiry_date").await.map(drop)
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        match self {
-            Self::Sqlite(store) => store.load(id).await,
-            Self::Postgres(store) => store.load(id).await,
-        }
+        let query = format!("SELECT data FROM {} WHERE id = $1 AND expiry_date > $2", self.table());
+        let data: Option<Vec<u8>> = on_pool!(&self.db, pool => sqlx::query_scalar(&query)
+            .bind(id.to_string())
+            .bind(OffsetDateTime::now_utc())
+            .fetch_optional(pool)
+            .await)
+        .map_err(backend)?;
+        data.map(|data| rmp_serde::from_slice(&data).map_err(|error| session_store::Error::Decode(error.to_string())))
+            .transpose()
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        match self {
-            Self::Sqlite(store) => store.delete(id).await,
-            Self::Postgres(store) => store.delete(id).await,
-        }
+        let query = format!("DELETE FROM {} WHERE id = $1", self.table());
+        on_pool!(&self.db, pool => sqlx::query(&query).bind(id.to_string()).execute(pool).await.map(drop))
+            .map_err(backend)?;
+        Ok(())
     }
 }
 
 #[async_trait::async_trait]
 impl ExpiredDeletion for Store {
     async fn delete_expired(&self) -> session_store::Result<()> {
-        match self {
-            Self::Sqlite(store) => store.delete_expired().await,
-            Self::Postgres(store) => store.delete_expired().await,
+        match &self.db {
+            Db::Sqlite { pool, .. } => {
+                sqlx::query("DELETE FROM tower_sessions WHERE datetime(expiry_date) < datetime('now')")
+                    .execute(pool)
+                    .await
+                    .map(drop)
+            }
+            Db::Postgres(pool) => {
+                sqlx::query(r#"DELETE FROM "tower_sessions"."session" WHERE expiry_date < (now() at time zone 'utc')"#)
+                    .execute(pool)
+                    .await
+                    .map(drop)
+            }
         }
+        .map_err(backend)?;
+        Ok(())
     }
 }
 

@@ -5,15 +5,17 @@
 //! reads too, and runs it on either pool with [`on_pool!`](crate::db::on_pool). On SQLite the
 //! hot writes go through the [`Writer`] thread instead of the pool.
 
+mod migrations;
 mod writer;
 
+pub use migrations::Embedded;
 pub use writer::Writer;
 
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::migrate::Migrator;
+use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
@@ -22,11 +24,10 @@ use crate::tokens::StoreError;
 
 /// The migrations of a backend, built into the binary. A database that holds more (a newer
 /// instance of a rolling deploy ran them) is fine: this instance still starts.
-fn migrations(postgres: bool) -> Migrator {
-    let mut migrator =
-        if postgres { sqlx::migrate!("./migrations/postgres") } else { sqlx::migrate!("./migrations/sqlite") };
+async fn migrations(postgres: bool) -> Result<Migrator, MigrateError> {
+    let mut migrator = Migrator::new(if postgres { Embedded::POSTGRES } else { Embedded::SQLITE }).await?;
     migrator.set_ignore_missing(true);
-    migrator
+    Ok(migrator)
 }
 
 /// How long a request waits for a free connection before it fails (503).
@@ -63,6 +64,45 @@ macro_rules! on_pool {
 }
 pub use on_pool;
 
+/// Declares a struct of named fields and implements [`sqlx::FromRow`] for it on either backend,
+/// each field read from the column of the same name: what `#[derive(sqlx::FromRow)]` writes,
+/// without sqlx's proc-macro crate (its build compiles SQLite, both drivers and rustls a second
+/// time; see `build.rs`). A field that is a row of its own (the derive's `#[sqlx(flatten)]`)
+/// takes a hand-written `impl FromRow`.
+///
+/// ```ignore
+/// from_row! {
+///     #[derive(Debug)]
+///     pub struct Product { pub id: i64, pub title: Option<String> }
+/// }
+/// let products: Vec<Product> = on_pool!(&db, pool => sqlx::query_as("SELECT id, title FROM products").fetch_all(pool).await)?;
+/// ```
+#[macro_export]
+macro_rules! from_row {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $($(#[$field_meta:meta])* $field_vis:vis $field:ident: $ty:ty),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name {
+            $($(#[$field_meta])* $field_vis $field: $ty),*
+        }
+
+        impl<'r, R: ::sqlx::Row> ::sqlx::FromRow<'r, R> for $name
+        where
+            &'r str: ::sqlx::ColumnIndex<R>,
+            $($ty: ::sqlx::Decode<'r, R::Database> + ::sqlx::Type<R::Database>,)*
+        {
+            fn from_row(row: &'r R) -> ::std::result::Result<Self, ::sqlx::Error> {
+                Ok(Self { $($field: ::sqlx::Row::try_get(row, stringify!($field))?),* })
+            }
+        }
+    };
+}
+pub use from_row;
+
 impl Db {
     /// Whether `database_url` names a PostgreSQL server (`postgres://` or `postgresql://`).
     pub fn is_postgres(database_url: &str) -> bool {
@@ -81,7 +121,7 @@ impl Db {
             .fetch_all(pool)
             .await)?;
         let postgres = matches!(self, Db::Postgres(_));
-        Ok(migrations(postgres).iter().all(|migration| applied.contains(&migration.version)))
+        Ok(migrations(postgres).await?.iter().all(|migration| applied.contains(&migration.version)))
     }
 
     /// Closes every connection (and stops the SQLite writer once its last handle is dropped).
@@ -126,7 +166,8 @@ pub async fn connect(database_url: &str, pool_size: u32) -> Result<Db, StoreErro
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
-        migrations(true).run(&pool).await.map_err(sqlx::Error::from)?;
+        let migrator = migrations(true).await.map_err(sqlx::Error::from)?;
+        migrator.run(&pool).await.map_err(sqlx::Error::from)?;
         return Ok(Db::Postgres(pool));
     }
     let options = SqliteConnectOptions::from_str(database_url)?
@@ -144,7 +185,8 @@ pub async fn connect(database_url: &str, pool_size: u32) -> Result<Db, StoreErro
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(options.clone())
         .await?;
-    migrations(false).run(&pool).await.map_err(sqlx::Error::from)?;
+    let migrator = migrations(false).await.map_err(sqlx::Error::from)?;
+    migrator.run(&pool).await.map_err(sqlx::Error::from)?;
     let writer = Writer::open(options.get_filename())?;
     Ok(Db::Sqlite { pool, writer })
 }

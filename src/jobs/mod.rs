@@ -338,32 +338,36 @@ impl JobRegistry {
     }
 }
 
-/// How many jobs are waiting, running and failed: `GET /ops/jobs`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::FromRow)]
-pub struct JobCounts {
-    /// Waiting for their time or for a worker.
-    pub pending: i64,
-    /// Claimed by a worker (or by one that died, until its lease runs out).
-    pub running: i64,
-    /// Out of attempts: the dead-letter list.
-    pub failed: i64,
+crate::db::from_row! {
+    /// How many jobs are waiting, running and failed: `GET /ops/jobs`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+    pub struct JobCounts {
+        /// Waiting for their time or for a worker.
+        pub pending: i64,
+        /// Claimed by a worker (or by one that died, until its lease runs out).
+        pub running: i64,
+        /// Out of attempts: the dead-letter list.
+        pub failed: i64,
+    }
 }
 
-/// A job that ran out of attempts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
-pub struct FailedJob {
-    /// The row's id (for `POST /ops/jobs/{id}/retry`).
-    pub id: i64,
-    /// The kind.
-    pub kind: String,
-    /// The shop, if any.
-    pub shop: Option<String>,
-    /// Attempts made.
-    pub attempts: i64,
-    /// The last attempt's error.
-    pub last_error: Option<String>,
-    /// When it failed (Unix seconds).
-    pub failed_at: i64,
+crate::db::from_row! {
+    /// A job that ran out of attempts.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+    pub struct FailedJob {
+        /// The row's id (for `POST /ops/jobs/{id}/retry`).
+        pub id: i64,
+        /// The kind.
+        pub kind: String,
+        /// The shop, if any.
+        pub shop: Option<String>,
+        /// Attempts made.
+        pub attempts: i64,
+        /// The last attempt's error.
+        pub last_error: Option<String>,
+        /// When it failed (Unix seconds).
+        pub failed_at: i64,
+    }
 }
 
 /// Inserts a job (`$1` kind, `$2` shop, `$3` payload, `$4` attempts allowed, `$5` due at,

@@ -94,24 +94,42 @@ struct Stored {
     sealed_refresh_token: Option<String>,
 }
 
-/// A token's columns as stored, its secrets still sealed.
-#[derive(sqlx::FromRow)]
-struct SealedToken {
-    access_token: String,
-    refresh_token: Option<String>,
-    scope: String,
-    key_id: Option<String>,
-    token_expires_at: Option<i64>,
+crate::db::from_row! {
+    /// A token's columns as stored, its secrets still sealed.
+    struct SealedToken {
+        access_token: String,
+        refresh_token: Option<String>,
+        scope: String,
+        key_id: Option<String>,
+        token_expires_at: Option<i64>,
+    }
 }
 
 /// A pending connection's row, as its claim returns it.
-#[derive(sqlx::FromRow)]
 struct PendingRow {
     shop: String,
     user_id: Option<String>,
     expires_at: i64,
-    #[sqlx(flatten)]
+    /// The same row's token columns.
     token: SealedToken,
+}
+
+impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for PendingRow
+where
+    &'r str: sqlx::ColumnIndex<R>,
+    SealedToken: sqlx::FromRow<'r, R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            shop: row.try_get("shop")?,
+            user_id: row.try_get("user_id")?,
+            expires_at: row.try_get("expires_at")?,
+            token: SealedToken::from_row(row)?,
+        })
+    }
 }
 
 impl ProviderTokenStore {

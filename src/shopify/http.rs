@@ -62,6 +62,16 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// the response body: no single request outlasts it.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A `reqwest` client builder, TLS on ring: reqwest is built without a crypto provider (see
+/// Cargo.toml), so this installs ring's as the process's default first, unless one already is.
+/// Verification is unchanged: the system's root certificates, through rustls-platform-verifier.
+/// Build every `reqwest` client from here: one built otherwise panics for want of a provider.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    // An error means a provider is already installed (an earlier call, or the app's own).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
 /// The production transport: one `reqwest` client with connection reuse, timeouts and no
 /// redirect following (a redirect would carry tokens to another host).
 #[derive(Debug, Clone)]
@@ -72,7 +82,7 @@ pub struct ReqwestTransport {
 impl ReqwestTransport {
     /// Builds the shared client.
     pub fn new() -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
+        let client = client_builder()
             .user_agent(USER_AGENT)
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)

@@ -220,6 +220,7 @@ mod tests {
     fn refuses_critical_header_extensions() {
         let config =
             AppConfig { client_id: "api-key".to_owned(), client_secret: "hush".into(), old_client_secret: None };
+        crate::shopify::testing::jwt();
         let key = jsonwebtoken::EncodingKey::from_secret(b"hush");
         let claims = json!({"aud": "api-key"});
         let mut header = jsonwebtoken::Header::default();
@@ -232,6 +233,7 @@ mod tests {
 
     /// What `jsonwebtoken` itself would accept with the same rules (HS256, signature only).
     fn jsonwebtoken_accepts(token: &str) -> bool {
+        crate::shopify::testing::jwt();
         let mut validation = jsonwebtoken::Validation::new(Algorithm::HS256);
         validation.required_spec_claims.clear();
         validation.validate_exp = false;

@@ -10,10 +10,10 @@
 
 use std::sync::Arc;
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
 use sqlx::Row;
 
 use super::StoreError;
@@ -350,6 +350,18 @@ mod tests {
         assert_eq!(cipher.open(&row, "a", Some("k1"), "AAAA"), Err(Unreadable::Corrupt));
         assert_eq!(cipher.open(&row, "a", Some("k0"), &sealed), Err(Unreadable::UnknownKey));
         assert_eq!(TokenCipher::default().open(&row, "a", Some("k1"), &sealed), Err(Unreadable::UnknownKey));
+    }
+
+    /// The stored format, pinned: a value sealed outside this code (Python's `cryptography`,
+    /// `AESGCM(bytes([7] * 32)).encrypt(bytes(range(12)), b"shpat_secret", aad)` with the
+    /// associated data of row `("s1", "7")` of table `t`, column `a`) opens, so rows written by
+    /// any earlier build (or another AES-256-GCM library) still read.
+    #[test]
+    fn a_value_sealed_elsewhere_with_the_same_format_opens() {
+        let stored = "AAECAwQFBgcICQoLa+mZEWlWqiwUwIDoL5ofxptFQVUOknlnQl/i3Q==";
+        let row = TABLE.row(&[Some("s1"), Some("7")]);
+        assert_eq!(cipher(&[("k1", 7)]).open(&row, "a", Some("k1"), stored), Ok("shpat_secret".to_owned()));
+        assert_eq!(cipher(&[("k1", 7)]).open(&row, "b", Some("k1"), stored), Err(Unreadable::Corrupt));
     }
 
     #[test]

@@ -164,18 +164,19 @@ fn unix_millis(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-/// A row of `access_tokens` as stored, its secret columns still sealed.
-#[derive(sqlx::FromRow)]
-struct TokenRow {
-    shop: String,
-    access_mode: String,
-    token: String,
-    scope: String,
-    expires_at: Option<i64>,
-    refresh_token: Option<String>,
-    refresh_token_expires_at: Option<i64>,
-    user_json: Option<String>,
-    key_id: Option<String>,
+crate::db::from_row! {
+    /// A row of `access_tokens` as stored, its secret columns still sealed.
+    struct TokenRow {
+        shop: String,
+        access_mode: String,
+        token: String,
+        scope: String,
+        expires_at: Option<i64>,
+        refresh_token: Option<String>,
+        refresh_token_expires_at: Option<i64>,
+        user_json: Option<String>,
+        key_id: Option<String>,
+    }
 }
 
 impl TokenRow {

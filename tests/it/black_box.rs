@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::*;
+use shopify_app_rust::shopify::http::client_builder;
 
 struct Server {
     child: Child,
@@ -40,7 +41,7 @@ async fn start(dir: &std::path::Path, shopify: &FakeShopify, extra: &[(&str, &st
         .spawn()
         .unwrap();
     let server = Server { child, base: format!("http://127.0.0.1:{port}") };
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = client_builder().no_proxy().build().unwrap();
     for _ in 0..400 {
         if let Ok(response) = client.get(format!("{}/healthz", server.base)).send().await {
             assert_eq!(response.status(), 200);
@@ -78,7 +79,7 @@ async fn the_binary_serves_the_embedded_app_against_a_fake_shopify_and_never_log
     let dir = tempfile::tempdir().unwrap();
     let mut server = start(dir.path(), &shopify, &[]).await;
     assert!(dir.path().join("data/app.db").exists(), "the default SQLite file is created");
-    let client = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let client = client_builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let id_token = session_token(now);
 
@@ -157,7 +158,7 @@ async fn the_binary_serves_the_embedded_app_against_a_fake_shopify_and_never_log
 async fn the_binary_rotates_the_token_key_at_start_and_survives_a_missing_key() {
     let shopify = FakeShopify::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = client_builder().no_proxy().build().unwrap();
     let load = |server: &Server| {
         let url = format!(
             "{}/?{}",
@@ -208,7 +209,7 @@ fn send_burst(
     count: u32,
     body: impl Fn(u32) -> String,
 ) -> tokio::sync::mpsc::UnboundedReceiver<u32> {
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = client_builder().no_proxy().build().unwrap();
     let (answered, answers) = tokio::sync::mpsc::unbounded_channel();
     for n in 0..count {
         let (client, answered, url, body) =
@@ -284,7 +285,7 @@ async fn every_delivery_answered_200_gets_its_job_done_after_kill_9_and_a_restar
     // Short leases: the restarted binary takes over the killed one's running jobs within 5 s.
     let settings = [("RUST_LOG", "warn"), ("JOB_LEASE_SECS", "5")];
     let mut server = start(dir.path(), &shopify, &settings).await;
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = client_builder().no_proxy().build().unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let page = client.get(format!("{}/?{}", server.base, document_query(&session_token(now)))).send().await.unwrap();
     assert_eq!(page.status(), 200, "the page load stores the shop's offline token");

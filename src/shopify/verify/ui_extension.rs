@@ -236,6 +236,7 @@ mod tests {
     }
 
     fn token(claims: Value) -> String {
+        crate::shopify::testing::jwt();
         jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(b"hush"))
             .unwrap_or_else(|error| panic!("cannot sign: {error}"))
     }

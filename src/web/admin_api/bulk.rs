@@ -265,7 +265,7 @@ fn download_client() -> Result<&'static reqwest::Client, GraphqlError> {
     if let Some(client) = CLIENT.get() {
         return Ok(client);
     }
-    let client = reqwest::Client::builder()
+    let client = crate::shopify::http::client_builder()
         .user_agent(crate::shopify::http::USER_AGENT)
         .connect_timeout(crate::shopify::http::CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT)
