@@ -31,7 +31,6 @@ use axum::handler::HandlerWithoutStateExt;
 use axum::http::{HeaderValue, Request, header};
 use axum::middleware::from_fn_with_state;
 use axum::routing::{any, get, post};
-use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -116,9 +115,9 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
         // Outside the request limits: a body announced over the limit is refused unread.
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
-        // A panicking handler (a bug) is a 500 like any other, not a dropped connection.
-        .layer(CatchPanicLayer::custom(routes::pages::panicked))
-        .layer(axum::middleware::from_fn(routes::pages::error_pages))
+        // 404s and 5xx as a page or JSON; a panicking handler (a bug) as a 500, not a dropped
+        // connection.
+        .layer(web::error_pages::ErrorPagesLayer)
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
 }
 

@@ -3,6 +3,7 @@
 //! only ever sees verified requests.
 
 pub mod admin_api;
+pub mod error_pages;
 pub mod extract;
 
 use axum::body::Body;
