@@ -23,11 +23,12 @@ RUN mkdir -p src benches \
     && cargo clean --release --locked -p shopify-app-rust \
     && rm -rf src benches
 
-# The app. templates/ (askama) and migrations/ (listed by build.rs) are compiled into the
-# binary; benches/ is listed in Cargo.toml, so cargo wants it present.
+# The app. templates/ (askama), locales/ (include_str!) and migrations/ (listed by build.rs)
+# are compiled into the binary; benches/ is listed in Cargo.toml, so cargo wants it present.
 COPY build.rs ./
 COPY src ./src
 COPY templates ./templates
+COPY locales ./locales
 COPY migrations ./migrations
 COPY benches ./benches
 RUN cargo build --release --locked

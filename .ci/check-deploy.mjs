@@ -8,6 +8,7 @@
 // Run from the repository root: node .ci/check-deploy.mjs. No dependencies.
 
 import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { posix } from "node:path";
 
 const errors = [];
 const warnings = [];
@@ -169,7 +170,19 @@ for (const line of instructions.filter((line) => /^COPY\s/.test(line) && !/--fro
     if (ignored.includes(top) || ignored.includes(source)) fail(`Dockerfile copies ${source}, which .dockerignore excludes`);
   }
 }
-for (const folder of ["src", "templates", "migrations", "static"]) {
+// Folders the build embeds with include_str!/include_bytes! (paths relative to a file in src/).
+const walk = (dir) =>
+  readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? walk(`${dir}/${entry.name}`) : [`${dir}/${entry.name}`],
+  );
+const embedded = new Set();
+for (const file of walk("src").filter((file) => file.endsWith(".rs"))) {
+  for (const [, path] of read(file).matchAll(/include_(?:str|bytes)!\(\s*"([^"]+)"\s*\)/g)) {
+    const resolved = posix.normalize(posix.join(posix.dirname(file), path));
+    if (!resolved.startsWith("..")) embedded.add(resolved.split("/")[0]);
+  }
+}
+for (const folder of new Set(["src", "templates", "migrations", "static", ...embedded])) {
   if (existsSync(folder) && !instructions.some((line) => new RegExp(`^COPY\\s+${folder}\\s`).test(line))) {
     fail(`Dockerfile does not copy ${folder}/ (the build or the running app reads it)`);
   }
