@@ -46,15 +46,23 @@ async fn main() -> ExitCode {
         }
         // An editor may write a file in several steps: let it finish.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        seen = files();
+        let now = files();
+        let env_changed = stamp_of(&now, Path::new(".env")) != stamp_of(&seen, Path::new(".env"));
+        seen = now;
         eprintln!("dev: a change; building");
         // Windows does not let a running program's file be replaced.
         if cfg!(windows) {
             stop(app.take());
         }
+        let built_before = app_binary().and_then(|exe| exe.metadata().ok()?.modified().ok());
         if build() {
-            stop(app.take());
-            app = start();
+            let built_now = app_binary().and_then(|exe| exe.metadata().ok()?.modified().ok());
+            // A save that changed nothing compiled (a comment in Cargo.toml, the same text
+            // again) leaves the running app alone.
+            if app.is_none() || env_changed || built_now != built_before {
+                stop(app.take());
+                app = start();
+            }
         } else if app.is_some() {
             eprintln!("dev: the build failed; the previous build keeps running");
         } else {
@@ -63,25 +71,40 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Every watched file with its modification time and size, in a fixed order.
-fn files() -> Vec<(PathBuf, Option<SystemTime>, u64)> {
-    fn walk(path: &Path, out: &mut Vec<(PathBuf, Option<SystemTime>, u64)>) {
-        let Ok(metadata) = path.metadata() else { return };
+/// A watched file: its path, modification time and size.
+type Stamp = (PathBuf, Option<SystemTime>, u64);
+
+/// Every watched file with its modification time and size, in a fixed order. Inside the
+/// folders, only the kinds of file the build reads count: an editor's swap, backup and
+/// temporary files (`.x.swp`, `x~`, `#x#`) do not; links are not followed.
+fn files() -> Vec<Stamp> {
+    const BUILT_FROM: &[&str] = &["rs", "html", "json", "sql", "toml", "lock"];
+    fn walk(path: &Path, top: bool, out: &mut Vec<Stamp>) {
+        let Ok(metadata) = path.symlink_metadata() else { return };
         if metadata.is_dir() {
             let Ok(entries) = path.read_dir() else { return };
             for entry in entries.flatten() {
-                walk(&entry.path(), out);
+                walk(&entry.path(), false, out);
             }
-        } else {
-            out.push((path.to_owned(), metadata.modified().ok(), metadata.len()));
+        } else if metadata.is_file() {
+            let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+            let extension = path.extension().and_then(|extension| extension.to_str()).unwrap_or_default();
+            if top || (!name.starts_with('.') && BUILT_FROM.contains(&extension)) {
+                out.push((path.to_owned(), metadata.modified().ok(), metadata.len()));
+            }
         }
     }
     let mut out = Vec::new();
     for path in WATCHED {
-        walk(Path::new(path), &mut out);
+        walk(Path::new(path), true, &mut out);
     }
     out.sort();
     out
+}
+
+/// `path`'s entry in a list of watched files, if it exists.
+fn stamp_of<'a>(files: &'a [Stamp], path: &Path) -> Option<&'a Stamp> {
+    files.iter().find(|(file, _, _)| file == path)
 }
 
 /// `cargo build --bin <the app>`, its output shown; whether it succeeded.
@@ -108,9 +131,14 @@ fn build() -> bool {
         .is_ok_and(|status| status.success())
 }
 
-/// Starts the built app (next to this program), with this process's environment.
+/// The app's binary, next to this program.
+fn app_binary() -> Option<PathBuf> {
+    Some(std::env::current_exe().ok()?.with_file_name(format!("{APP}{}", std::env::consts::EXE_SUFFIX)))
+}
+
+/// Starts the built app, with this process's environment.
 fn start() -> Option<Child> {
-    let exe = std::env::current_exe().ok()?.with_file_name(format!("{APP}{}", std::env::consts::EXE_SUFFIX));
+    let exe = app_binary()?;
     Command::new(&exe).spawn().inspect_err(|error| eprintln!("dev: cannot start {}: {error}", exe.display())).ok()
 }
 
