@@ -102,6 +102,11 @@ impl ErrorAnswer {
         Self { status, message: message.into() }
     }
 
+    /// `404 not found`: a path the app does not serve (or will not admit to serving).
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not found")
+    }
+
     /// `503` with `Retry-After: 1`: busy for a moment (the database, every request slot).
     pub fn retry_soon() -> Response {
         let mut response = Self::new(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable").into_response();

@@ -23,7 +23,7 @@ impl FromRequestParts<AppState> for Operator {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let Some(token) = &state.config.ops_token else {
             // Like a path the app does not serve.
-            return Err(ErrorAnswer::new(StatusCode::NOT_FOUND, "not found").into_response());
+            return Err(ErrorAnswer::not_found().into_response());
         };
         let presented = parts
             .headers

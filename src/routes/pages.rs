@@ -5,8 +5,8 @@
 
 use askama::Template;
 use axum::extract::FromRequestParts;
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::error::{AppError, ErrorAnswer};
@@ -45,5 +45,5 @@ pub fn landing(state: &AppState) -> Result<Response, AppError> {
 
 /// The fallback (and a missing static file): 404, as a page or JSON.
 pub async fn not_found() -> ErrorAnswer {
-    ErrorAnswer::new(StatusCode::NOT_FOUND, "not found")
+    ErrorAnswer::not_found()
 }

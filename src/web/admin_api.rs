@@ -241,12 +241,13 @@ impl IntoResponse for GraphqlError {
 /// A failed call's outcome code, with Shopify's error messages when it sent any (for the
 /// merchant's page: they may quote the query's input, so they stay out of logs and jobs).
 pub(crate) fn failure_reason(result: &GQLResult) -> String {
-    let messages: Vec<String> = serde_json::from_str::<Value>(&result.response.body)
-        .ok()
-        .and_then(|body| body.get("errors")?.as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|error| error.get("message")?.as_str().map(str::to_owned))
+    let errors = shopify_errors(result);
+    let messages: Vec<&str> = errors
+        .as_ref()
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|error| error.get("message")?.as_str())
         .collect();
     match messages.is_empty() {
         true => result.log.code.to_string(),
@@ -259,7 +260,12 @@ pub(crate) fn failure_reason(result: &GQLResult) -> String {
 fn graphql_failure(result: &GQLResult) -> Response {
     let status =
         StatusCode::from_u16(result.response.status).ok().filter(|s| s.is_client_error() || s.is_server_error());
-    let errors = serde_json::from_str::<Value>(&result.response.body).ok().and_then(|body| body.get("errors").cloned());
-    let body = json!({ "errors": errors.unwrap_or_else(|| json!([{ "message": result.log.code }])) });
-    (status.unwrap_or(StatusCode::BAD_GATEWAY), Json(body)).into_response()
+    let errors = shopify_errors(result).unwrap_or_else(|| json!([{ "message": result.log.code }]));
+    (status.unwrap_or(StatusCode::BAD_GATEWAY), Json(json!({ "errors": errors }))).into_response()
+}
+
+/// The `errors` member of Shopify's answer to a failed call, if it sent one.
+fn shopify_errors(result: &GQLResult) -> Option<Value> {
+    let mut body: Value = serde_json::from_str(&result.response.body).ok()?;
+    body.get_mut("errors").map(Value::take)
 }
